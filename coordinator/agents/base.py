@@ -1,0 +1,98 @@
+"""The agent adapter protocol and the values that cross it.
+
+Who calls it: the engine builds a ``LaunchRequest`` per attempt, asks the adapter for a ``WorkerCommand`` (handed
+to the supervisor), and after the worker ends asks it to ``summarize`` the worker's log into an ``AgentSummary``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from coordinator.plan.model import AgentProfile, Phase, Plan
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything an adapter may use to build a worker's command line."""
+
+    plan: Plan
+    phase: Phase
+    profile: AgentProfile
+    prompt_path: Path
+    """Absolute path of the rendered prompt (``tmp/PLAN/P07/N/prompt.md``)."""
+    attempt_dir: Path
+    """Absolute path of the attempt folder; adapters may put files there (e.g. codex ``-o last.txt``)."""
+    workdir: Path
+    """Absolute directory the worker runs in."""
+    attempt_number: int
+    resume_session: str | None = None
+    """Session id to resume (remediation policy ``resume``), or None for a fresh session."""
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """What the supervisor starts: argv (never through a shell), stdin source and extra environment."""
+
+    argv: tuple[str, ...]
+    stdin_path: str | None = None
+    """File whose content is the worker's stdin; None means /dev/null. Never an open pipe."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables added to the coordinator's environment for the worker."""
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    """What the worker told us, parsed from its log (``summary.json``).
+
+    Token counts are this attempt's own (for codex: the thread-cumulative totals minus those seen before).
+    """
+
+    session_id: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    last_message: str | None = None
+    commands: int = 0
+    """Commands the agent ran (codex ``command_execution`` items)."""
+    file_changes: int = 0
+    """File changes the agent made (codex ``file_change`` items)."""
+    completed: bool = False
+    """The agent signalled a completed turn (codex ``turn.completed``; shell: always True)."""
+    error: str | None = None
+    """The agent's own failure message (codex ``turn.failed.error.message`` or the final ``error`` event)."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_tokens"] = self.total_tokens
+        return data
+
+
+class Agent(Protocol):
+    """An agent adapter (codex, claude, shell)."""
+
+    profile: AgentProfile
+
+    def build_command(self, request: LaunchRequest) -> WorkerCommand:
+        """Return the worker's command for this attempt.
+
+        Raises:
+            coordinator.errors.UsageError: the request cannot be served (e.g. shell agent without ``script``).
+        """
+        ...
+
+    def summarize(self, log_path: Path, attempt_dir: Path) -> AgentSummary:
+        """Parse the worker's log (stdout and stderr merged) into a summary; never raises on bad lines."""
+        ...
+
+    @property
+    def requires_completed_turn(self) -> bool:
+        """True when exit 0 alone is not success (codex needs ``turn.completed``)."""
+        ...

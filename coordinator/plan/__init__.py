@@ -1,0 +1,1 @@
+"""Plans: the frozen model (``model``) and the YAML loader with validation (``loader``)."""

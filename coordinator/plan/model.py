@@ -1,0 +1,140 @@
+"""Frozen model of a plan (DESIGN section 3), built by ``plan.loader`` and read by every other part.
+
+All durations are float seconds; all paths are strings relative to the workspace root unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+BUILTIN_AGENTS = ("codex", "claude", "shell")
+BUILTIN_KINDS = ("stub", "test", "impl", "verify")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Hang and remediation policy; plan-wide defaults that a phase may override field by field."""
+
+    poll_interval: float = 300.0
+    """Seconds per poll cycle of the hang policy."""
+    max_cycles: int = 6
+    """The worker is hung when still running after this many poll cycles."""
+    max_silent_cycles: int | None = None
+    """If set, hung sooner after this many consecutive cycles with no new output."""
+    max_attempts: int = 3
+    """Attempts per phase (1 worker + remediations) before the phase is blocked."""
+    remediation: Literal["fresh", "resume"] = "fresh"
+    """A fresh worker, or resume the agent session of the failed attempt."""
+    kill_grace: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when a worker's process group is stopped."""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Which verdict checks apply (DESIGN section 7); switching one off is recorded in the evidence."""
+
+    report: bool = True
+    completed: bool = True
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class VerifyCommand:
+    """One verification command coord re-runs itself after a worker ends."""
+
+    run: str
+    """The command line; split with shlex into argv unless ``shell`` is true."""
+    expect: Literal["pass", "fail"] = "pass"
+    """``pass``: exit 0 expected; ``fail``: non-zero expected (red TDD phases)."""
+    timeout: float = 600.0
+    """Seconds before the command is killed and counted as failed."""
+    shell: bool = False
+    """Run through ``/bin/sh -c`` (only for commands that need pipes or ``&&``)."""
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """How to start one agent CLI; built-ins are ``codex``, ``claude`` and ``shell``."""
+
+    name: str
+    base: str
+    """The built-in adapter this profile configures: ``codex``, ``claude`` or ``shell``."""
+    binary: str | None = None
+    """Executable to run (default: the base name looked up on PATH)."""
+    model: str | None = None
+    sandbox: str | None = None
+    """codex ``--sandbox`` value: read-only, workspace-write or danger-full-access."""
+    dangerous: bool = False
+    """Pass codex ``--dangerously-bypass-approvals-and-sandbox`` (needs sandbox danger-full-access)."""
+    config: tuple[str, ...] = ()
+    """Extra ``-c key=value`` overrides for codex, in order."""
+    args: tuple[str, ...] = ()
+    """Extra arguments appended to the agent's argv."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set for the worker, in order."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One unit of work of a plan."""
+
+    id: str
+    kind: str
+    title: str
+    index: int
+    """Position in the plan's ``phases`` list (0-based)."""
+    instructions: str = ""
+    """Free text for the prompt (already read from ``instructions_file`` if that was given)."""
+    instructions_file: str | None = None
+    depends_on: tuple[str, ...] = ()
+    verify: tuple[VerifyCommand, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    """The effective policy: plan defaults merged with this phase's overrides."""
+    checks: Checks = field(default_factory=Checks)
+    """The effective checks: plan defaults merged with this phase's overrides."""
+    agent: str = "codex"
+    """Name of the effective agent profile (a key of ``Plan.agents``)."""
+    script: tuple[str, ...] = ()
+    """Commands for the ``shell`` agent, each run by ``/bin/sh -c`` in the workdir."""
+    workdir: str = "."
+    """Where the worker runs, relative to the workspace."""
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Jinja2 template strings for the evidence paths a worker must leave (relative to the workspace)."""
+
+    report: str = "reports/{{ phase.id }}-worker.md"
+    completed: str = ".completed/{{ phase.id }}.md"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan."""
+
+    id: str
+    title: str
+    path: str
+    """Path of the plan file as given by the user."""
+    workspace: str
+    """Absolute path of the workspace root."""
+    phases: tuple[Phase, ...]
+    agents: dict[str, AgentProfile]
+    """Every agent profile by name, built-ins included."""
+    artifacts: Artifacts = field(default_factory=Artifacts)
+    workdir: str = "."
+    policy: Policy = field(default_factory=Policy)
+    checks: Checks = field(default_factory=Checks)
+    agent: str = "codex"
+
+    def phase(self, phase_id: str) -> Phase:
+        """Return the phase with this id.
+
+        Raises:
+            KeyError: no such phase.
+        """
+        for phase in self.phases:
+            if phase.id == phase_id:
+                return phase
+        raise KeyError(phase_id)
