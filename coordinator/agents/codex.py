@@ -1,0 +1,271 @@
+"""Adapter for the OpenAI Codex CLI run as ``codex exec --json`` (DESIGN section 6, ``codex-cli.md``).
+
+Who calls it: the engine asks :meth:`CodexAgent.build_command` for a worker's argv, and after the worker ends asks
+:meth:`CodexAgent.summarize` to read the JSONL events in ``worker.log``. The event schema is that of
+``codex exec --json`` (codex-rs/exec, ``exec_events.rs``), as measured on codex-cli 0.169.0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.errors import UsageError
+from coordinator.plan.model import AgentProfile
+
+LAST_MESSAGE_FILE = "last-message.txt"
+"""Name of the ``-o/--output-last-message`` file inside the attempt folder."""
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+              "reasoning_output_tokens")
+"""Keys of ``turn.completed.usage`` (the last two appeared after the stored codex sources; both may be absent)."""
+
+_MAX_EVENT_CHARS = 1000
+"""Cap on the raw last event kept in the summary (it goes into evidence and remediation prompts)."""
+
+
+@dataclass(frozen=True)
+class CodexSummary(AgentSummary):
+    """An :class:`AgentSummary` with the codex-specific facts the engine needs later.
+
+    Attributes:
+        cumulative_usage: the last ``turn.completed.usage`` exactly as codex reported it: thread-cumulative
+            totals (a resumed thread counts its earlier turns too). Pass it as ``previous_usage`` when
+            summarizing the next attempt that resumes this thread, so that attempt's own tokens are counted.
+        failed_commands: ``command_execution`` items that completed with ``status: failed`` (non-zero exit).
+        last_event: the last JSON event line of the log (capped at 1000 characters), for evidence.
+    """
+
+    cumulative_usage: dict[str, int] = field(default_factory=dict)
+    failed_commands: int = 0
+    last_event: str | None = None
+
+
+def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` keeping the FIRST of duplicate keys.
+
+    codex 0.169 prints web_search items as ``{"id":"item_2","type":"web_search","id":"ws_1",…}``; the first
+    ``id`` is the item id that ``item.started`` and ``item.completed`` share.
+    """
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        result.setdefault(key, value)
+    return result
+
+
+def parse_event_line(line: str) -> dict[str, Any] | None:
+    """Parse one line of a worker log as a codex JSON event.
+
+    Args:
+        line: one line of ``worker.log`` (stdout and stderr merged, so it may be a warning, or an event glued
+            to the end of a stderr fragment that lacked a newline).
+
+    Returns:
+        The event object (it has a string ``type``), or None for anything else (noise, torn JSON).
+    """
+    text = line.strip()
+    if not text:
+        return None
+    start = 0 if text.startswith("{") else text.find('{"type"')
+    if start < 0:
+        return None
+    try:
+        value = json.loads(text[start:], object_pairs_hook=_first_key_wins)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        return value
+    return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _usage_delta(cumulative: dict[str, int], previous: dict[str, Any] | None) -> dict[str, int]:
+    """This attempt's own usage: ``cumulative`` minus ``previous`` (both thread totals).
+
+    A previous total larger than the current one means it belongs to another thread (codex started a new one),
+    so nothing is subtracted then.
+    """
+    if not previous:
+        return dict(cumulative)
+    delta = {key: cumulative.get(key, 0) - _int(previous.get(key)) for key in cumulative}
+    if any(value < 0 for value in delta.values()):
+        return dict(cumulative)
+    return delta
+
+
+class CodexAgent:
+    """The ``codex`` adapter.
+
+    Args:
+        profile: the agent profile (``binary``, ``model``, ``sandbox``, ``dangerous``, ``config``, ``args``, ``env``).
+    """
+
+    def __init__(self, profile: AgentProfile) -> None:
+        self.profile = profile
+
+    @property
+    def requires_completed_turn(self) -> bool:
+        """codex exits 0 on some failures, so success also needs a ``turn.completed`` event."""
+        return True
+
+    def build_command(self, request: LaunchRequest) -> WorkerCommand:
+        """Build ``codex exec`` argv for a fresh thread or a resume, with the prompt file as stdin.
+
+        Fresh: ``codex [-c K=V]… exec --json --skip-git-repo-check -C WORKDIR [-m M] [-s S] [--dangerously-…]
+        -o ATTEMPT/last-message.txt [ARGS…] -``.
+        Resume: ``codex [-c K=V]… exec -C WORKDIR [-s S] resume UUID --json --skip-git-repo-check [-m M]
+        [--dangerously-…] -o … [ARGS…] -``; ``-C`` and ``-s`` are ``exec`` flags that clap rejects after
+        ``resume`` (exit 2), and ``--skip-git-repo-check`` must be given again after it (codex-cli.md §2).
+
+        Args:
+            request: the launch request; ``resume_session`` selects the resume form.
+
+        Returns:
+            The worker command; ``env`` holds ``profile.env``.
+
+        Raises:
+            UsageError: ``resume_session`` is not a UUID. codex resolves a non-UUID as a thread *name*, and a
+                name that matches nothing silently starts a new thread (exit 0), which would hide a lost session.
+        """
+        profile = self.profile
+        head: list[str] = [profile.binary or "codex"]
+        for override in profile.config:
+            head += ["-c", override]
+        head.append("exec")
+        workdir = str(request.workdir)
+        last_message = str(Path(request.attempt_dir) / LAST_MESSAGE_FILE)
+        model = ["-m", profile.model] if profile.model else []
+        sandbox = ["-s", profile.sandbox] if profile.sandbox else []
+        dangerous = ["--dangerously-bypass-approvals-and-sandbox"] if profile.dangerous else []
+        tail = ["-o", last_message, *profile.args, "-"]
+        if request.resume_session is None:
+            argv = [*head, "--json", "--skip-git-repo-check", "-C", workdir, *model, *sandbox, *dangerous, *tail]
+        else:
+            session = request.resume_session
+            if not UUID_RE.match(session):
+                raise UsageError(
+                    f"cannot resume codex session {session!r}: not a thread UUID "
+                    "(codex would silently start a new thread)"
+                )
+            argv = [*head, "-C", workdir, *sandbox, "resume", session, "--json", "--skip-git-repo-check",
+                    *model, *dangerous, *tail]
+        return WorkerCommand(argv=tuple(argv), stdin_path=str(request.prompt_path), env=dict(profile.env))
+
+    def summarize(self, log_path: Path, attempt_dir: Path,
+                  previous_usage: dict[str, Any] | None = None) -> CodexSummary:
+        """Read the JSONL events of ``codex exec --json`` from a worker log.
+
+        Args:
+            log_path: ``worker.log`` (stdout and stderr merged); missing or unreadable counts as empty.
+            attempt_dir: the attempt folder; its ``last-message.txt`` (the ``-o`` file) is preferred for the
+                last message when non-empty (codex creates it EMPTY on a failed turn).
+            previous_usage: thread-cumulative usage seen before this attempt (the ``cumulative_usage`` of the
+                summary of the attempt whose thread this one resumed); it is subtracted so the token fields are
+                this attempt's own. None for a fresh thread.
+
+        Returns:
+            A :class:`CodexSummary`. ``cost_usd`` stays None (prices are not known here). Never raises on bad
+            lines: non-JSON and torn lines are skipped.
+        """
+        session_id: str | None = None
+        cumulative: dict[str, int] = {}
+        agent_message: str | None = None
+        commands: set[str] = set()
+        anonymous_commands = 0
+        changes: set[str] = set()
+        anonymous_changes = 0
+        failed_commands = 0
+        completed = False
+        turn_error: str | None = None
+        top_error: str | None = None
+        last_event: str | None = None
+        try:
+            handle = open(log_path, encoding="utf-8", errors="replace")
+        except OSError:
+            handle = None
+        if handle is not None:
+            with handle:
+                for line in handle:
+                    event = parse_event_line(line)
+                    if event is None:
+                        continue
+                    last_event = line.strip()[:_MAX_EVENT_CHARS]
+                    kind = event["type"]
+                    if kind == "thread.started":
+                        thread_id = event.get("thread_id")
+                        if session_id is None and isinstance(thread_id, str):
+                            session_id = thread_id
+                    elif kind == "turn.started":
+                        # A new turn starts clean: a failure of an earlier turn in the same log is history.
+                        completed = False
+                        turn_error = None
+                    elif kind == "turn.completed":
+                        completed = True
+                        turn_error = None
+                        usage = event.get("usage")
+                        if isinstance(usage, dict):
+                            cumulative = {key: value for key, value in usage.items()
+                                          if isinstance(value, int) and not isinstance(value, bool)}
+                    elif kind == "turn.failed":
+                        completed = False
+                        error = event.get("error")
+                        message = error.get("message") if isinstance(error, dict) else None
+                        turn_error = str(message) if message else "turn failed"
+                    elif kind == "error":
+                        message = event.get("message")
+                        # Retries are reported as top-level errors too; only the final fatal one counts.
+                        if isinstance(message, str) and not message.startswith("Reconnecting..."):
+                            top_error = message
+                    elif kind == "item.completed":
+                        item = event.get("item")
+                        if not isinstance(item, dict):
+                            continue
+                        item_type = item.get("type")
+                        item_id = item.get("id")
+                        if item_type == "agent_message" and isinstance(item.get("text"), str):
+                            agent_message = item["text"]
+                        elif item_type == "command_execution" and item.get("status") != "declined":
+                            if isinstance(item_id, str):
+                                commands.add(item_id)
+                            else:
+                                anonymous_commands += 1
+                            if item.get("status") == "failed":
+                                failed_commands += 1
+                        elif item_type == "file_change":
+                            if isinstance(item_id, str):
+                                changes.add(item_id)
+                            else:
+                                anonymous_changes += 1
+        last_message = agent_message
+        try:
+            written = (Path(attempt_dir) / LAST_MESSAGE_FILE).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            written = ""
+        if written.strip():
+            last_message = written
+        own = _usage_delta(cumulative, previous_usage)
+        return CodexSummary(
+            session_id=session_id,
+            input_tokens=own.get("input_tokens", 0),
+            cached_input_tokens=own.get("cached_input_tokens", 0),
+            output_tokens=own.get("output_tokens", 0),
+            reasoning_tokens=own.get("reasoning_output_tokens", 0),
+            cost_usd=None,
+            last_message=last_message,
+            commands=len(commands) + anonymous_commands,
+            file_changes=len(changes) + anonymous_changes,
+            completed=completed,
+            error=turn_error or top_error,
+            cumulative_usage=cumulative,
+            failed_commands=failed_commands,
+            last_event=last_event,
+        )

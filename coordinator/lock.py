@@ -1,0 +1,85 @@
+"""One coordinator per workspace: an ``flock`` on ``tmp/coord.lock`` plus ``tmp/lock.info`` naming the holder.
+
+The lock is a separate file, never the database (closing any fd of a SQLite file drops its POSIX locks). The fd
+is close-on-exec, so workers started by fork + exec never inherit it; the kernel releases it when the holder dies,
+even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from coordinator.atomic import read_json, write_json_atomic
+from coordinator.errors import LockedError
+from coordinator.paths import WorkspacePaths
+from coordinator.store import now_iso
+
+
+class WorkspaceLock:
+    """The exclusive workspace lock held by a running coordinator (or a stand-alone ``coord remediate``)."""
+
+    def __init__(self, paths: WorkspacePaths) -> None:
+        self.paths = paths
+        self.fd: int | None = None
+
+    def acquire(self, plan_id: str, command: str) -> None:
+        """Take the lock without waiting and record the holder in ``lock.info``.
+
+        Raises:
+            LockedError: another process holds it; the message names its pid and plan.
+        """
+        self.paths.tmp.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = holder_info(self.paths) or {}
+            raise LockedError(
+                f"another coordinator holds {self.paths.workspace}: pid {holder.get('pid', '?')} "
+                f"({holder.get('command', '?')} {holder.get('plan', '?')}, since {holder.get('started_at', '?')})"
+            ) from None
+        self.fd = fd
+        write_json_atomic(
+            self.paths.lock_info,
+            {
+                "pid": os.getpid(),
+                "plan": plan_id,
+                "command": command,
+                "started_at": now_iso(),
+                "socket": str(self.paths.socket_path()),
+            },
+        )
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.paths.lock_info.unlink()
+        except FileNotFoundError:
+            pass
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+
+def holder_info(paths: WorkspacePaths) -> dict | None:
+    """The holder recorded in ``lock.info``, or None."""
+    info = read_json(paths.lock_info)
+    return info if isinstance(info, dict) else None
+
+
+def is_locked(paths: WorkspacePaths) -> bool:
+    """True when some process holds the workspace lock right now."""
+    if not Path(paths.lock).exists():
+        return False
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock if we got it
+    return False

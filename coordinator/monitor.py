@@ -1,0 +1,177 @@
+"""Signals in and the hang policy.
+
+``SignalListener`` is the push channel: a Unix socket where supervisors announce ended attempts and clients
+(``coord remediate``/``stop``, the TUI) send commands. The file-poll fallback lives in the engine loop, which
+looks for ``.signals/<PHASE>-<N>.done|.fail`` every ``poll_fallback`` seconds. ``decide_cycle`` is the pure hang
+policy: given an attempt's observed cycles and its policy, wait or declare it hung.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator.plan.model import Policy
+
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CycleDecision:
+    """Outcome of one poll cycle for one running attempt."""
+
+    hung: bool
+    reason: str = ""
+
+
+def decide_cycle(policy: Policy, cycle: int, silent_cycles: int) -> CycleDecision:
+    """Apply the hang policy after poll cycle number ``cycle`` (1-based) has elapsed.
+
+    Args:
+        policy: the phase's effective policy (``max_cycles``, ``max_silent_cycles``, ``poll_interval``).
+        cycle: cycles observed since the attempt started (or was adopted).
+        silent_cycles: consecutive cycles in which the worker's log did not grow.
+
+    Returns:
+        ``hung=True`` with a reason once a limit is reached.
+    """
+    if policy.max_silent_cycles is not None and silent_cycles >= policy.max_silent_cycles:
+        return CycleDecision(
+            True,
+            f"hung: no output for {silent_cycles} poll cycles ({format_seconds(silent_cycles * policy.poll_interval)})",
+        )
+    if cycle >= policy.max_cycles:
+        return CycleDecision(
+            True,
+            f"hung: still running after {cycle} poll cycles ({format_seconds(cycle * policy.poll_interval)})",
+        )
+    return CycleDecision(False)
+
+
+def format_seconds(seconds: float) -> str:
+    """``1800`` -> ``30 min``; ``0.6`` -> ``0.6 s``; ``90`` -> ``1.5 min``."""
+    if seconds >= 60:
+        minutes = seconds / 60
+        return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+    return f"{seconds:g} s"
+
+
+class SignalListener:
+    """The coordinator's Unix socket: one JSON object per line in, one JSON reply line out for commands.
+
+    Args:
+        path: socket path (short: AF_UNIX paths are limited to 108 bytes).
+        handler: called with each message; its return value (a dict) is sent back as the reply.
+    """
+
+    def __init__(self, path: Path, handler: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        self.path = path
+        self.handler = handler
+        self.selector = selectors.DefaultSelector()
+        self.server: socket.socket | None = None
+        self.error: str | None = None
+
+    def open(self) -> bool:
+        """Bind the socket; returns False (and keeps ``error``) when pushes are unavailable."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                self.path.unlink()  # a stale socket of a killed coordinator; we hold the workspace lock
+            except FileNotFoundError:
+                pass
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(str(self.path))
+            server.listen(64)
+            server.setblocking(False)
+        except OSError as exc:
+            self.error = f"control socket {self.path} unavailable: {exc}"
+            return False
+        self.server = server
+        self.selector.register(server, selectors.EVENT_READ)
+        return True
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.selector.unregister(self.server)
+            self.server.close()
+            self.server = None
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+        self.selector.close()
+
+    def wait(self, timeout: float) -> int:
+        """Block up to ``timeout`` seconds for connections and serve them; returns the number of messages."""
+        if self.server is None:
+            return 0
+        handled = 0
+        for _key, _events in self.selector.select(timeout=max(0.0, timeout)):
+            while True:
+                try:
+                    connection, _ = self.server.accept()
+                except BlockingIOError:
+                    break
+                handled += self._serve(connection)
+        return handled
+
+    def _serve(self, connection: socket.socket) -> int:
+        with connection:
+            connection.settimeout(2.0)
+            data = b""
+            try:
+                while b"\n" not in data and len(data) < MAX_MESSAGE_BYTES:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                return 0
+            try:
+                message = json.loads(data.split(b"\n", 1)[0] or b"{}")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                message = None
+            if not isinstance(message, dict):
+                reply: dict[str, Any] | None = {"ok": False, "error": "not a JSON object"}
+            else:
+                reply = self.handler(message)
+            if reply is not None:
+                try:
+                    connection.sendall(json.dumps(reply).encode() + b"\n")
+                except OSError:
+                    pass
+        return 1
+
+
+def send_command(path: Path, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send one command to a running coordinator and return its reply.
+
+    Raises:
+        OSError: no coordinator listens at ``path`` (or it did not answer within ``timeout`` seconds).
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(path))
+        client.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while b"\n" not in data:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    if not data:
+        raise OSError("the coordinator closed the connection without a reply")
+    reply = json.loads(data.split(b"\n", 1)[0])
+    if not isinstance(reply, dict):
+        raise OSError("the coordinator sent a malformed reply")
+    return reply
+
+
+def socket_usable(path: Path) -> bool:
+    return path.exists() and os.access(path, os.W_OK)

@@ -1,0 +1,147 @@
+"""``coord status``: the run's phases read from the store (read-only; works while a coordinator writes).
+
+``collect_status`` builds the stable JSON document of DESIGN section 2; ``print_status`` renders it as a
+rich table.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from coordinator.paths import WorkspacePaths
+from coordinator.store import Store
+
+
+def _seconds_since(stamp: str | None, until: str | None = None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        start = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        end = datetime.strptime(until, "%Y-%m-%dT%H:%M:%S%z").timestamp() if until else time.time()
+    except ValueError:
+        return None
+    return max(0.0, end - start)
+
+
+def collect_status(paths: WorkspacePaths, plan_id: str) -> dict[str, Any]:
+    """The status document of one plan.
+
+    Returns:
+        ``{"plan", "title", "state", "paused", "phases": [...], "totals": {...}}``; each phase has ``id, kind,
+        title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict, verdict_source,
+        reason``. ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest
+        attempt.
+    """
+    store = Store.open_readonly(paths)
+    assert store is not None
+    try:
+        plan = store.plan_row(plan_id)
+        phases = []
+        totals = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
+                  "remediations": 0, "tokens": 0, "cost_usd": 0.0}
+        for row in store.phase_rows(plan_id):
+            attempts = store.attempt_rows(plan_id, row["phase_id"])
+            last = attempts[-1] if attempts else None
+            running = last is not None and last["state"] in ("launching", "running", "stopping")
+            tokens = sum(a["input_tokens"] + a["output_tokens"] for a in attempts)
+            costs = [a["cost_usd"] for a in attempts if a["cost_usd"] is not None]
+            phases.append({
+                "id": row["phase_id"],
+                "kind": row["kind"],
+                "title": row["title"],
+                "state": row["state"],
+                "attempts": len(attempts),
+                "remediations": sum(1 for a in attempts if a["remediation"]),
+                "pid": last["worker_pid"] if running else None,
+                "elapsed_s": round(_seconds_since(last["started_at"], None if running else last["ended_at"]) or 0, 1)
+                if last is not None else None,
+                "cycle": last["cycle"] if last is not None else 0,
+                "tokens": tokens,
+                "cost_usd": round(sum(costs), 6) if costs else None,
+                "verdict": row["verdict"],
+                "verdict_source": row["verdict_source"],
+                "reason": row["reason"],
+            })
+            totals["phases"] += 1
+            totals["attempts"] += len(attempts)
+            totals["remediations"] += phases[-1]["remediations"]
+            totals["tokens"] += tokens
+            totals["cost_usd"] += sum(costs)
+            if row["state"] in ("passed", "failed", "blocked"):
+                totals[row["state"]] += 1
+            if running:
+                totals["running"] += 1
+        totals["cost_usd"] = round(totals["cost_usd"], 6)
+        return {
+            "plan": plan_id,
+            "title": plan["title"] if plan else "",
+            "state": plan["state"] if plan else "unknown",
+            "paused": bool(plan["paused"]) if plan else False,
+            "phases": phases,
+            "totals": totals,
+        }
+    finally:
+        store.close()
+
+
+STATE_STYLES = {
+    "passed": "green",
+    "failed": "red",
+    "blocked": "bold red",
+    "lost": "red",
+    "running": "cyan",
+    "remediating": "yellow",
+    "checking": "magenta",
+    "pending": "dim",
+    "skipped": "dim",
+}
+
+
+def print_status(report: dict[str, Any]) -> None:
+    """Print the status document as a table on stdout, with the reason of each phase not passed below it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    totals = report["totals"]
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    table = Table(title=f"{report['plan']} — {report['title']}", title_justify="left")
+    table.add_column("phase", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("title", max_width=36, overflow="ellipsis", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for column in ("attempts", "pid", "elapsed", "cycle", "tokens"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for phase in report["phases"]:
+        style = STATE_STYLES.get(phase["state"], "")
+        verdict = phase["verdict"] or ""
+        if phase["verdict_source"] and phase["verdict_source"] != "checks":
+            verdict += f" ({phase['verdict_source']})"
+        attempts = str(phase["attempts"])
+        if phase["remediations"]:
+            attempts += f" ({phase['remediations']} remediation{'s' if phase['remediations'] != 1 else ''})"
+        table.add_row(
+            phase["id"],
+            phase["kind"],
+            phase["title"],
+            f"[{style}]{phase['state']}[/]" if style else phase["state"],
+            attempts,
+            str(phase["pid"] or ""),
+            f"{phase['elapsed_s']:.0f}s" if phase["elapsed_s"] is not None else "",
+            str(phase["cycle"] or ""),
+            str(phase["tokens"] or ""),
+            verdict,
+        )
+    console.print(table)
+    console.print(
+        f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
+        f"{totals['attempts']} attempts ({totals['remediations']} remediations) · {totals['tokens']} tokens · "
+        f"run {report['state']}" + (" · paused" if report["paused"] else ""),
+        highlight=False,
+    )
+    for phase in report["phases"]:
+        if phase["state"] != "passed" and phase["reason"]:
+            console.print(f"  {phase['id']}: {phase['reason']}", highlight=False, markup=False)

@@ -1,0 +1,351 @@
+"""The per-attempt supervisor process: starts one worker, outlives the coordinator, and records how it ended.
+
+Run as ``python -I coordinator/supervisor.py SPEC.json`` by ``coordinator.launcher``, in a session of its own.
+It must import nothing but the standard library (``-I`` isolates it from the environment and the package).
+
+What it does, in order:
+1. becomes a child subreaper, so descendants that escape the worker's process group are reparented to it;
+2. starts the worker in a process group of its own, stdin from a file or /dev/null (never an open pipe),
+   stdout and stderr appended to ``worker.log``, with the attempt cookie ``COORD_ATTEMPT_ID`` in its environment;
+3. writes ``identity.json`` atomically (its own and the worker's pid, ``/proc/<pid>/stat`` start ticks, boot id);
+4. waits for the worker; SIGTERM to the supervisor means "stop the worker": TERM + CONT to its group, the
+   grace period, KILL to the group;
+5. when the worker has ended, kills every remaining process of the attempt (group members, subreaped orphans,
+   anything carrying the cookie) and reaps them;
+6. writes ``exit.json`` atomically (exit code or signal, times, stop request, stragglers), then the signal file
+   ``.signals/<PHASE>-<N>.done|.fail``, then pokes the coordinator's socket (best effort).
+
+The spec (JSON) is written by the launcher; its keys are listed in ``SPEC_KEYS``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+SPEC_KEYS = (
+    "attempt_id",  # uuid; the cookie every process of the attempt carries
+    "phase_id",
+    "attempt_number",
+    "argv",  # list of str, never run through a shell
+    "cwd",
+    "env",  # full environment for the worker (dict)
+    "stdin_path",  # str or None (/dev/null)
+    "log_path",
+    "attempt_dir",  # identity.json and exit.json go here
+    "signal_path",  # without the .done/.fail suffix
+    "socket_path",  # str or None
+    "kill_grace",  # seconds between TERM and KILL
+)
+
+PR_SET_CHILD_SUBREAPER = 36
+COOKIE = "COORD_ATTEMPT_ID"
+
+
+def write_atomic(path: str, data: dict) -> None:
+    """Write JSON to ``path`` via temp file + fsync + rename + directory fsync."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks since boot (stable identity, unlike wall time)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def become_subreaper() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def cookie_holders(attempt_id: str) -> list[int]:
+    """Pids (other than ours) whose environment carries this attempt's cookie."""
+    needle = f"{COOKIE}={attempt_id}".encode()
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) == pgid:
+                members.append(int(entry))
+        except OSError:
+            continue
+    return members
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+        return data[data.rindex(")") + 2] in "ZX"
+    except OSError:
+        return True
+
+
+def reap_children() -> None:
+    """Collect exit statuses of any dead children (subreaped orphans included) so none stays a zombie."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone: a normal outcome of a kill race, not an error
+
+
+class Supervisor:
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.attempt_id: str = spec["attempt_id"]
+        self.worker_pid: int | None = None
+        self.stop_requested: str | None = None
+        self.stop_deadline: float | None = None
+        self.term_sent = False
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
+        if self.stop_requested is None:
+            self.stop_requested = "stop"
+            try:
+                with open(os.path.join(self.spec["attempt_dir"], "stop-request.json"), encoding="utf-8") as handle:
+                    self.stop_requested = json.load(handle).get("reason", "stop")
+            except (OSError, ValueError):
+                pass
+
+    def start_worker(self) -> int:
+        spec = self.spec
+        os.makedirs(os.path.dirname(spec["log_path"]), exist_ok=True)
+        log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        stdin_fd = os.open(spec["stdin_path"] or os.devnull, os.O_RDONLY)
+        env = dict(spec["env"])
+        env[COOKIE] = self.attempt_id
+        pid = os.fork()
+        if pid == 0:  # the worker: own process group, then exec (no Python code runs after the fork but this)
+            try:
+                os.setpgid(0, 0)
+                os.dup2(stdin_fd, 0)
+                os.dup2(log_fd, 1)
+                os.dup2(log_fd, 2)
+                os.closerange(3, 65536)
+                os.chdir(spec["cwd"])
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
+                os.execvpe(spec["argv"][0], spec["argv"], env)
+            except BaseException as exc:  # exec failed: report in the log, exit like a shell would
+                try:
+                    os.write(2, f"coord supervisor: cannot start {spec['argv'][0]!r}: {exc}\n".encode())
+                finally:
+                    os._exit(127)
+        try:
+            os.setpgid(pid, pid)  # also from the parent, so the group exists before anyone signals it
+        except OSError:
+            pass
+        os.close(log_fd)
+        os.close(stdin_fd)
+        return pid
+
+    def escalate(self) -> None:
+        """TERM + CONT to the worker's group at once, KILL after the grace period."""
+        assert self.worker_pid is not None
+        if not self.term_sent:
+            self.term_sent = True
+            signal_quietly(self.worker_pid, signal.SIGTERM, group=True)
+            signal_quietly(self.worker_pid, signal.SIGCONT, group=True)
+            self.stop_deadline = time.monotonic() + float(self.spec["kill_grace"])
+        elif self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+            signal_quietly(self.worker_pid, signal.SIGKILL, group=True)
+            self.stop_deadline = None
+
+    def wait_worker(self) -> int:
+        """Wait for the worker; returns its raw wait status. Escalates a stop request meanwhile."""
+        assert self.worker_pid is not None
+        while True:
+            if self.stop_requested is not None:
+                self.escalate()
+            try:
+                pid, status = os.waitpid(self.worker_pid, os.WNOHANG)
+            except ChildProcessError:
+                return 0
+            if pid == self.worker_pid:
+                return status
+            reap_children()
+            time.sleep(0.05)
+
+    def sweep(self) -> list[int]:
+        """Kill every remaining process of the attempt; returns the pids found (stragglers)."""
+        assert self.worker_pid is not None
+        stragglers: set[int] = set()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            alive = {
+                pid
+                for pid in group_members(self.worker_pid) + cookie_holders(self.attempt_id)
+                if pid != os.getpid() and not is_zombie(pid)
+            }
+            reap_children()
+            if not alive:
+                break
+            stragglers |= alive
+            for pid in alive:
+                signal_quietly(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        reap_children()
+        return sorted(stragglers)
+
+    def notify(self, status: str) -> str | None:
+        path = self.spec.get("socket_path")
+        if not path:
+            return "no socket configured"
+        message = json.dumps({"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status})
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(2.0)
+                client.connect(path)
+                client.sendall(message.encode() + b"\n")
+        except OSError as exc:
+            return f"notify failed: {exc}"
+        return None
+
+    def run(self) -> int:
+        spec = self.spec
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the coordinator, not workers
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        subreaper = become_subreaper()
+        started = time.monotonic()
+        started_at = now_iso()
+        try:
+            self.worker_pid = self.start_worker()
+        except OSError as exc:
+            self.worker_pid = None
+            start_error: str | None = str(exc)
+        else:
+            start_error = None
+        identity = {
+            "attempt_id": self.attempt_id,
+            "supervisor_pid": os.getpid(),
+            "supervisor_start_ticks": start_ticks(os.getpid()),
+            "worker_pid": self.worker_pid,
+            "worker_start_ticks": start_ticks(self.worker_pid) if self.worker_pid else None,
+            "worker_pgid": self.worker_pid,
+            "boot_id": boot_id(),
+            "subreaper": subreaper,
+            "started_at": started_at,
+        }
+        write_atomic(os.path.join(spec["attempt_dir"], "identity.json"), identity)
+        exit_code: int | None = None
+        exit_signal: int | None = None
+        stragglers: list[int] = []
+        if self.worker_pid is not None:
+            status = self.wait_worker()
+            if os.WIFSIGNALED(status):
+                exit_signal = os.WTERMSIG(status)
+            else:
+                exit_code = os.waitstatus_to_exitcode(status)
+            stragglers = self.sweep()
+        else:
+            exit_code = 127
+        result = "done" if exit_code == 0 else "fail"
+        record = {
+            "attempt_id": self.attempt_id,
+            "phase_id": spec["phase_id"],
+            "attempt_number": spec["attempt_number"],
+            "exit_code": exit_code,
+            "signal": exit_signal,
+            "signal_name": signal.Signals(exit_signal).name if exit_signal else None,
+            "started_at": started_at,
+            "ended_at": now_iso(),
+            "duration_s": round(time.monotonic() - started, 3),
+            "stop_request": self.stop_requested,
+            "stragglers": stragglers,
+            "start_error": start_error,
+        }
+        write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
+        write_atomic(
+            f"{spec['signal_path']}.{result}",
+            {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"], "error": start_error},
+        )
+        notify_error = self.notify(result)
+        if notify_error:
+            with open(spec["log_path"], "a", encoding="utf-8") as log:
+                log.write(f"coord supervisor: {notify_error}; the coordinator will find exit.json by polling\n")
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        sys.stderr.write("usage: supervisor.py SPEC.json\n")
+        return 2
+    with open(argv[1], encoding="utf-8") as handle:
+        spec = json.load(handle)
+    return Supervisor(spec).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,99 @@
+"""Helpers for end-to-end tests: a workspace with a plan, and the real ``coord`` CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+
+
+def coord_env(workspace: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CODEX_HOME"] = str(workspace / ".codex-home")
+    env.pop("FAKE_CODEX_SCENARIO", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def coord(workspace: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``coord ARGS`` in ``workspace`` to completion and return its result (stdout, stderr, returncode)."""
+    return subprocess.run(
+        [sys.executable, "-m", "coordinator", *args],
+        cwd=workspace,
+        env=coord_env(workspace, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_coord(workspace: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``coord ARGS`` in the background, in its own session (as a terminal's job would be)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "coordinator", *args],
+        cwd=workspace,
+        env=coord_env(workspace, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def write_plan(workspace: Path, phases: list[dict[str, Any]], name: str = "PLAN-T", **top: Any) -> Path:
+    """Write ``plans/<name>.yaml`` using the fake codex CLI as the default agent; returns its relative path."""
+    plan: dict[str, Any] = {
+        "plan": name,
+        "title": "test plan",
+        "agent": "fake",
+        "agents": {"fake": {"base": "codex", "binary": str(FAKES / "codex")}},
+        "policy": {"poll_interval": "0.2s", "max_cycles": 50, "max_attempts": 2, "kill_grace": "0.5s"},
+        "artifacts": {"report": "reports/{{ phase.id }}-worker.md", "completed": ".completed/{{ phase.id }}.md"},
+        "phases": phases,
+    }
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(plan.get(key), dict):
+            plan[key] = {**plan[key], **value}
+        else:
+            plan[key] = value
+    path = workspace / "plans" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+    return path.relative_to(workspace)
+
+
+def status(workspace: Path, plan: str | None = None) -> dict[str, Any]:
+    args = ["status", "--json"] + ([plan] if plan else [])
+    result = coord(workspace, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def phase_status(workspace: Path, phase_id: str) -> dict[str, Any]:
+    return next(p for p in status(workspace)["phases"] if p["id"] == phase_id)
+
+
+def db_rows(workspace: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    """Read the store the way ``coord status`` does: a read-only connection."""
+    connection = sqlite3.connect(f"file:{workspace / 'tmp' / 'coord.db'}?mode=ro", uri=True)
+    connection.row_factory = sqlite3.Row
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def events(workspace: Path, plan: str = "PLAN-T") -> list[dict[str, Any]]:
+    path = workspace / "tmp" / plan / "events.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

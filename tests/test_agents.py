@@ -1,0 +1,377 @@
+"""Agent adapters: argv for codex/claude/shell, and summaries parsed from logs the fake codex really wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from coordinator.agents import get_agent
+from coordinator.agents.base import LaunchRequest, WorkerCommand
+from coordinator.agents.claude import ClaudeAgent
+from coordinator.agents.codex import CodexAgent, CodexSummary, parse_event_line
+from coordinator.agents.shell import ShellAgent
+from coordinator.errors import UsageError
+from coordinator.plan.model import AgentProfile, Phase, Plan
+
+THREAD = "01a20c94-8cbe-77a1-98f0-d36b7f2783ed"
+
+
+def make_request(tmp_path: Path, profile: AgentProfile, *, script: tuple[str, ...] = (),
+                 resume: str | None = None, prompt: str = "do the phase", attempt: int = 1) -> LaunchRequest:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    phase = Phase(id="P01", kind="impl", title="t", index=0, agent=profile.name, script=script)
+    plan = Plan(id="PLAN-T", title="t", path="plans/PLAN-T.yaml", workspace=str(workspace), phases=(phase,),
+                agents={profile.name: profile})
+    attempt_dir = workspace / "tmp" / "PLAN-T" / "P01" / str(attempt)
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    prompt_path = attempt_dir / "prompt.md"
+    prompt_path.write_text(prompt, encoding="utf-8")
+    return LaunchRequest(plan=plan, phase=phase, profile=profile, prompt_path=prompt_path, attempt_dir=attempt_dir,
+                         workdir=workspace, attempt_number=attempt, resume_session=resume)
+
+
+def launch(command: WorkerCommand, request: LaunchRequest, timeout: float = 20, **extra_env: str) -> int:
+    """Run a worker the way the supervisor does: stdin from the prompt file, stdout+stderr into worker.log,
+    cwd = workdir, env = os.environ + COORD_* + command.env; returns the exit code."""
+    workspace = Path(request.plan.workspace)
+    env = {
+        **os.environ,
+        "COORD_ATTEMPT_ID": str(uuid.uuid4()),
+        "COORD_PLAN_ID": request.plan.id,
+        "COORD_PHASE_ID": request.phase.id,
+        "COORD_ATTEMPT": str(request.attempt_number),
+        "COORD_REMEDIATION": "1" if request.attempt_number > 1 else "0",
+        "COORD_WORKSPACE": str(workspace),
+        "COORD_REPORT_PATH": str(workspace / "reports" / "P01-worker.md"),
+        "COORD_COMPLETED_PATH": str(workspace / ".completed" / "P01.md"),
+        "COORD_PROMPT_FILE": str(request.prompt_path),
+        **extra_env,
+        **command.env,
+    }
+    stdin = open(command.stdin_path, "rb") if command.stdin_path else subprocess.DEVNULL
+    try:
+        with open(request.attempt_dir / "worker.log", "wb") as log:
+            process = subprocess.Popen(command.argv, cwd=request.workdir, stdin=stdin, stdout=log,
+                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    finally:
+        if stdin is not subprocess.DEVNULL:
+            stdin.close()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+@pytest.fixture(autouse=True)
+def isolated_codex_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    monkeypatch.delenv("FAKE_CODEX_SCENARIO", raising=False)
+    monkeypatch.delenv("FAKE_CODEX_WRITE", raising=False)
+
+
+# ---- codex argv ----------------------------------------------------------------------------------------------
+
+
+def test_codex_fresh_argv(tmp_path: Path) -> None:
+    profile = AgentProfile(name="codex", base="codex")
+    request = make_request(tmp_path, profile)
+    command = CodexAgent(profile).build_command(request)
+    assert command.argv == ("codex", "exec", "--json", "--skip-git-repo-check", "-C", str(request.workdir),
+                            "-o", str(request.attempt_dir / "last-message.txt"), "-")
+    assert command.stdin_path == str(request.prompt_path)
+    assert command.env == {}
+
+
+def test_codex_full_profile_argv(tmp_path: Path) -> None:
+    profile = AgentProfile(
+        name="x", base="codex", binary="/opt/codex", model="gpt-5.5", sandbox="danger-full-access", dangerous=True,
+        config=("model_provider=mock", "features.plugins=false"), args=("--ephemeral",),
+        env=(("MOCK_API_KEY", "k"), ("A", "1")),
+    )
+    request = make_request(tmp_path, profile)
+    command = CodexAgent(profile).build_command(request)
+    assert command.argv == (
+        "/opt/codex", "-c", "model_provider=mock", "-c", "features.plugins=false", "exec", "--json",
+        "--skip-git-repo-check", "-C", str(request.workdir), "-m", "gpt-5.5", "-s", "danger-full-access",
+        "--dangerously-bypass-approvals-and-sandbox", "-o", str(request.attempt_dir / "last-message.txt"),
+        "--ephemeral", "-",
+    )
+    assert command.env == {"MOCK_API_KEY": "k", "A": "1"}
+
+
+def test_codex_dangerous_flag_only_when_set(tmp_path: Path) -> None:
+    profile = AgentProfile(name="c", base="codex", sandbox="danger-full-access")
+    argv = CodexAgent(profile).build_command(make_request(tmp_path, profile)).argv
+    assert "--dangerously-bypass-approvals-and-sandbox" not in argv
+    assert argv[argv.index("-s") + 1] == "danger-full-access"
+
+
+def test_codex_resume_argv_puts_exec_flags_before_resume(tmp_path: Path) -> None:
+    profile = AgentProfile(name="c", base="codex", model="m1", sandbox="workspace-write", dangerous=True,
+                           config=("k=v",))
+    request = make_request(tmp_path, profile, resume=THREAD)
+    argv = CodexAgent(profile).build_command(request).argv
+    assert argv == (
+        "codex", "-c", "k=v", "exec", "-C", str(request.workdir), "-s", "workspace-write", "resume", THREAD,
+        "--json", "--skip-git-repo-check", "-m", "m1", "--dangerously-bypass-approvals-and-sandbox",
+        "-o", str(request.attempt_dir / "last-message.txt"), "-",
+    )
+
+
+@pytest.mark.parametrize("session", ["my-session", "", "01a20c94-8cbe-77a1-98f0", f"{THREAD} ", "--last"])
+def test_codex_refuses_non_uuid_resume(tmp_path: Path, session: str) -> None:
+    profile = AgentProfile(name="c", base="codex")
+    request = make_request(tmp_path, profile, resume=session or "x")
+    with pytest.raises(UsageError, match="not a thread UUID"):
+        CodexAgent(profile).build_command(request)
+
+
+def test_get_agent_picks_the_adapter() -> None:
+    assert isinstance(get_agent(AgentProfile(name="a", base="codex")), CodexAgent)
+    assert isinstance(get_agent(AgentProfile(name="b", base="claude")), ClaudeAgent)
+    assert isinstance(get_agent(AgentProfile(name="c", base="shell")), ShellAgent)
+    assert get_agent(AgentProfile(name="a", base="codex")).requires_completed_turn is True
+    assert get_agent(AgentProfile(name="c", base="shell")).requires_completed_turn is False
+
+
+# ---- codex against the fake ---------------------------------------------------------------------------------
+
+
+def test_summarize_a_real_fake_run(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    request = make_request(tmp_path, profile)
+    rc = launch(agent.build_command(request), request, FAKE_CODEX_WRITE="built.txt=ok")
+    assert rc == 0, (request.attempt_dir / "worker.log").read_text()
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert isinstance(summary, CodexSummary)
+    log = (request.attempt_dir / "worker.log").read_text()
+    first = json.loads(log.splitlines()[0])
+    assert summary.session_id == first["thread_id"]
+    assert summary.completed is True and summary.error is None
+    assert summary.commands == 2  # `ls` and the report write
+    assert summary.file_changes == 2  # built.txt and the marker
+    assert summary.failed_commands == 0
+    assert summary.last_message == "Wrote " + str(Path(request.plan.workspace) / "reports" / "P01-worker.md") \
+        + ". Status: PASS"
+    assert summary.input_tokens == 1200 + len("do the phase") // 4
+    assert summary.cached_input_tokens == 200 and summary.output_tokens == 34 and summary.reasoning_tokens == 8
+    assert summary.cumulative_usage["input_tokens"] == summary.input_tokens
+    assert summary.cost_usd is None
+    assert summary.last_event is not None and '"turn.completed"' in summary.last_event
+    data = summary.to_dict()
+    assert data["cumulative_usage"] == summary.cumulative_usage and data["total_tokens"] == summary.total_tokens
+
+
+def test_summarize_resume_counts_only_this_attempts_tokens(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    first_request = make_request(tmp_path, profile)
+    assert launch(agent.build_command(first_request), first_request) == 0
+    first = agent.summarize(first_request.attempt_dir / "worker.log", first_request.attempt_dir)
+    second_request = make_request(tmp_path, profile, resume=first.session_id, attempt=2, prompt="fix [[fake:fail]]")
+    assert launch(agent.build_command(second_request), second_request) == 0
+    log = second_request.attempt_dir / "worker.log"
+    second = agent.summarize(log, second_request.attempt_dir, previous_usage=first.cumulative_usage)
+    assert second.session_id == first.session_id
+    assert second.cumulative_usage["output_tokens"] == 2 * 34
+    assert second.output_tokens == 34
+    assert second.input_tokens == 1200 + len("fix [[fake:fail]]") // 4
+    assert second.failed_commands == 1
+    unadjusted = agent.summarize(log, second_request.attempt_dir)
+    assert unadjusted.output_tokens == 2 * 34
+
+
+def test_summarize_a_failed_turn(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    request = make_request(tmp_path, profile, prompt="[[fake:error]]")
+    assert launch(agent.build_command(request), request) == 1
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.completed is False
+    assert summary.error == "stream disconnected before completion: synthetic failure"
+    assert summary.last_message is None  # the -o file exists but is empty
+    assert (request.attempt_dir / "last-message.txt").read_text() == ""
+    assert summary.input_tokens == 0 and summary.cumulative_usage == {}
+
+
+def test_summarize_a_crashed_worker(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    request = make_request(tmp_path, profile, prompt="[[fake:crash]]")
+    assert launch(agent.build_command(request), request) == -signal.SIGKILL
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.session_id is not None
+    assert summary.completed is False and summary.error is None and summary.commands == 0
+
+
+def test_resume_of_unknown_thread_via_adapter_fails(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    request = make_request(tmp_path, profile, resume=THREAD)
+    assert launch(agent.build_command(request), request) == 1
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.session_id is None and summary.completed is False
+
+
+def test_large_prompt_reaches_the_fake_intact_via_stdin(tmp_path: Path, fake_codex: Path) -> None:
+    profile = AgentProfile(name="fake", base="codex", binary=str(fake_codex))
+    agent = CodexAgent(profile)
+    line = "Ünïcode line with $(not expanded) and `ticks` and 'quotes' ;|&\n"
+    prompt = line * (200 * 1024 // len(line))
+    assert len(prompt.encode()) > 128 * 1024
+    request = make_request(tmp_path, profile, prompt=prompt)
+    record = tmp_path / "calls"
+    assert launch(agent.build_command(request), request, FAKE_CODEX_RECORD_DIR=str(record)) == 0
+    (call,) = [json.loads(path.read_text()) for path in record.iterdir()]
+    assert call["stdin"] == prompt and call["prompt"] == prompt
+    assert call["argv"][-1] == "-"
+    assert all(len(arg) < 4096 for arg in call["argv"])  # the prompt never travels in argv
+
+
+def test_summarize_tolerates_noise_torn_lines_and_duplicate_keys(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    lines = [
+        "WARNING: proceeding, even though we could not create PATH aliases",
+        json.dumps({"type": "thread.started", "thread_id": THREAD}),
+        '{"type":"turn.started"}',
+        'not json {"type": broken',
+        '{"type":"item.completed","item":{"id":"item_1","type":"web_search","id":"ws_1","query":"q"}}',
+        '{"type":"item.completed","item":{"id":"item_2","type":"command_execution","command":"x",'
+        '"aggregated_output":"","exit_code":0,"status":"completed"}}',
+        '{"type":"item.completed","item":{"id":"item_2","type":"command_execution","command":"x",'
+        '"aggregated_output":"","exit_code":0,"status":"completed"}}',
+        '{"type":"item.completed","item":{"id":"item_3","type":"command_execution","command":"y",'
+        '"aggregated_output":"","exit_code":null,"status":"declined"}}',
+        '{"type":"item.completed","item":{"id":"item_4","type":"file_change","changes":[],"status":"completed"}}',
+        '{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}',
+        '2026-01-01 WARN something{"type":"item.completed","item":{"id":"item_5","type":"agent_message",'
+        '"text":"first"}}',
+        '{"type":"item.completed","item":{"id":"item_6","type":"agent_message","text":"final words"}}',
+        '{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":2,"output_tokens":3}}',
+        '{"type":"turn.completed","usage":{"input_tokens":20,"cached_inp',
+    ]
+    log.write_text("\n".join(lines), encoding="utf-8")
+    summary = CodexAgent(AgentProfile(name="c", base="codex")).summarize(log, tmp_path)
+    assert summary.session_id == THREAD
+    assert summary.commands == 1 and summary.file_changes == 1
+    assert summary.last_message == "final words"
+    assert summary.completed is True and summary.error is None
+    assert (summary.input_tokens, summary.cached_input_tokens, summary.output_tokens) == (10, 2, 3)
+    assert summary.reasoning_tokens == 0
+    event = parse_event_line(lines[4])
+    assert event is not None and event["item"]["id"] == "item_1"  # the first duplicate key wins
+
+
+def test_summarize_turn_failed_after_completed_and_final_error(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text("\n".join([
+        json.dumps({"type": "thread.started", "thread_id": THREAD}),
+        '{"type":"turn.completed","usage":{"input_tokens":1,"output_tokens":1}}',
+        '{"type":"error","message":"Reconnecting... 2/5"}',
+        '{"type":"error","message":"unexpected status 401 Unauthorized"}',
+    ]) + "\n")
+    summary = CodexAgent(AgentProfile(name="c", base="codex")).summarize(log, tmp_path)
+    assert summary.error == "unexpected status 401 Unauthorized"
+    log.write_text(log.read_text() + '{"type":"turn.failed","error":{"message":"boom"}}\n')
+    summary = CodexAgent(AgentProfile(name="c", base="codex")).summarize(log, tmp_path)
+    assert summary.completed is False and summary.error == "boom"
+
+
+def test_summarize_missing_log_and_o_file_preferred(tmp_path: Path) -> None:
+    agent = CodexAgent(AgentProfile(name="c", base="codex"))
+    empty = agent.summarize(tmp_path / "absent.log", tmp_path)
+    assert empty.session_id is None and empty.completed is False and empty.last_message is None
+    (tmp_path / "last-message.txt").write_text("from -o")
+    assert agent.summarize(tmp_path / "absent.log", tmp_path).last_message == "from -o"
+
+
+def test_previous_usage_from_another_thread_is_not_subtracted(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text('{"type":"turn.completed","usage":{"input_tokens":100,"output_tokens":10}}\n')
+    agent = CodexAgent(AgentProfile(name="c", base="codex"))
+    summary = agent.summarize(log, tmp_path, previous_usage={"input_tokens": 40, "output_tokens": 4})
+    assert (summary.input_tokens, summary.output_tokens) == (60, 6)
+    summary = agent.summarize(log, tmp_path, previous_usage={"input_tokens": 400, "output_tokens": 4})
+    assert (summary.input_tokens, summary.output_tokens) == (100, 10)
+
+
+# ---- shell --------------------------------------------------------------------------------------------------
+
+
+def test_shell_runs_commands_literally_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    profile = AgentProfile(name="shell", base="shell")
+    script = (
+        "printf '%s\\n' 'a;b' \"$0\" > out.txt",
+        "echo '$HOME; echo injected' \"it's\" >> out.txt",
+        "test -f out.txt; exit 3",
+        "touch never.txt",
+    )
+    request = make_request(tmp_path, profile, script=script)
+    agent = ShellAgent(profile)
+    command = agent.build_command(request)
+    assert command.stdin_path is None
+    assert command.argv[-4:] == script  # each command is its own argv entry, never concatenated
+    assert launch(command, request) == 3
+    workdir = request.workdir
+    assert (workdir / "out.txt").read_text() == "a;b\n/bin/sh\n$HOME; echo injected it's\n"
+    assert not (workdir / "never.txt").exists()
+    log = (request.attempt_dir / "worker.log").read_text()
+    assert log.splitlines()[0] == f"$ {script[0]}"
+    assert f"$ {script[2]}" in log and f"$ {script[3]}" not in log
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.completed is True and summary.last_message == f"$ {script[2]}"
+
+
+def test_shell_success_and_summary(tmp_path: Path) -> None:
+    profile = AgentProfile(name="shell", base="shell", env=(("GREETING", "hi there"),))
+    request = make_request(tmp_path, profile, script=('echo "$GREETING"', "echo done", "true"))
+    agent = ShellAgent(profile)
+    assert launch(agent.build_command(request), request) == 0
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.last_message == "$ true"
+    assert "hi there\n" in (request.attempt_dir / "worker.log").read_text()
+
+
+def test_shell_without_script_is_a_usage_error(tmp_path: Path) -> None:
+    profile = AgentProfile(name="shell", base="shell")
+    with pytest.raises(UsageError, match="no `script`"):
+        ShellAgent(profile).build_command(make_request(tmp_path, profile))
+
+
+# ---- claude -------------------------------------------------------------------------------------------------
+
+
+def test_claude_argv_and_summary(tmp_path: Path) -> None:
+    profile = AgentProfile(name="cl", base="claude", model="sonnet", args=("--permission-mode", "bypassPermissions"))
+    request = make_request(tmp_path, profile, resume="abc-123")
+    command = ClaudeAgent(profile).build_command(request)
+    assert command.argv == ("claude", "-p", "--output-format", "stream-json", "--verbose", "--model", "sonnet",
+                            "--resume", "abc-123", "--permission-mode", "bypassPermissions")
+    assert command.stdin_path == str(request.prompt_path)
+    log = tmp_path / "claude.log"
+    log.write_text("\n".join([
+        json.dumps({"type": "system", "subtype": "init", "session_id": "sess-1"}),
+        "some stderr noise",
+        json.dumps({"type": "assistant", "message": {"content": []}}),
+        json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "All done",
+                    "session_id": "sess-1", "total_cost_usd": 0.0123,
+                    "usage": {"input_tokens": 5, "cache_read_input_tokens": 100, "output_tokens": 7}}),
+    ]) + "\n")
+    summary = ClaudeAgent(profile).summarize(log, tmp_path)
+    assert summary.session_id == "sess-1" and summary.completed is True
+    assert summary.cost_usd == pytest.approx(0.0123)
+    assert (summary.input_tokens, summary.cached_input_tokens, summary.output_tokens) == (105, 100, 7)
+    assert summary.last_message == "All done" and summary.error is None
+    log.write_text(json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": True}) + "\n")
+    failed = ClaudeAgent(profile).summarize(log, tmp_path)
+    assert failed.completed is False and failed.error == "error_max_turns"
