@@ -94,6 +94,15 @@ def db_rows(workspace: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
         connection.close()
 
 
+def phase_state(workspace: Path, phase_id: str) -> str | None:
+    """The phase's state in the store, or None while the store or the phase does not exist yet."""
+    try:
+        rows = db_rows(workspace, "SELECT state FROM phases WHERE phase_id=?", phase_id)
+    except sqlite3.DatabaseError:
+        return None
+    return rows[0]["state"] if rows else None
+
+
 def events(workspace: Path, plan: str = "PLAN-T") -> list[dict[str, Any]]:
     path = workspace / "tmp" / plan / "events.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

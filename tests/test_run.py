@@ -1,0 +1,417 @@
+"""End-to-end runs of the real ``coord`` CLI over real workspaces, with the fake codex CLI as the model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, processes_with_cookie, wait_until
+from tests.helpers import coord, db_rows, events, phase_state, phase_status, start_coord, status, write_plan
+
+pytestmark = pytest.mark.slow
+
+VERIFY_FIXED = {"run": "test -f fixed.txt", "expect": "pass"}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+def fake_agent(**env: str) -> dict:
+    """An agent profile running the fake codex with extra environment."""
+    return {"fake": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"), "env": env}}
+
+
+def test_passing_plan_records_every_file_of_the_contract(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "stub", "instructions": "[[fake:pass]] write the stub"},
+        {"id": "P01a", "kind": "verify", "title": "check stub", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "impl", "instructions": "[[fake:pass]]",
+         "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = status(workspace)
+    assert [p["state"] for p in report["phases"]] == ["passed"] * 3
+    assert report["totals"]["passed"] == 3
+    pid_lines = (workspace / "tmp" / "PLAN-T" / "worker-pids.txt").read_text().splitlines()
+    assert [line.split()[0] for line in pid_lines] == ["P01", "P01a", "P02"]
+    assert all(" PID: " in line and " attempt 1 " in line for line in pid_lines)
+    attempt = workspace / "tmp" / "PLAN-T" / "P02" / "1"
+    for name in ("prompt.md", "worker.log", "identity.json", "exit.json", "summary.json", "evidence.json"):
+        assert (attempt / name).is_file(), name
+    assert json.loads((attempt / "exit.json").read_text())["exit_code"] == 0
+    summary = json.loads((attempt / "summary.json").read_text())
+    assert summary["session_id"] and summary["completed"] is True
+    evidence = json.loads((attempt / "evidence.json").read_text())
+    assert evidence["verdict"] == "PASS"
+    assert {c["name"] for c in evidence["checks"]} >= {"exit", "report", "completed", "verify[0]"}
+    assert (workspace / "tmp" / "PLAN-T" / ".signals" / "P02-1.done").is_file()
+    types = [e["type"] for e in events(workspace)]
+    assert types.count("attempt_launched") == 3 and types[-1] == "run_finished"
+
+
+def test_worker_that_lies_is_judged_fail_and_remediated_with_the_evidence(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "impl", "instructions": "[[fake:lie,pass]] implement it",
+         "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "worker reported PASS; verification `test -f fixed.txt` exited 1" in result.stdout
+    first = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    assert first["verdict"] == "FAIL"
+    remediation_prompt = (workspace / "tmp/PLAN-T/P01/2/prompt.md").read_text()
+    assert "test -f fixed.txt" in remediation_prompt
+    assert "tmp/PLAN-T/P01/1/worker.log" in remediation_prompt
+    phase = phase_status(workspace, "P01")
+    assert phase["state"] == "passed" and phase["attempts"] == 2 and phase["remediations"] == 1
+
+
+def test_blocked_phase_stops_its_dependents_and_exits_1(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "always fails", "instructions": "[[fake:fail]]"},
+        {"id": "P02", "kind": "verify", "title": "after", "instructions": "[[fake:pass]]"},
+        {"id": "P03", "kind": "verify", "title": "independent", "instructions": "[[fake:pass]]", "depends_on": []},
+    ])
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    states = {p["id"]: p["state"] for p in status(workspace)["phases"]}
+    assert states == {"P01": "blocked", "P02": "pending", "P03": "passed"}
+    assert len(db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P01'")) == 2
+    assert db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P02'") == []
+
+
+def test_hung_worker_is_killed_with_its_escaped_grandchild(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "hangs", "instructions": "[[fake:fork_escape]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 3, "max_attempts": 1, "kill_grace": "0.3s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "poll cycle 1/3" in result.stdout and "poll cycle 3/3" in result.stdout
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    assert evidence["verdict"] == "FAIL" and "hung" in evidence["reason"]
+    exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
+    assert exit_record["stop_request"] == "hung"
+    assert exit_record["signal"] in (signal.SIGTERM, signal.SIGKILL)
+    assert exit_record["stragglers"], "the grandchild that left the process group was found and killed"
+    attempt_id = db_rows(workspace, "SELECT attempt_id FROM attempts")[0]["attempt_id"]
+    assert processes_with_cookie("COORD_ATTEMPT_ID", attempt_id) == []
+    assert phase_status(workspace, "P01")["state"] == "blocked"
+
+
+def test_silent_worker_is_hung_sooner_with_max_silent_cycles(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "silent", "instructions": "[[fake:hang]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 100, "max_silent_cycles": 2, "max_attempts": 1,
+               "kill_grace": "0.3s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "hung: no output for 2 poll cycles" in result.stdout
+
+
+def test_worker_ignoring_sigterm_is_killed_after_the_grace(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "stubborn", "instructions": "[[fake:ignore_term]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 2, "max_attempts": 1, "kill_grace": "0.3s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
+    assert exit_record["signal"] == signal.SIGKILL
+
+
+def test_crashing_worker_fails_with_the_signal_named(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "oom", "instructions": "[[fake:crash]]"},
+    ], policy={"max_attempts": 1})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "SIGKILL" in phase_status(workspace, "P01")["reason"]
+
+
+def test_completion_is_found_by_polling_without_the_socket(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "stub", "instructions": "[[fake:pass]]"},
+    ])
+
+    result = coord(workspace, "run", str(plan), "--no-socket")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "polling" in (workspace / "tmp/PLAN-T/P01/1/worker.log").read_text()
+
+
+def test_prompt_over_128_kib_reaches_the_worker(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    big = "[[fake:pass]]\n" + ("x" * 199 + "\n") * 1000
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "big", "instructions": big},
+    ], agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stderr
+    [call] = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    assert big in call["stdin"]
+    assert call["stdin"] == (workspace / "tmp/PLAN-T/P01/1/prompt.md").read_text()
+
+
+def test_invalid_plan_is_refused_before_any_state_exists(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "a", "instructions": "x", "depends_on": ["P99"]},
+    ])
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 2
+    assert "plans/PLAN-T.yaml:" in result.stderr and "P99" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "tmp").exists()
+
+
+def test_second_coordinator_exits_3_naming_the_holder(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "slow", "instructions": "[[fake:hang]]"},
+    ])
+    first = start_coord(workspace, "run", str(plan))
+    try:
+        wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+        second = coord(workspace, "run", str(plan))
+        assert second.returncode == 3
+        assert f"pid {first.pid}" in second.stderr
+    finally:
+        stop = coord(workspace, "stop")
+        assert stop.returncode == 0, stop.stderr
+        assert first.wait(timeout=30) == 1
+
+
+def test_ctrl_c_detaches_and_a_new_run_reattaches_without_relaunching(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "slow", "instructions": "[[fake:slow]]"},
+        {"id": "P02", "kind": "verify", "title": "next", "instructions": "[[fake:pass]]"},
+    ], agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="3"))
+    first = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+    worker_pid = json.loads((workspace / "tmp/PLAN-T/P01/1/identity.json").read_text())["worker_pid"]
+
+    os.killpg(first.pid, signal.SIGINT)  # what a terminal sends to its foreground job on Ctrl-C
+    out, _ = first.communicate(timeout=10)
+
+    assert first.returncode == 130
+    assert "coord run plans/PLAN-T.yaml` reattaches" in out
+    os.kill(worker_pid, 0)  # the worker survived the detach
+    second = coord(workspace, "run", str(plan))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "attempt 1 reattached" in second.stdout
+    assert len(db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P01'")) == 1
+
+
+def test_coordinator_killed_while_worker_finishes_loses_no_result(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "slow", "instructions": "[[fake:slow]]"},
+    ], agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="1"))
+    first = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/exit.json").exists())
+
+    second = coord(workspace, "run", str(plan))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "ended while no coordinator watched" in second.stdout
+    assert len(db_rows(workspace, "SELECT * FROM attempts")) == 1
+    third = coord(workspace, "run", str(plan))
+    assert third.returncode == 0
+    assert [e["type"] for e in events(workspace)].count("attempt_ended") == 1
+
+
+def test_supervisor_killed_means_lost_attempt_and_a_new_one(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"},
+    ])
+    first = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+    supervisor_pid = json.loads((workspace / "tmp/PLAN-T/P01/1/identity.json").read_text())["supervisor_pid"]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    os.kill(supervisor_pid, signal.SIGKILL)
+
+    second = coord(workspace, "run", str(plan))
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    rows = db_rows(workspace, "SELECT number, state FROM attempts ORDER BY number")
+    assert [(r["number"], r["state"]) for r in rows] == [(1, "lost"), (2, "passed")]
+
+
+def test_remediate_without_a_coordinator_runs_to_a_verdict(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail,fail,pass]]"},
+        {"id": "P02", "kind": "verify", "title": "after", "instructions": "[[fake:pass]]"},
+    ])
+    assert coord(workspace, "run", str(plan)).returncode == 1
+    assert phase_status(workspace, "P01")["state"] == "blocked"
+
+    result = coord(workspace, "remediate", "P01", "--note", "look at the report")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert phase_status(workspace, "P01")["state"] == "passed"
+    assert "look at the report" in (workspace / "tmp/PLAN-T/P01/3/prompt.md").read_text()
+    assert phase_status(workspace, "P02")["state"] == "pending"
+    again = coord(workspace, "run", str(plan))
+    assert again.returncode == 0 and phase_status(workspace, "P02")["state"] == "passed"
+
+
+def test_remediate_that_fails_exits_1(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail]]"},
+    ], policy={"max_attempts": 1})
+    assert coord(workspace, "run", str(plan)).returncode == 1
+
+    result = coord(workspace, "remediate", "P01")
+
+    assert result.returncode == 1
+    assert len(db_rows(workspace, "SELECT * FROM attempts")) == 2
+
+
+def test_remediate_goes_through_the_running_coordinator(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "fails once", "instructions": "[[fake:fail,pass]]"},
+        {"id": "P02", "kind": "impl", "title": "long", "instructions": "[[fake:slow]]", "depends_on": []},
+    ], policy={"max_attempts": 1}, agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="4"))
+    running = start_coord(workspace, "run", str(plan), "--max-parallel", "2")
+    try:
+        wait_until(lambda: phase_state(workspace, "P01") == "blocked")
+
+        result = coord(workspace, "remediate", "P01")
+
+        assert result.returncode == 0, result.stderr
+        assert f"launched by the running coordinator (pid {running.pid})" in result.stdout
+        assert running.wait(timeout=60) == 0
+    finally:
+        if running.poll() is None:
+            coord(workspace, "stop")
+            running.wait(timeout=30)
+    rows = db_rows(workspace, "SELECT number, state FROM attempts WHERE phase_id='P01' ORDER BY number")
+    assert [(r["number"], r["state"]) for r in rows] == [(1, "failed"), (2, "passed")]
+
+
+def test_stop_one_phase_blocks_it_and_kills_its_group(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "hangs", "instructions": "[[fake:hang]]"},
+    ])
+    running = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+
+    result = coord(workspace, "stop", "P01")
+
+    assert result.returncode == 0 and "stopping P01" in result.stdout
+    assert running.wait(timeout=30) == 1
+    phase = phase_status(workspace, "P01")
+    assert phase["state"] == "blocked" and "stopped by a person" in phase["reason"]
+
+
+def test_logs_prints_the_worker_log(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    result = coord(workspace, "logs", "P01", "-f")
+
+    assert result.returncode == 0
+    assert '"type":"thread.started"' in result.stdout.replace(" ", "")
+
+
+def test_demo_plan_passes_with_one_remediation(workspace: Path) -> None:
+    shutil.copytree(REPO_ROOT / "plans", workspace / "plans")
+
+    result = coord(workspace, "run", "plans/PLAN-DEMO.yaml")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = status(workspace)
+    assert [p["state"] for p in report["phases"]] == ["passed"] * 4
+    assert report["totals"]["remediations"] == 1
+    assert phase_status(workspace, "P03")["attempts"] == 2
+    human = coord(workspace, "status")
+    assert "1 remediation" in human.stdout
+
+
+def test_status_json_has_the_stable_keys(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    report = status(workspace, "PLAN-T")
+
+    assert set(report) >= {"plan", "state", "phases", "totals"}
+    assert set(report["phases"][0]) >= {"id", "kind", "title", "state", "attempts", "pid", "elapsed_s", "cycle",
+                                        "tokens", "cost_usd", "verdict"}
+    assert report["phases"][0]["tokens"] > 0
+
+
+def test_validate_reports_problems_and_exits_2(workspace: Path) -> None:
+    path = workspace / "plans" / "bad.yaml"
+    path.parent.mkdir()
+    path.write_text("plan: X\nphases:\n  - id: P01\n    kind: stub\n    dependz: []\n", encoding="utf-8")
+
+    result = coord(workspace, "validate", "plans/bad.yaml")
+
+    assert result.returncode == 2
+    assert "plans/bad.yaml:5:5: phases[0]: unknown key 'dependz'" in result.stderr
+
+
+def test_render_prints_the_prompt_the_worker_gets(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]] hi"}])
+    rendered = coord(workspace, "render", str(plan), "P01")
+    assert rendered.returncode == 0
+    assert coord(workspace, "run", str(plan)).returncode == 0
+    assert rendered.stdout == (workspace / "tmp/PLAN-T/P01/1/prompt.md").read_text()
+    remediation = coord(workspace, "render", str(plan), "P01", "--remediation")
+    assert remediation.returncode == 0 and "attempt 1" in remediation.stdout.lower()
+
+
+def test_init_scaffolds_a_workspace(workspace: Path) -> None:
+    result = coord(workspace, "init")
+    assert result.returncode == 0
+    assert sorted(p.name for p in (workspace / "templates").iterdir()) == [
+        "impl.md.j2", "remediate.md.j2", "stub.md.j2", "test.md.j2", "verify.md.j2"]
+    assert "tmp/" in (workspace / ".gitignore").read_text()
+
+
+def test_resume_policy_remediates_in_the_same_agent_session(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail,pass]]"},
+    ], policy={"remediation": "resume"}, agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = (json.loads((workspace / f"tmp/PLAN-T/P01/{n}/summary.json").read_text()) for n in (1, 2))
+    assert second["session_id"] == first["session_id"]
+    calls = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    resumed = [c for c in calls if "resume" in c["argv"]]
+    assert len(resumed) == 1 and first["session_id"] in resumed[0]["argv"]
+    # codex reports thread-cumulative usage; each attempt keeps only its own tokens
+    assert 0 < second["input_tokens"] <= first["input_tokens"] * 2
+    assert second["cumulative_usage"]["input_tokens"] == first["input_tokens"] + second["input_tokens"]
