@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("plan", type=Path, help="the plan file, e.g. plans/PLAN-X.yaml")
     run.add_argument("--headless", action="store_true", help="log lines instead of the dashboard")
     run.add_argument("--agent", help="run every phase with this agent profile (codex, claude, shell, ...)")
-    run.add_argument("--from", dest="from_phase", metavar="PHASE", help="start at this phase (earlier ones count as met)")
+    run.add_argument("--from", dest="from_phase", metavar="PHASE",
+                     help="start at this phase (earlier ones count as met)")
     run.add_argument("--only", metavar="P05,P05a", help="run only these phases")
     run.add_argument("--max-parallel", type=int, default=1, metavar="N", help="attempts running at once (default 1)")
     run.add_argument("--poll-interval", metavar="DURATION", help="seconds per poll cycle, e.g. 5m, 30s")
@@ -236,7 +237,7 @@ def cmd_validate(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.prompts import PromptRenderer, RemediationContext
+    from coordinator.prompts import PromptRenderer
 
     plan = load(args.plan, workspace)
     try:
@@ -452,7 +453,8 @@ def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
     if args.attempt is not None:
         rows = [row for row in rows if row["number"] == args.attempt]
     if not rows:
-        raise UsageError(f"{plan_id}: no attempt of {args.phase}" + (f" numbered {args.attempt}" if args.attempt else ""))
+        numbered = f" numbered {args.attempt}" if args.attempt else ""
+        raise UsageError(f"{plan_id}: no attempt of {args.phase}{numbered}")
     attempt_dir = Path(rows[-1]["attempt_dir"])
     log = attempt_dir / "worker.log"
     offset = 0

@@ -8,7 +8,6 @@ the identity check, so a recycled pid is never signalled.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -176,6 +175,3 @@ def kill_attempt_processes(attempt_id: str, grace: float) -> list[int]:
     psutil.wait_procs(alive, timeout=5)
     return pids
 
-
-def describe_identity(identity: Identity) -> dict:
-    return json.loads(json.dumps(identity.__dict__))

@@ -9,7 +9,6 @@ policy: given an attempt's observed cycles and its policy, wait or declare it hu
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import socket
 from collections.abc import Callable
@@ -172,6 +171,3 @@ def send_command(path: Path, message: dict[str, Any], timeout: float = 30.0) -> 
         raise OSError("the coordinator sent a malformed reply")
     return reply
 
-
-def socket_usable(path: Path) -> bool:
-    return path.exists() and os.access(path, os.W_OK)

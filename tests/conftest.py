@@ -5,27 +5,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FAKES = Path(__file__).resolve().parent / "fakes"
-
-
-def processes_with_cookie(name: str, value: str) -> list[psutil.Process]:
-    """Live (non-zombie) processes whose environment holds ``name=value``."""
-    found = []
-    for process in psutil.process_iter(["environ", "status"]):
-        try:
-            environ = process.info["environ"] or {}
-            if environ.get(name) == value and process.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+from tests.helpers import FAKES, processes_with_cookie
 
 
 @pytest.fixture(autouse=True)
@@ -52,18 +38,6 @@ def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             except psutil.NoSuchProcess:
                 pass
         pytest.fail("test left processes running: " + "; ".join(described))
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 15.0, every: float = 0.02) -> object:
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {predicate}")
-        time.sleep(every)
 
 
 @pytest.fixture

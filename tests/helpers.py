@@ -7,11 +7,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+import pytest
 import yaml
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "fakes"
 
 
@@ -24,7 +29,9 @@ def coord_env(workspace: Path, extra: dict[str, str] | None = None) -> dict[str,
     return env
 
 
-def coord(workspace: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def coord(
+    workspace: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
     """Run ``coord ARGS`` in ``workspace`` to completion and return its result (stdout, stderr, returncode)."""
     return subprocess.run(
         [sys.executable, "-m", "coordinator", *args],
@@ -106,3 +113,28 @@ def phase_state(workspace: Path, phase_id: str) -> str | None:
 def events(workspace: Path, plan: str = "PLAN-T") -> list[dict[str, Any]]:
     path = workspace / "tmp" / plan / "events.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def processes_with_cookie(name: str, value: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose environment holds ``name=value``."""
+    found = []
+    for process in psutil.process_iter(["environ", "status"]):
+        try:
+            environ = process.info["environ"] or {}
+            if environ.get(name) == value and process.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, every: float = 0.02) -> object:
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(every)

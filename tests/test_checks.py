@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import processes_with_cookie
 from coordinator.agents.base import AgentSummary
 from coordinator.agents.codex import CodexAgent
 from coordinator.checks import (
@@ -25,6 +24,7 @@ from coordinator.checks import (
     run_verify,
 )
 from coordinator.plan.model import AgentProfile, Checks, Phase, VerifyCommand
+from tests.helpers import processes_with_cookie
 
 REAL_PLANS = Path("/work/shared/real-plans")
 GOOD_MARKER = "Phase: P01\nCompleted: 2026-11-24 08:00\nVerification:\n- `pytest -q`\n```text\n3 passed\n```\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import processes_with_cookie, wait_until
+from tests.helpers import processes_with_cookie, wait_until
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -6,13 +6,23 @@ import json
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, processes_with_cookie, wait_until
-from tests.helpers import coord, db_rows, events, phase_state, phase_status, start_coord, status, write_plan
+from tests.helpers import (
+    REPO_ROOT,
+    coord,
+    db_rows,
+    events,
+    phase_state,
+    phase_status,
+    processes_with_cookie,
+    start_coord,
+    status,
+    wait_until,
+    write_plan,
+)
 
 pytestmark = pytest.mark.slow
 
