@@ -23,7 +23,7 @@ from coordinator import failpoints, launcher
 from coordinator.agents import AgentSummary, LaunchRequest, get_agent
 from coordinator.atomic import read_json, write_atomic, write_json_atomic
 from coordinator.checks import JudgeInput, judge
-from coordinator.errors import CoordError, ExitStatus
+from coordinator.errors import CoordError, ExitStatus, UsageError
 from coordinator.events import (
     AttemptEnded,
     AttemptLaunched,
@@ -138,6 +138,7 @@ class Engine:
         Raises:
             StoreError: the state store cannot be written (nothing is acted on after a failed commit).
         """
+        self._refuse_orphaning_edits()
         self._sync_plan()
         if self.options.use_socket:
             self.listener = SignalListener(self.paths.socket_path(), self._handle_message)
@@ -257,6 +258,20 @@ class Engine:
                 )
             if self.options.remediate_only is None:
                 self._emit(tx, Notice(plan_id=self.plan.id, message=f"{self.plan.id}: run started (pid {os.getpid()})"))
+
+    def _refuse_orphaning_edits(self) -> None:
+        """Refuse a plan that dropped a phase which still has an unfinished attempt (it would be orphaned).
+
+        Raises:
+            UsageError: naming each such phase.
+        """
+        known = {phase.id for phase in self.plan.phases}
+        orphans = sorted({row["phase_id"] for row in self.store.active_attempts(self.plan.id)} - known)
+        if orphans:
+            raise UsageError(
+                f"plan changed: {', '.join(orphans)} removed from {self.plan.path} but still has an unfinished "
+                "attempt; put it back, or `coord stop` it with the old plan first"
+            )
 
     def _runnable(self) -> list[tuple[Phase, str]]:
         """Phases that may start now, with what to start: ``fresh``, ``remediate`` or ``block``."""
@@ -391,8 +406,9 @@ class Engine:
                 plan=self.plan, phase=phase, profile=profile, prompt_path=prompt_path, attempt_dir=attempt_dir,
                 workdir=workdir, attempt_number=number, resume_session=resume_session,
             ))
-            env = dict(os.environ)
-            env.update({
+            # Only coord's own variables and the profile's go into spec.json; the rest of the environment
+            # (API keys among it) reaches the worker by inheritance, never through a file on disk.
+            env = {
                 "COORD_ATTEMPT_ID": attempt_id,
                 "COORD_PLAN_ID": self.plan.id,
                 "COORD_PHASE_ID": phase.id,
@@ -402,7 +418,7 @@ class Engine:
                 "COORD_REPORT_PATH": str(Path(self.plan.workspace) / artifacts.report),
                 "COORD_COMPLETED_PATH": str(Path(self.plan.workspace) / artifacts.completed),
                 "COORD_PROMPT_FILE": str(prompt_path),
-            })
+            }
             env.update(command.env)
             signal_dir = self.paths.signals_dir(self.plan.id)
             signal_dir.mkdir(parents=True, exist_ok=True)
@@ -502,11 +518,11 @@ class Engine:
         try:
             phase = self.plan.phase(request.phase_id)
         except KeyError:
-            raise CoordError(f"{self.plan.id} has no phase {request.phase_id!r}") from None
+            raise UsageError(f"{self.plan.id} has no phase {request.phase_id!r}") from None
         if any(row["phase_id"] == phase.id for row in self.store.active_attempts(self.plan.id)):
-            raise CoordError(f"{phase.id} already has a worker running; `coord stop {phase.id}` first")
+            raise UsageError(f"{phase.id} already has a worker running; `coord stop {phase.id}` first")
         if self._last_attempt(phase.id) is None:
-            raise CoordError(f"{phase.id} has no attempt to remediate yet; `coord run` starts it")
+            raise UsageError(f"{phase.id} has no attempt to remediate yet; `coord run` starts it")
         attempt_id = self._launch_remediation(phase, resume=request.resume, note=request.note, person=True)
         if self.options.remediate_only is not None:
             self.remediation_attempt_id = attempt_id
@@ -777,6 +793,9 @@ class Engine:
             plan_id=event.plan_id, type=event.type_name, message=event.message, phase_id=event.phase_id,
             attempt=event.attempt, data=event.data(),
         ))
+        self.store.after_commit(lambda: self._deliver(event))
+
+    def _deliver(self, event: EngineEvent) -> None:
         try:
             self.sink(event)
         except Exception:  # a display problem must never stop the engine

@@ -72,6 +72,7 @@ def start_supervisor(spec: dict, attempt_dir: Path) -> subprocess.Popen[bytes]:
             stderr=log,
             start_new_session=True,  # Ctrl-C in the coordinator's terminal never reaches workers
             close_fds=True,
+            env={**os.environ, "COORD_ATTEMPT_ID": spec["attempt_id"]},
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +117,7 @@ class Store:
         self.connection = connection
         self.readonly = readonly
         self._pending_events: list[tuple[AuditEvent, str]] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, paths: WorkspacePaths) -> Store:
@@ -178,6 +179,7 @@ class Store:
             self.connection.execute("COMMIT")
         except BaseException as exc:
             self._pending_events.clear()
+            self._after_commit.clear()
             try:
                 self.connection.execute("ROLLBACK")
             except sqlite3.DatabaseError:
@@ -188,6 +190,13 @@ class Store:
         pending, self._pending_events = self._pending_events, []
         for event, at in pending:
             self._append_jsonl(event, at)
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction has committed (dropped if it rolls back)."""
+        self._after_commit.append(callback)
 
     def record_event(self, connection: sqlite3.Connection, event: AuditEvent) -> None:
         """Insert ``event`` inside the current transaction; mirrored to ``events.jsonl`` after the commit."""

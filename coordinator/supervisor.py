@@ -35,7 +35,7 @@ SPEC_KEYS = (
     "attempt_number",
     "argv",  # list of str, never run through a shell
     "cwd",
-    "env",  # full environment for the worker (dict)
+    "env",  # variables added to the supervisor's inherited environment for the worker (dict)
     "stdin_path",  # str or None (/dev/null)
     "log_path",
     "attempt_dir",  # identity.json and exit.json go here
@@ -182,7 +182,8 @@ class Supervisor:
         os.makedirs(os.path.dirname(spec["log_path"]), exist_ok=True)
         log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         stdin_fd = os.open(spec["stdin_path"] or os.devnull, os.O_RDONLY)
-        env = dict(spec["env"])
+        env = dict(os.environ)  # inherited from the coordinator; secrets never pass through spec.json
+        env.update(spec["env"])
         env[COOKIE] = self.attempt_id
         pid = os.fork()
         if pid == 0:  # the worker: own process group, then exec (no Python code runs after the fork but this)

@@ -425,3 +425,34 @@ def test_resume_policy_remediates_in_the_same_agent_session(workspace: Path, tmp
     # codex reports thread-cumulative usage; each attempt keeps only its own tokens
     assert 0 < second["input_tokens"] <= first["input_tokens"] * 2
     assert second["cumulative_usage"]["input_tokens"] == first["input_tokens"] + second["input_tokens"]
+
+
+def test_remediate_of_an_unknown_phase_is_a_usage_error(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    unknown = coord(workspace, "remediate", "P99")
+
+    assert unknown.returncode == 2 and "no phase 'P99'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_plan_edit_that_would_orphan_a_running_worker_is_refused(workspace: Path) -> None:
+    phases = [
+        {"id": "P01", "kind": "impl", "title": "hangs", "instructions": "[[fake:hang]]"},
+        {"id": "P02", "kind": "impl", "title": "later", "instructions": "[[fake:pass]]"},
+    ]
+    plan = write_plan(workspace, phases)
+    first = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    write_plan(workspace, phases[1:])
+
+    edited = coord(workspace, "run", str(plan))
+
+    assert edited.returncode == 2
+    assert "plan changed: P01 removed" in edited.stderr
+    stop = coord(workspace, "stop")
+    assert stop.returncode == 0 and "stopping P01" in stop.stdout
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/exit.json").exists())
