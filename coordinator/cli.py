@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import __version__
-from coordinator.errors import CoordError, ExitStatus, PlanError, UsageError
+from coordinator.errors import CoordError, ExitStatus, LockedError, PlanError, UsageError
 from coordinator.paths import WorkspacePaths
 
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-cycles", type=int, metavar="N", help="poll cycles before a worker is hung")
     run.add_argument("--max-attempts", type=int, metavar="N", help="attempts per phase before it is blocked")
     run.add_argument("--no-socket", action="store_true", help=argparse.SUPPRESS)
+
+    tui = commands.add_parser("tui", help="the dashboard of a running or finished run (also: bare `coord`)")
+    tui.add_argument("plan", nargs="?", help="plan file or id (default: the latest run)")
 
     status = commands.add_parser("status", help="phases, attempts, verdicts, PIDs and tokens of a run")
     status.add_argument("plan", nargs="?", help="plan file or id (default: the latest run)")
@@ -77,12 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--remediation", action="store_true", help="the remediation prompt instead")
     render.add_argument("--attempt", type=int, default=None, help="attempt number to render for")
 
+    from coordinator import import_command
+
+    import_command.add_parser(commands)
     commands.add_parser("init", help="scaffold plans/, templates/ and tmp/ in this repository")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``coord``; returns the process exit status."""
+    from coordinator import import_command
+
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = (args.workspace or Path.cwd()).resolve()
@@ -95,15 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate,
         "render": cmd_render,
         "init": cmd_init,
+        "import": import_command.run,
+        "tui": cmd_tui,
     }
     if args.command is None:
-        paths = WorkspacePaths(workspace)
-        if paths.db.exists():
-            args.plan, args.json = None, False
-            args.command = "status"
-        else:
+        if not WorkspacePaths(workspace).db.exists():
             parser.print_help()
             return ExitStatus.OK
+        args.plan = None
+        args.command = "tui" if sys.stdout.isatty() else "status"
+        args.json = False
     try:
         return int(handlers[args.command](args, workspace))
     except PlanError as exc:
@@ -159,6 +168,8 @@ def with_overrides(plan: Any, args: argparse.Namespace) -> Any:
             changes["poll_interval"] = parse_duration(args.poll_interval)
         except ValueError as exc:
             raise UsageError(f"--poll-interval: {exc}") from None
+        if changes["poll_interval"] <= 0:
+            raise UsageError("--poll-interval must be more than 0 seconds")
     for name in ("max_cycles", "max_attempts"):
         value = getattr(args, name)
         if value is not None:
@@ -183,6 +194,8 @@ def run_scope(plan: Any, args: argparse.Namespace) -> frozenset[str] | None:
     scope: set[str] | None = None
     if args.only:
         wanted = [item.strip() for item in args.only.split(",") if item.strip()]
+        if not wanted:
+            raise UsageError("--only needs at least one phase id, e.g. --only P05,P05a")
         unknown = [item for item in wanted if item not in ids]
         if unknown:
             raise UsageError(f"--only: no such phase {', '.join(unknown)} in {plan.id}")
@@ -325,6 +338,8 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
     paths = WorkspacePaths(workspace)
+    options = RunOptions(max_parallel=args.max_parallel, scope=scope, use_socket=not args.no_socket)
+    use_dashboard = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     lock = WorkspaceLock(paths)
     lock.acquire(plan.id, "coord run")
     printer = HeadlessPrinter()
@@ -336,14 +351,45 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
                     f"WARNING: agent profile {name!r} runs codex with --dangerously-bypass-approvals-and-sandbox: "
                     "workers can change anything this user can."
                 )
-        engine = Engine(plan, store, RunOptions(max_parallel=args.max_parallel, scope=scope,
-                                                use_socket=not args.no_socket), sink=printer)
+        if use_dashboard:
+            store.close()
+            return run_dashboard_with_engine(plan, paths, options)
+        engine = Engine(plan, store, options, sink=printer)
         install_detach_handlers(engine)
         status = engine.run()
         store.close()
     finally:
         lock.release()
     return status
+
+
+def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any) -> int:
+    """``coord run`` in a terminal: the engine on a thread, the dashboard in front of it."""
+    from coordinator.engine import EngineThread
+    from coordinator.tui.app import run_with_engine
+    from coordinator.tui.model import DashboardSource
+
+    def start(sink: Any) -> EngineThread:
+        thread = EngineThread(plan, paths, options, sink)
+        thread.start()
+        return thread
+
+    status = run_with_engine(DashboardSource(paths, plan.id, plan), start)
+    return status
+
+
+def cmd_tui(args: argparse.Namespace, workspace: Path) -> int:
+    from coordinator.tui.app import make_app
+    from coordinator.tui.model import DashboardSource
+
+    plan_id, plan_path = resolve_plan_ref(args.plan, workspace)
+    try:
+        plan = load(Path(plan_path), workspace)
+    except CoordError as exc:  # an edited or moved plan: show the run without plan-derived details
+        print(f"coord: showing {plan_id} without its plan ({exc})", file=sys.stderr)
+        plan = None
+    result = make_app(DashboardSource(WorkspacePaths(workspace), plan_id, plan)).run()
+    return int(result or 0)
 
 
 def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
@@ -363,10 +409,10 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
                 "note": args.note,
             })
         except OSError as exc:
-            raise CoordError(f"a coordinator (pid {holder.get('pid', '?')}) holds the workspace but did not "
-                             f"answer on its socket: {exc}") from None
+            raise LockedError(f"a coordinator (pid {holder.get('pid', '?')}) holds the workspace but did not "
+                              f"answer on its socket: {exc}") from None
         if not reply.get("ok"):
-            raise CoordError(str(reply.get("error")))
+            raise UsageError(str(reply.get("error")))
         print(f"{args.phase}: remediation attempt {reply['attempt']} launched by the running coordinator "
               f"(pid {holder.get('pid', '?')}); follow it with `coord logs {args.phase} -f`")
         return ExitStatus.OK
@@ -403,9 +449,10 @@ def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
             reply = send_command(Path(holder.get("socket") or paths.socket_path()),
                                  {"command": "stop", "plan": plan_id, "phase": args.phase})
         except OSError as exc:
-            raise CoordError(f"the running coordinator (pid {holder.get('pid', '?')}) did not answer: {exc}") from None
+            raise LockedError(f"the running coordinator (pid {holder.get('pid', '?')}) did not answer: "
+                              f"{exc}") from None
         if not reply.get("ok"):
-            raise CoordError(str(reply.get("error")))
+            raise UsageError(str(reply.get("error")))
         stopped = reply.get("stopped") or []
         print(f"stopping {', '.join(stopped)}" if stopped else "no worker was running")
         return ExitStatus.OK
@@ -417,7 +464,7 @@ def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
         store.close()
     stopped = []
     for row in rows:
-        identity = launcher.Identity.read(Path(row["attempt_dir"]))
+        identity = launcher.Identity.read(Path(row["attempt_dir"]), row["attempt_id"])
         if identity is not None and launcher.request_stop(Path(row["attempt_dir"]), identity, "stopped"):
             stopped.append(row["phase_id"])
     if stopped:
@@ -469,6 +516,21 @@ def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             offset += len(chunk)
-        if not args.follow or (attempt_dir / "exit.json").exists() and not chunk:
+        if not args.follow or not chunk and attempt_finished(paths, rows[-1]["attempt_id"]):
             return ExitStatus.OK
         time.sleep(0.25)
+
+
+def attempt_finished(paths: WorkspacePaths, attempt_id: str) -> bool:
+    """True once the attempt's worker has ended (its exit record exists, or the store says it is over)."""
+    from coordinator.store import Store
+
+    store = Store.open_readonly(paths)
+    if store is None:
+        return True
+    try:
+        row = store.attempt(attempt_id)
+    finally:
+        store.close()
+    return row is None or row["state"] in ("passed", "failed", "lost") or (
+        Path(row["attempt_dir"]) / "exit.json").exists()

@@ -12,9 +12,11 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ class EngineState:
     wake: bool = False
     supervisors: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     watches: dict[str, Watch] = field(default_factory=dict)
+    judging: dict[str, tuple[Future[Verdict], Phase, int, bool]] = field(default_factory=dict)
+    """Attempts whose checks run on the judge threads: attempt id -> (future, phase, number, stopped)."""
 
 
 class Engine:
@@ -122,6 +126,7 @@ class Engine:
         self.listener: SignalListener | None = None
         self.paused = False
         self.remediation_attempt_id: str | None = None
+        self.judges = ThreadPoolExecutor(max_workers=max(2, self.options.max_parallel), thread_name_prefix="judge")
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -151,6 +156,12 @@ class Engine:
                 self._start_person_remediation(self.options.remediate_only)
             return self._loop()
         finally:
+            # Checks still running when we detach are abandoned: the attempt stays `checking` and is judged
+            # again by the next coordinator (judging is idempotent).
+            for attempt_id in list(self.state.judging):
+                # Its verification commands carry the attempt's cookie: end them so we can exit promptly.
+                launcher.kill_attempt_processes(attempt_id, grace=0.5)
+            self.judges.shutdown(wait=False, cancel_futures=True)
             if self.listener is not None:
                 self.listener.close()
 
@@ -167,6 +178,7 @@ class Engine:
                 self._collect_ended()
                 self._check_lost()
                 next_file_poll = now + self.options.poll_fallback
+            self._collect_verdicts()
             self._reap_supervisors()
             self._apply_hang_policy()
             if not self.state.stop_all:
@@ -175,7 +187,7 @@ class Engine:
             if finished is not None:
                 return finished
             timeout = min(next_file_poll, self._next_cycle_due()) - time.monotonic()
-            timeout = max(0.0, min(timeout, self.options.poll_fallback))
+            timeout = max(0.0, min(timeout, self.options.poll_fallback, 0.05 if self.state.judging else 1e9))
             if self.listener is not None:
                 self.listener.wait(timeout)
             else:
@@ -395,7 +407,8 @@ class Engine:
             ))
         failpoints.hit("remediate.after_intent" if is_remediation else "launch.after_intent")
         try:
-            attempt_dir.mkdir(parents=True, exist_ok=True)
+            set_aside_stale(attempt_dir)
+            attempt_dir.mkdir(parents=True)
             prompt = self.renderer.render(self.plan, phase, attempt_number=number, remediation=remediation)
             prompt_path = attempt_dir / "prompt.md"
             write_atomic(prompt_path, prompt)
@@ -442,9 +455,13 @@ class Engine:
             return None
         self.state.supervisors[attempt_id] = process
         failpoints.hit("launch.after_spawn")
-        identity = launcher.wait_for_identity(attempt_dir, process)
+        identity = launcher.wait_for_identity(attempt_dir, process, attempt_id)
         if identity is None:
-            self._fail_unstarted(attempt_id, phase, number, "the supervisor did not start (see supervisor.log)")
+            # It may still start its worker later: end the whole attempt before counting it as failed.
+            launcher.kill_session(process)
+            launcher.kill_attempt_processes(attempt_id, phase.policy.kill_grace)
+            self.state.supervisors.pop(attempt_id, None)
+            self._fail_unstarted(attempt_id, phase, number, "the supervisor did not start in time (see supervisor.log)")
             return None
         failpoints.hit("launch.after_identity")
         self._record_running(attempt_id, phase, number, identity, resume_session, adopted=False)
@@ -490,6 +507,9 @@ class Engine:
             self.state.wake = True
             return None
         command = message.get("command")
+        deadline = message.get("deadline")
+        if isinstance(deadline, (int, float)) and time.time() > deadline:
+            return {"ok": False, "error": "request expired before the coordinator could serve it; nothing done"}
         plan_id = message.get("plan")
         if plan_id not in (None, self.plan.id):
             return {"ok": False, "error": f"this coordinator runs {self.plan.id}, not {plan_id}"}
@@ -557,7 +577,7 @@ class Engine:
             self._emit(tx, Notice(plan_id=self.plan.id, phase_id=row["phase_id"], attempt=row["number"],
                                   message=f"{row['phase_id']} attempt {row['number']}: {reason}; "
                                   "stopping its process group"))
-        identity = launcher.Identity.read(Path(row["attempt_dir"]))
+        identity = launcher.Identity.read(Path(row["attempt_dir"]), row["attempt_id"])
         if identity is None or not launcher.request_stop(Path(row["attempt_dir"]), identity, stop_reason):
             self.state.wake = True  # the supervisor is gone: the lost check takes it from here
 
@@ -569,6 +589,10 @@ class Engine:
             row = self.store.attempt(watch.attempt_id)
             if row is None or row["state"] != "running":
                 self.state.watches.pop(watch.attempt_id, None)
+                continue
+            if read_exit(row) is not None:  # it ended and the push was missed: judge it, never call it hung
+                self.state.watches.pop(watch.attempt_id, None)
+                self._finish_attempt(row)
                 continue
             policy = self.plan.phase(watch.phase_id).policy
             watch.cycle += 1
@@ -597,22 +621,24 @@ class Engine:
                 self.state.wake = True
 
     def _collect_ended(self) -> None:
-        """The file poll: finish every active attempt whose supervisor left its signal file or exit.json."""
+        """The file poll: finish every active attempt whose supervisor left its exit record."""
         for row in self.store.active_attempts(self.plan.id):
-            if row["state"] == "checking" or (Path(row["attempt_dir"]) / "exit.json").exists():
+            if row["attempt_id"] in self.state.judging:
+                continue
+            if row["state"] == "checking" or read_exit(row) is not None:
                 self._finish_attempt(row)
 
     def _check_lost(self) -> None:
         for row in self.store.active_attempts(self.plan.id):
             if row["state"] not in ("running", "stopping"):
                 continue
-            if row["attempt_id"] in self.state.supervisors:
+            if row["attempt_id"] in self.state.supervisors or row["attempt_id"] in self.state.judging:
                 continue  # our own child and not reaped yet: certainly alive
             attempt_dir = Path(row["attempt_dir"])
-            identity = launcher.Identity.read(attempt_dir)
+            identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
             if identity is not None and launcher.supervisor_alive(identity):
                 continue
-            if (attempt_dir / "exit.json").exists():  # ended between the poll and the liveness check
+            if read_exit(row) is not None:  # ended between the poll and the liveness check
                 self._finish_attempt(row)
                 continue
             self._mark_lost(row, "lost: its supervisor is gone and left no exit record")
@@ -635,7 +661,7 @@ class Engine:
         phase = self.plan.phase(row["phase_id"])
         number = int(row["number"])
         attempt_dir = Path(row["attempt_dir"])
-        exit_info = read_json(attempt_dir / "exit.json") or {}
+        exit_info = read_exit(row) or {}
         failpoints.hit("finish.after_exit_read")
         self.state.watches.pop(attempt_id, None)
         profile = self.plan.agents[row["agent"]] if row["agent"] in self.plan.agents else self.plan.agents[phase.agent]
@@ -666,7 +692,7 @@ class Engine:
                 ))
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         stop_detail = row["reason"] if stop_reason else None
-        verdict = judge(JudgeInput(
+        judge_input = JudgeInput(
             workspace=Path(self.plan.workspace),
             phase=phase,
             workdir=Path(self.plan.workspace) / phase.workdir,
@@ -680,11 +706,28 @@ class Engine:
             requires_completed_turn=agent.requires_completed_turn,
             expected_session=row["resume_session"],
             env={"COORD_ATTEMPT_ID": attempt_id},
-        ))
-        write_json_atomic(attempt_dir / "evidence.json", verdict.to_dict())
-        self._commit_verdict(attempt_id, phase, number, verdict, attempt_state="passed" if verdict.passed else "failed",
-                             stopped_by_person=stop_reason == "stopped")
-        failpoints.hit("finish.after_verdict_commit")
+        )
+        # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
+        # commands and the hang policy of other attempts meanwhile.
+        future = self.judges.submit(judge, judge_input)
+        self.state.judging[attempt_id] = (future, phase, number, stop_reason == "stopped")
+
+    def _collect_verdicts(self) -> None:
+        """Commit the verdicts of attempts whose checks have finished."""
+        for attempt_id, (future, phase, number, stopped) in list(self.state.judging.items()):
+            if not future.done():
+                continue
+            del self.state.judging[attempt_id]
+            try:
+                verdict = future.result()
+            except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
+                reason = f"coord could not check this attempt: {exc!r}"
+                verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
+            attempt_dir = self.paths.attempt_dir(self.plan.id, phase.id, number)
+            write_json_atomic(attempt_dir / "evidence.json", verdict.to_dict())
+            self._commit_verdict(attempt_id, phase, number, verdict,
+                                 attempt_state="passed" if verdict.passed else "failed", stopped_by_person=stopped)
+            failpoints.hit("finish.after_verdict_commit")
 
     def _summarize(self, agent: Any, row: sqlite3.Row, attempt_dir: Path) -> AgentSummary:
         previous_usage = None
@@ -754,12 +797,12 @@ class Engine:
                 self._notice(f"{row['phase_id']} is no longer in the plan but has attempt {row['number']} "
                              "unfinished; leaving it alone", level="warning")
                 continue
-            if row["state"] == "checking" or (attempt_dir / "exit.json").exists():
+            if row["state"] == "checking" or read_exit(row) is not None:
                 self._notice(f"{phase.id} attempt {row['number']} ended while no coordinator watched; judging it",
                              phase_id=phase.id)
                 self._finish_attempt(row)
                 continue
-            identity = launcher.Identity.read(attempt_dir)
+            identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
             if identity is not None and launcher.supervisor_alive(identity):
                 self._record_running(row["attempt_id"], phase, int(row["number"]), identity,
                                      row["resume_session"], adopted=True)
@@ -806,6 +849,20 @@ class Engine:
             self._emit(tx, Notice(plan_id=self.plan.id, phase_id=phase_id, message=message, level=level))
 
 
+def read_exit(row: sqlite3.Row) -> dict[str, Any] | None:
+    """The attempt's ``exit.json`` if its supervisor wrote it for this very attempt (ids match), else None."""
+    record = read_json(Path(row["attempt_dir"]) / "exit.json")
+    if isinstance(record, dict) and record.get("attempt_id") == row["attempt_id"]:
+        return record
+    return None
+
+
+def set_aside_stale(attempt_dir: Path) -> None:
+    """Move a leftover folder (from a run whose store was deleted) out of the way so nothing in it is trusted."""
+    if attempt_dir.exists():
+        attempt_dir.rename(attempt_dir.with_name(f"{attempt_dir.name}.stale-{uuid.uuid4().hex[:8]}"))
+
+
 def summarize_with(agent: Any, attempt_dir: Path, previous_usage: dict[str, int] | None) -> AgentSummary:
     """Ask the adapter for the attempt's summary, per-attempt tokens computed against ``previous_usage``."""
     log_path = attempt_dir / "worker.log"
@@ -836,3 +893,42 @@ def file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+class EngineThread(threading.Thread):
+    """Runs an :class:`Engine` on a thread of its own (the dashboard's in-process run).
+
+    The store is opened on the thread itself (SQLite connections stay on the thread that made them). After the
+    thread ends, ``status`` holds the run's exit status, or ``error`` the exception that stopped it.
+    """
+
+    def __init__(self, plan: Plan, paths: WorkspacePaths, options: RunOptions,
+                 sink: Callable[[EngineEvent], None]) -> None:
+        super().__init__(name="coord-engine", daemon=True)
+        self.plan = plan
+        self.paths = paths
+        self.options = options
+        self.sink = sink
+        self.engine: Engine | None = None
+        self.status: ExitStatus | None = None
+        self.error: BaseException | None = None
+        self._detach_requested = threading.Event()
+
+    def run(self) -> None:
+        store = Store.open(self.paths)
+        try:
+            self.engine = Engine(self.plan, store, self.options, sink=self.sink)
+            if self._detach_requested.is_set():
+                self.engine.request_detach(signal.SIGINT)
+            self.status = self.engine.run()
+        except BaseException as exc:  # reported by the caller after join()
+            self.error = exc
+        finally:
+            store.close()
+
+    def request_detach(self) -> None:
+        """Ask the engine to detach (as Ctrl-C would): it stops launching and leaves workers running."""
+        self._detach_requested.set()
+        if self.engine is not None:
+            self.engine.request_detach(signal.SIGINT)
+

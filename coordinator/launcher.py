@@ -35,10 +35,10 @@ class Identity:
     started_at: str
 
     @classmethod
-    def read(cls, attempt_dir: Path) -> Identity | None:
-        """Return the identity in ``attempt_dir/identity.json``, or None while it is not written yet."""
+    def read(cls, attempt_dir: Path, attempt_id: str) -> Identity | None:
+        """Return the identity in ``attempt_dir/identity.json`` if written for ``attempt_id``, else None."""
         data = read_json(attempt_dir / "identity.json")
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or data.get("attempt_id") != attempt_id:
             return None
         return cls(
             supervisor_pid=int(data["supervisor_pid"]),
@@ -76,17 +76,30 @@ def start_supervisor(spec: dict, attempt_dir: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_for_identity(attempt_dir: Path, process: subprocess.Popen[bytes], timeout: float = 10.0) -> Identity | None:
+def wait_for_identity(attempt_dir: Path, process: subprocess.Popen[bytes], attempt_id: str,
+                      timeout: float = 10.0) -> Identity | None:
     """Wait until the supervisor wrote its identity; None if it died first or ``timeout`` seconds passed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        identity = Identity.read(attempt_dir)
+        identity = Identity.read(attempt_dir, attempt_id)
         if identity is not None:
             return identity
         if process.poll() is not None:
-            return Identity.read(attempt_dir)
+            return Identity.read(attempt_dir, attempt_id)
         time.sleep(0.005)
     return None
+
+
+def kill_session(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a supervisor we started (it leads its own session and group) and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def current_boot_id() -> str:
@@ -159,20 +172,25 @@ def kill_attempt_processes(attempt_id: str, grace: float) -> list[int]:
     Returns:
         The pids that were found alive.
     """
-    processes = processes_of_attempt(attempt_id)
-    pids = [process.pid for process in processes]
-    for sig in (signal.SIGTERM, signal.SIGCONT):
-        for process in processes:
+    pids: list[int] = []
+    # Repeat: a supervisor caught mid-start may fork its worker while we wait out the grace period.
+    for _round in range(3):
+        processes = processes_of_attempt(attempt_id)
+        if not processes:
+            break
+        pids.extend(process.pid for process in processes if process.pid not in pids)
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            for process in processes:
+                try:
+                    process.send_signal(sig)  # psutil re-checks pid + create time before signalling
+                except psutil.NoSuchProcess:
+                    pass
+        _, alive = psutil.wait_procs(processes, timeout=grace)
+        for process in alive:
             try:
-                process.send_signal(sig)  # psutil re-checks pid + create time before signalling
+                process.kill()
             except psutil.NoSuchProcess:
                 pass
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
+        psutil.wait_procs(alive, timeout=5)
     return pids
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from coordinator.atomic import read_json, write_json_atomic
@@ -32,9 +33,14 @@ class WorkspaceLock:
         """
         self.paths.tmp.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for delay in (0.05, 0.1, 0.2, 0.4, 0):  # a `coord status`/`remediate` probe holds it for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if delay:
+                    time.sleep(delay)
+        else:
             os.close(fd)
             holder = holder_info(self.paths) or {}
             raise LockedError(

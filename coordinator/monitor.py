@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import selectors
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ def send_command(path: Path, message: dict[str, Any], timeout: float = 30.0) -> 
     Raises:
         OSError: no coordinator listens at ``path`` (or it did not answer within ``timeout`` seconds).
     """
+    # The deadline lets a busy coordinator drop a request whose sender has given up instead of acting late.
+    message = {**message, "deadline": time.time() + timeout}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         client.connect(str(path))

@@ -15,39 +15,54 @@ from coordinator.paths import WorkspacePaths
 from coordinator.store import Store
 
 
-def _seconds_since(stamp: str | None, until: str | None = None) -> float | None:
+def epoch_seconds(stamp: str | None) -> float | None:
     if not stamp:
         return None
     try:
-        start = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
-        end = datetime.strptime(until, "%Y-%m-%dT%H:%M:%S%z").timestamp() if until else time.time()
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
     except ValueError:
         return None
-    return max(0.0, end - start)
 
 
-def collect_status(paths: WorkspacePaths, plan_id: str) -> dict[str, Any]:
+def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None,
+                   store: Store | None = None) -> dict[str, Any]:
     """The status document of one plan.
 
+    Args:
+        paths: the workspace.
+        plan_id: the plan to describe.
+        now: the clock (seconds since the epoch) for elapsed times of running attempts; default ``time.time()``.
+        store: an open store to read (the dashboard keeps one); default: open a read-only one for this call.
+
     Returns:
-        ``{"plan", "title", "state", "paused", "phases": [...], "totals": {...}}``; each phase has ``id, kind,
-        title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict, verdict_source,
-        reason``. ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest
-        attempt.
+        ``{"plan", "title", "path", "state", "paused", "started_at", "phases": [...], "totals": {...}}``; each phase
+        has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
+        verdict_source, reason, stop_reason`` (``stop_reason`` of the latest attempt: hung, stopped or None).
+        ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest attempt.
     """
-    store = Store.open_readonly(paths)
-    assert store is not None
+    own = store is None
+    if store is None:
+        store = Store.open_readonly(paths)
+        assert store is not None
+    now = time.time() if now is None else now
     try:
         plan = store.plan_row(plan_id)
+        by_phase: dict[str, list[Any]] = {}
+        for attempt in store.attempt_rows(plan_id):
+            by_phase.setdefault(attempt["phase_id"], []).append(attempt)
         phases = []
         totals = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
                   "remediations": 0, "tokens": 0, "cost_usd": 0.0}
         for row in store.phase_rows(plan_id):
-            attempts = store.attempt_rows(plan_id, row["phase_id"])
+            attempts = by_phase.get(row["phase_id"], [])
             last = attempts[-1] if attempts else None
             running = last is not None and last["state"] in ("launching", "running", "stopping")
             tokens = sum(a["input_tokens"] + a["output_tokens"] for a in attempts)
             costs = [a["cost_usd"] for a in attempts if a["cost_usd"] is not None]
+            elapsed = None
+            if last is not None and epoch_seconds(last["started_at"]) is not None:
+                end = now if running else (epoch_seconds(last["ended_at"]) or now)
+                elapsed = round(max(0.0, end - epoch_seconds(last["started_at"])), 1)
             phases.append({
                 "id": row["phase_id"],
                 "kind": row["kind"],
@@ -56,14 +71,14 @@ def collect_status(paths: WorkspacePaths, plan_id: str) -> dict[str, Any]:
                 "attempts": len(attempts),
                 "remediations": sum(1 for a in attempts if a["remediation"]),
                 "pid": last["worker_pid"] if running else None,
-                "elapsed_s": round(_seconds_since(last["started_at"], None if running else last["ended_at"]) or 0, 1)
-                if last is not None else None,
+                "elapsed_s": elapsed,
                 "cycle": last["cycle"] if last is not None else 0,
                 "tokens": tokens,
                 "cost_usd": round(sum(costs), 6) if costs else None,
                 "verdict": row["verdict"],
                 "verdict_source": row["verdict_source"],
                 "reason": row["reason"],
+                "stop_reason": last["stop_reason"] if last is not None else None,
             })
             totals["phases"] += 1
             totals["attempts"] += len(attempts)
@@ -78,13 +93,16 @@ def collect_status(paths: WorkspacePaths, plan_id: str) -> dict[str, Any]:
         return {
             "plan": plan_id,
             "title": plan["title"] if plan else "",
+            "path": plan["path"] if plan else None,
             "state": plan["state"] if plan else "unknown",
             "paused": bool(plan["paused"]) if plan else False,
+            "started_at": plan["started_at"] if plan else None,
             "phases": phases,
             "totals": totals,
         }
     finally:
-        store.close()
+        if own:
+            store.close()
 
 
 STATE_STYLES = {

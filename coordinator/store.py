@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,6 +119,7 @@ class Store:
         self.readonly = readonly
         self._pending_events: list[tuple[AuditEvent, str]] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._mirror_warned = False
 
     @classmethod
     def open(cls, paths: WorkspacePaths) -> Store:
@@ -189,7 +191,13 @@ class Store:
             raise
         pending, self._pending_events = self._pending_events, []
         for event, at in pending:
-            self._append_jsonl(event, at)
+            try:
+                self._append_jsonl(event, at)
+            except OSError as exc:  # the mirror is for people; the committed database stays the truth
+                if not self._mirror_warned:
+                    self._mirror_warned = True
+                    print(f"coord: warning: cannot append to events.jsonl ({exc}); the state store has every "
+                          "event", file=sys.stderr)
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()

@@ -137,15 +137,35 @@ def is_zombie(pid: int) -> bool:
         return True
 
 
-def reap_children() -> None:
-    """Collect exit statuses of any dead children (subreaped orphans included) so none stays a zombie."""
-    while True:
+def children_of(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (for a subreaper: its orphaned descendants too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(")") + 2 :].split()[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def reap_children(exclude: int | None = None) -> None:
+    """Collect the exit status of dead children (subreaped orphans included) so none stays a zombie.
+
+    Args:
+        exclude: a child never to reap here (the worker: only ``wait_worker`` may take its exit status).
+    """
+    for pid in children_of(os.getpid()):
+        if pid == exclude:
+            continue
+        try:
+            os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            pass
 
 
 def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
@@ -166,6 +186,7 @@ class Supervisor:
         self.stop_requested: str | None = None
         self.stop_deadline: float | None = None
         self.term_sent = False
+        self.unkillable: list[int] = []
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
@@ -223,8 +244,9 @@ class Supervisor:
             signal_quietly(self.worker_pid, signal.SIGKILL, group=True)
             self.stop_deadline = None
 
-    def wait_worker(self) -> int:
-        """Wait for the worker; returns its raw wait status. Escalates a stop request meanwhile."""
+    def wait_worker(self) -> int | None:
+        """Wait for the worker; returns its raw wait status (None if it cannot be known). Escalates a stop
+        request meanwhile."""
         assert self.worker_pid is not None
         while True:
             if self.stop_requested is not None:
@@ -232,22 +254,27 @@ class Supervisor:
             try:
                 pid, status = os.waitpid(self.worker_pid, os.WNOHANG)
             except ChildProcessError:
-                return 0
+                return None  # never invent an exit code: an unknown end is judged as a failure
             if pid == self.worker_pid:
                 return status
-            reap_children()
+            reap_children(exclude=self.worker_pid)
             time.sleep(0.05)
 
     def sweep(self) -> list[int]:
         """Kill every remaining process of the attempt; returns the pids found (stragglers)."""
         assert self.worker_pid is not None
         stragglers: set[int] = set()
+        me = os.getpid()
         deadline = time.monotonic() + 5.0
+        alive: set[int] = set()
         while time.monotonic() < deadline:
+            # Once the worker is reaped its group id could be recycled: a group member is only ours if it
+            # carries the cookie or was reparented to us (the subreaper).
+            ours = set(cookie_holders(self.attempt_id)) | set(children_of(me))
             alive = {
                 pid
-                for pid in group_members(self.worker_pid) + cookie_holders(self.attempt_id)
-                if pid != os.getpid() and not is_zombie(pid)
+                for pid in ours | (set(group_members(self.worker_pid)) & ours)
+                if pid != me and not is_zombie(pid)
             }
             reap_children()
             if not alive:
@@ -257,6 +284,7 @@ class Supervisor:
                 signal_quietly(pid, signal.SIGKILL)
             time.sleep(0.05)
         reap_children()
+        self.unkillable = sorted(alive)
         return sorted(stragglers)
 
     def notify(self, status: str) -> str | None:
@@ -278,6 +306,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the coordinator, not workers
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # An ignored SIGCHLD inherited from whoever started coord would make the kernel reap the worker itself.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         subreaper = become_subreaper()
         started = time.monotonic()
         started_at = now_iso()
@@ -303,9 +333,12 @@ class Supervisor:
         exit_code: int | None = None
         exit_signal: int | None = None
         stragglers: list[int] = []
+        exit_unknown = False
         if self.worker_pid is not None:
             status = self.wait_worker()
-            if os.WIFSIGNALED(status):
+            if status is None:
+                exit_unknown = True
+            elif os.WIFSIGNALED(status):
                 exit_signal = os.WTERMSIG(status)
             else:
                 exit_code = os.waitstatus_to_exitcode(status)
@@ -325,7 +358,8 @@ class Supervisor:
             "duration_s": round(time.monotonic() - started, 3),
             "stop_request": self.stop_requested,
             "stragglers": stragglers,
-            "start_error": start_error,
+            "unkillable": self.unkillable,
+            "start_error": start_error or ("the worker's exit status was lost" if exit_unknown else None),
         }
         write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
         write_atomic(

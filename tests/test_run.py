@@ -456,3 +456,41 @@ def test_plan_edit_that_would_orphan_a_running_worker_is_refused(workspace: Path
     stop = coord(workspace, "stop")
     assert stop.returncode == 0 and "stopping P01" in stop.stdout
     wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/exit.json").exists())
+
+
+def test_leftover_attempt_folders_of_a_deleted_store_are_not_trusted(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:pass]]", "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+    assert coord(workspace, "run", str(plan)).returncode == 0
+    for name in ("coord.db", "coord.db-wal", "coord.db-shm"):
+        (workspace / "tmp" / name).unlink(missing_ok=True)
+    old_identity = json.loads((workspace / "tmp/PLAN-T/P01/1/identity.json").read_text())
+
+    again = coord(workspace, "run", str(plan))
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    stale = [p.name for p in (workspace / "tmp/PLAN-T/P01").iterdir() if ".stale-" in p.name]
+    assert len(stale) == 1, "the old attempt folder was set aside, not reused"
+    [row] = db_rows(workspace, "SELECT attempt_id, state FROM attempts")
+    assert row["state"] == "passed" and row["attempt_id"] != old_identity["attempt_id"]
+    for name in ("identity.json", "exit.json"):
+        record = json.loads((workspace / "tmp/PLAN-T/P01/1" / name).read_text())
+        assert record["attempt_id"] == row["attempt_id"]
+
+
+def test_worker_exit_code_survives_an_ignored_sigchld(workspace: Path) -> None:
+    """A launcher that ignores SIGCHLD must not turn a failing worker into exit code 0."""
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "fails", "agent": "shell", "script": ["exit 3"]},
+    ], policy={"max_attempts": 1}, checks={"report": False, "completed": False})
+    wrapper = ["-c", "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+                     "os.execv(sys.executable, [sys.executable, '-m', 'coordinator', 'run', sys.argv[1]])",
+               str(plan)]
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, *wrapper], cwd=workspace, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())["exit_code"] == 3

@@ -1,0 +1,141 @@
+"""Dashboard at scale: 500 phases, 200 running workers, a store changing underneath at the rate of a busy run.
+
+Measures (printed as JSON): the cost of one batched refresh (p50/p95/max ms), key-press to redraw latency
+(p50/p95/max ms, `down` in the phase table until the detail pane shows the new phase), and the dashboard
+process's CPU share over a window with a writer thread committing poll-cycle events at ``--events-per-second``.
+
+Run: ``.venv/bin/python bench/tui_scale.py [--phases 500] [--running 200] [--seconds 10]``. Not part of the test
+suite: timings depend on the machine (the targets are < 100 ms key-press to redraw, < 10 % of a core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coordinator.paths import WorkspacePaths  # noqa: E402
+from coordinator.store import AuditEvent, Store, now_iso  # noqa: E402
+from coordinator.tui.app import make_app  # noqa: E402
+from coordinator.tui.model import DashboardSource  # noqa: E402
+
+
+def build_store(paths: WorkspacePaths, phases: int, running: int) -> None:
+    store = Store.open(paths)
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?)",
+                   ("PLAN-BENCH", "plans/PLAN-BENCH.yaml", "bench", "running", now_iso(), now_iso()))
+        for index in range(phases):
+            phase_id = f"P{index:03d}"
+            state = "running" if index < running else ("passed" if index < running + 100 else "pending")
+            tx.execute("INSERT INTO phases (plan_id, phase_id, position, kind, title, state, attempts, updated_at) "
+                       "VALUES (?,?,?,?,?,?,?,?)",
+                       ("PLAN-BENCH", phase_id, index, "impl", f"phase number {index}", state,
+                        1 if state != "pending" else 0, now_iso()))
+            if state != "pending":
+                attempt_dir = paths.attempt_dir("PLAN-BENCH", phase_id, 1)
+                attempt_dir.mkdir(parents=True)
+                (attempt_dir / "worker.log").write_text("$ make test\nok\n" * 50)
+                tx.execute("INSERT INTO attempts (attempt_id, plan_id, phase_id, number, remediation, state, agent, "
+                           "attempt_dir, worker_pid, started_at, ended_at, cycle, input_tokens, output_tokens) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (f"a{index}", "PLAN-BENCH", phase_id, 1, 0, state, "codex", str(attempt_dir), os.getpid(),
+                            now_iso(), None if state == "running" else now_iso(), 0, 1000, 50))
+    store.close()
+
+
+def churn(paths: WorkspacePaths, running: int, rate: float, stop: threading.Event) -> None:
+    """Commit a poll-cycle change and an event ``rate`` times a second, like a coordinator with many workers."""
+    store = Store.open(paths)
+    interval = 1.0 / rate
+    while not stop.is_set():
+        index = random.randrange(running)
+        with store.transaction() as tx:
+            tx.execute("UPDATE attempts SET cycle=cycle+1, input_tokens=input_tokens+10 WHERE attempt_id=?",
+                       (f"a{index}",))
+            store.record_event(tx, AuditEvent(plan_id="PLAN-BENCH", type="poll_cycle", phase_id=f"P{index:03d}",
+                                              message=f"P{index:03d} attempt 1: poll cycle, still running"))
+        stop.wait(interval)
+    store.close()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {
+        "p50_ms": round(statistics.median(values) * 1000, 1),
+        "p95_ms": round(values[int(len(values) * 0.95) - 1] * 1000, 1),
+        "max_ms": round(values[-1] * 1000, 1),
+        "n": len(values),
+    }
+
+
+async def measure(args: argparse.Namespace) -> dict[str, object]:
+    root = Path(tempfile.mkdtemp(prefix="coord-bench-"))
+    paths = WorkspacePaths(root)
+    build_store(paths, args.phases, args.running)
+    app = make_app(DashboardSource(paths, "PLAN-BENCH", None))
+    refresh_times: list[float] = []
+    original = app.refresh_from_store
+
+    def timed_refresh(force: bool = False) -> None:
+        started = time.perf_counter()
+        original(force=force)
+        refresh_times.append(time.perf_counter() - started)
+
+    app.refresh_from_store = timed_refresh  # type: ignore[method-assign]
+    stop = threading.Event()
+    writer = threading.Thread(target=churn, args=(paths, args.running, args.events_per_second, stop), daemon=True)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause(0.5)
+        writer.start()
+        key_latency = []
+        for _ in range(30):
+            before = app.selected
+            started = time.perf_counter()
+            await pilot.press("down")
+            while app.selected == before:
+                await asyncio.sleep(0.001)
+            await pilot.pause()
+            key_latency.append(time.perf_counter() - started)
+        cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+        wall_start = time.perf_counter()
+        await pilot.pause(args.seconds)
+        cpu_end = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter() - wall_start
+        stop.set()
+    cpu = (cpu_end.ru_utime - cpu_start.ru_utime) + (cpu_end.ru_stime - cpu_start.ru_stime)
+    return {
+        "phases": args.phases,
+        "running": args.running,
+        "events_per_second": args.events_per_second,
+        "refresh": percentiles(refresh_times),
+        "keypress_to_redraw": percentiles(key_latency),
+        "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "note": "CPU includes the writer thread that simulates the coordinator's commits",
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phases", type=int, default=500)
+    parser.add_argument("--running", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--events-per-second", type=float, default=40.0)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(measure(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Readable lines from a worker log: codex ``--json`` events turned into what a person wants to see.
+
+Who calls it: the TUI's log tab and ``coord logs --pretty``. Event schema of ``codex exec --json``
+(codex-rs/exec ``exec_events.rs``, measured on 0.169.0; see ``codex-cli.md`` section 4). Lines that are not JSON
+events (stderr noise, the shell agent's output) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.agents.codex import parse_event_line
+
+MAX_LINE_CHARS = 400
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One display line: ``kind`` picks the colour (command, ok, error, message, file, info, text)."""
+
+    kind: str
+    text: str
+
+
+def _clip(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_line(raw: str) -> LogLine | None:
+    """Turn one raw log line into a display line, or None for events not worth showing (``item.started`` …)."""
+    event = parse_event_line(raw)
+    if event is None:
+        return LogLine("text", raw.rstrip("\n")) if raw.strip() else None
+    return describe_event(event)
+
+
+def describe_event(event: dict[str, Any]) -> LogLine | None:
+    """One codex event as a display line, or None when it repeats what another line says."""
+    kind = event.get("type")
+    if kind == "thread.started":
+        return LogLine("info", f"session {event.get('thread_id')}")
+    if kind == "turn.started":
+        return LogLine("info", "turn started")
+    if kind == "turn.completed":
+        usage = event.get("usage") or {}
+        return LogLine("ok", f"turn completed · {usage.get('input_tokens', 0)} in / "
+                             f"{usage.get('output_tokens', 0)} out tokens (thread totals)")
+    if kind == "turn.failed":
+        return LogLine("error", f"turn failed: {_clip(str((event.get('error') or {}).get('message', '')))}")
+    if kind == "error":
+        return LogLine("error", _clip(str(event.get("message", ""))))
+    if kind != "item.completed":
+        return None  # item.started / item.updated: the completed item says it all
+    item = event.get("item") or {}
+    item_type = item.get("type")
+    if item_type == "command_execution":
+        code = item.get("exit_code")
+        status = "ok" if code == 0 else "error"
+        output = _clip(str(item.get("aggregated_output") or ""), 160).replace("\n", " ⏎ ")
+        return LogLine(status, f"$ {_clip(str(item.get('command', '')), 200)} → exit {code}"
+                               + (f" · {output}" if output else ""))
+    if item_type == "file_change":
+        changes = ", ".join(f"{c.get('kind')} {c.get('path')}" for c in item.get("changes") or [])
+        return LogLine("file", f"files: {_clip(changes)}")
+    if item_type == "agent_message":
+        return LogLine("message", _clip(str(item.get("text", ""))))
+    if item_type == "reasoning":
+        return LogLine("info", f"thinking: {_clip(str(item.get('text', '')), 200)}")
+    if item_type == "error":
+        return LogLine("info", f"warning: {_clip(str(item.get('message', '')))}")
+    if item_type == "mcp_tool_call":
+        return LogLine("command", f"tool {item.get('server')}.{item.get('tool')} ({item.get('status')})")
+    if item_type == "web_search":
+        return LogLine("command", f"web search: {_clip(str(item.get('query', '')))}")
+    return LogLine("info", f"{item_type}")

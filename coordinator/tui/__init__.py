@@ -1,0 +1,1 @@
+"""The Textual dashboard — the only package that imports textual (checked by a test)."""
