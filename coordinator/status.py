@@ -6,6 +6,7 @@ rich table.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from datetime import datetime
@@ -15,11 +16,13 @@ from coordinator.paths import WorkspacePaths
 from coordinator.store import Store
 
 
+@functools.lru_cache(maxsize=65536)
 def epoch_seconds(stamp: str | None) -> float | None:
+    """``2026-11-24T08:00:00+0000`` (the store's format) -> seconds since the epoch; None if unparseable."""
     if not stamp:
         return None
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        return datetime.fromisoformat(stamp).timestamp()
     except ValueError:
         return None
 

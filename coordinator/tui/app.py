@@ -235,7 +235,11 @@ class CoordApp(App[int]):
             if self.selected in ids:
                 table.move_cursor(row=ids.index(self.selected), animate=False)
             return
-        for phase in phases:
+        # Only rows on screen are brought up to date: any update_cell repaints the whole visible table, and at
+        # scale most changes happen off screen. Rows scrolled into view catch up on the next refresh.
+        first = max(0, int(table.scroll_y) - 2)
+        last = first + table.size.height + 4
+        for phase in phases[first:last]:
             row = self._row(phase)
             old = self.rows.get(phase["id"])
             if old == row:
@@ -262,6 +266,8 @@ class CoordApp(App[int]):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value != self.selected:
             self.select_phase(str(event.row_key.value))
+            if self.report is not None:
+                self.call_after_refresh(self._update_table, self.report)  # rows the cursor scrolled into view
 
     def select_phase(self, phase_id: str) -> None:
         self.selected = phase_id
