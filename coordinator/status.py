@@ -129,14 +129,26 @@ def print_status(report: dict[str, Any]) -> None:
     totals = report["totals"]
     console = Console(width=None if sys.stdout.isatty() else 120)
     table = Table(title=f"{report['plan']} — {report['title']}", title_justify="left")
-    table.add_column("phase", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("title", max_width=36, overflow="ellipsis", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    for column in ("attempts", "pid", "elapsed", "cycle", "tokens"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    for phase in report["phases"]:
+    phases = report["phases"]
+    widest_id = max((len(phase["id"]) for phase in phases), default=5)
+    # Columns that would be empty for every phase are left out, so the verdict keeps its room on 80-120 columns.
+    optional = {
+        "pid": any(phase["pid"] for phase in phases),
+        "elapsed": any(phase["elapsed_s"] is not None for phase in phases),
+        "cycle": any(phase["cycle"] for phase in phases),
+        "tokens": any(phase["tokens"] for phase in phases),
+        "cost": any(phase["cost_usd"] for phase in phases),
+    }
+    table.add_column("phase", no_wrap=True, min_width=max(5, widest_id))
+    table.add_column("kind", no_wrap=True, min_width=6)
+    table.add_column("title", max_width=32, overflow="ellipsis", no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=11)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    for column, shown in optional.items():
+        if shown:
+            table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=20)
+    for phase in phases:
         style = STATE_STYLES.get(phase["state"], "")
         verdict = phase["verdict"] or ""
         if phase["verdict_source"] and phase["verdict_source"] != "checks":
@@ -144,16 +156,20 @@ def print_status(report: dict[str, Any]) -> None:
         attempts = str(phase["attempts"])
         if phase["remediations"]:
             attempts += f" ({phase['remediations']} remediation{'s' if phase['remediations'] != 1 else ''})"
+        values = {
+            "pid": str(phase["pid"] or ""),
+            "elapsed": f"{phase['elapsed_s']:.0f}s" if phase["elapsed_s"] is not None else "",
+            "cycle": str(phase["cycle"] or ""),
+            "tokens": str(phase["tokens"] or ""),
+            "cost": f"${phase['cost_usd']:.2f}" if phase["cost_usd"] else "",
+        }
         table.add_row(
             phase["id"],
             phase["kind"],
             phase["title"],
             f"[{style}]{phase['state']}[/]" if style else phase["state"],
             attempts,
-            str(phase["pid"] or ""),
-            f"{phase['elapsed_s']:.0f}s" if phase["elapsed_s"] is not None else "",
-            str(phase["cycle"] or ""),
-            str(phase["tokens"] or ""),
+            *(values[column] for column, shown in optional.items() if shown),
             verdict,
         )
     console.print(table)
