@@ -392,29 +392,48 @@ def cmd_tui(args: argparse.Namespace, workspace: Path) -> int:
     return int(result or 0)
 
 
+def forward_to_coordinator(paths: WorkspacePaths, message: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
+    """Send a command to the coordinator holding the workspace; None when no coordinator runs.
+
+    Returns:
+        (its reply, its pid) when it accepted the command.
+
+    Raises:
+        LockedError: a coordinator holds the workspace but does not answer on its socket.
+        UsageError: it refused the command (the reply's error).
+    """
+    from coordinator.lock import holder_info, is_locked
+    from coordinator.monitor import send_command
+
+    if not is_locked(paths):
+        return None
+    holder = holder_info(paths) or {}
+    pid = holder.get("pid", "?")
+    try:
+        reply = send_command(Path(holder.get("socket") or paths.socket_path()), message)
+    except OSError as exc:
+        raise LockedError(f"a coordinator (pid {pid}) holds the workspace but did not answer on its socket: "
+                          f"{exc}") from None
+    if not reply.get("ok"):
+        raise UsageError(str(reply.get("error")))
+    return reply, pid
+
+
 def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
     from coordinator.engine import Engine, RemediationRequest, RunOptions
-    from coordinator.lock import WorkspaceLock, holder_info, is_locked
-    from coordinator.monitor import send_command
+    from coordinator.lock import WorkspaceLock
     from coordinator.printer import HeadlessPrinter
     from coordinator.store import Store
 
     paths = WorkspacePaths(workspace)
     plan_id, plan_path = resolve_plan_ref(args.plan, workspace)
-    if is_locked(paths):
-        holder = holder_info(paths) or {}
-        try:
-            reply = send_command(Path(holder.get("socket") or paths.socket_path()), {
-                "command": "remediate", "plan": plan_id, "phase": args.phase, "resume": args.resume,
-                "note": args.note,
-            })
-        except OSError as exc:
-            raise LockedError(f"a coordinator (pid {holder.get('pid', '?')}) holds the workspace but did not "
-                              f"answer on its socket: {exc}") from None
-        if not reply.get("ok"):
-            raise UsageError(str(reply.get("error")))
+    forwarded = forward_to_coordinator(paths, {
+        "command": "remediate", "plan": plan_id, "phase": args.phase, "resume": args.resume, "note": args.note,
+    })
+    if forwarded is not None:
+        reply, pid = forwarded
         print(f"{args.phase}: remediation attempt {reply['attempt']} launched by the running coordinator "
-              f"(pid {holder.get('pid', '?')}); follow it with `coord logs {args.phase} -f`")
+              f"(pid {pid}); follow it with `coord logs {args.phase} -f`")
         return ExitStatus.OK
     plan = load(Path(plan_path), workspace)
     try:
@@ -437,23 +456,13 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
 
 def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
     from coordinator import launcher
-    from coordinator.lock import holder_info, is_locked
-    from coordinator.monitor import send_command
     from coordinator.store import Store
 
     paths = WorkspacePaths(workspace)
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
-    if is_locked(paths):
-        holder = holder_info(paths) or {}
-        try:
-            reply = send_command(Path(holder.get("socket") or paths.socket_path()),
-                                 {"command": "stop", "plan": plan_id, "phase": args.phase})
-        except OSError as exc:
-            raise LockedError(f"the running coordinator (pid {holder.get('pid', '?')}) did not answer: "
-                              f"{exc}") from None
-        if not reply.get("ok"):
-            raise UsageError(str(reply.get("error")))
-        stopped = reply.get("stopped") or []
+    forwarded = forward_to_coordinator(paths, {"command": "stop", "plan": plan_id, "phase": args.phase})
+    if forwarded is not None:
+        stopped = forwarded[0].get("stopped") or []
         print(f"stopping {', '.join(stopped)}" if stopped else "no worker was running")
         return ExitStatus.OK
     store = Store.open_readonly(paths)

@@ -37,21 +37,11 @@ from textual.widgets import (
 from coordinator.engine import EngineThread
 from coordinator.events import EngineEvent
 from coordinator.monitor import send_command
+from coordinator.status import STATE_STYLES as STATUS_STYLES
 from coordinator.tui.model import DashboardSource, PhaseFiles, format_duration, read_evidence, read_text
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
 
-STATE_STYLES = {
-    "passed": "green",
-    "failed": "red",
-    "blocked": "bold white on red",
-    "hung": "bold white on red",
-    "lost": "red",
-    "running": "cyan",
-    "remediating": "yellow",
-    "checking": "magenta",
-    "pending": "dim",
-    "skipped": "dim",
-}
+STATE_STYLES = {**STATUS_STYLES, "blocked": "bold white on red", "hung": "bold white on red"}
 COLUMNS = ("phase", "kind", "title", "state", "attempt", "pid", "elapsed", "cycle", "tokens", "cost")
 COLUMN_WIDTHS = (7, 6, 32, 9, 7, 7, 7, 6, 7, 6)
 """Fixed widths: letting DataTable re-measure a column on each update costs seconds at 500 rows."""
