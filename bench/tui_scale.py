@@ -98,7 +98,8 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
     writer = threading.Thread(target=churn, args=(paths, args.running, args.events_per_second, stop), daemon=True)
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause(0.5)
-        writer.start()
+        if args.events_per_second > 0:
+            writer.start()
         key_latency = []
         for _ in range(30):
             before = app.selected

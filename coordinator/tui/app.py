@@ -22,6 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import (
     DataTable,
     Footer,
@@ -45,6 +46,8 @@ STATE_STYLES = {**STATUS_STYLES, "blocked": "bold white on red", "hung": "bold w
 COLUMNS = ("phase", "kind", "title", "state", "attempt", "pid", "elapsed", "cycle", "tokens", "cost")
 COLUMN_WIDTHS = (7, 6, 32, 9, 7, 7, 7, 6, 7, 6)
 """Fixed widths: letting DataTable re-measure a column on each update costs seconds at 500 rows."""
+DETAIL_DEBOUNCE = 0.08
+"""Seconds the cursor must rest on a phase before its detail pane is loaded."""
 LOG_TAIL_BYTES = 64 * 1024
 """How much of the end of a worker log the log tab shows on selection."""
 
@@ -92,6 +95,7 @@ class CoordApp(App[int]):
         self.log_offset = 0
         self.detail_stamps: dict[str, tuple[float, int] | None] = {}
         self.final_status: int | None = None
+        self.detail_timer: Timer | None = None
         self.refreshes = 0
         """Number of batched refreshes applied (a benchmark and test probe)."""
 
@@ -255,14 +259,21 @@ class CoordApp(App[int]):
     @on(DataTable.RowHighlighted, "#phases")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value != self.selected:
-            self.select_phase(str(event.row_key.value))
+            self.select_phase(str(event.row_key.value), delay=DETAIL_DEBOUNCE)
             if self.report is not None:
                 self.call_after_refresh(self._update_table, self.report)  # rows the cursor scrolled into view
 
-    def select_phase(self, phase_id: str) -> None:
+    def select_phase(self, phase_id: str, delay: float = 0.0) -> None:
+        """Select a phase; its detail pane fills after ``delay`` seconds (so holding ↓ does not load every log)."""
         self.selected = phase_id
         self.detail_key = None
-        self._update_detail(force=True)
+        if self.detail_timer is not None:
+            self.detail_timer.stop()
+            self.detail_timer = None
+        if delay <= 0:
+            self._update_detail(force=True)
+        else:
+            self.detail_timer = self.set_timer(delay, self._update_detail)
 
     def _selected_phase(self) -> dict[str, Any] | None:
         if self.report is None or self.selected is None:
