@@ -80,16 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--remediation", action="store_true", help="the remediation prompt instead")
     render.add_argument("--attempt", type=int, default=None, help="attempt number to render for")
 
-    from coordinator import import_command
+    from coordinator import exec_command, import_command
 
     import_command.add_parser(commands)
+    exec_command.add_parsers(commands)
     commands.add_parser("init", help="scaffold plans/, templates/ and tmp/ in this repository")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``coord``; returns the process exit status."""
-    from coordinator import import_command
+    from coordinator import exec_command, import_command
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "init": cmd_init,
         "import": import_command.run,
         "tui": cmd_tui,
+        "exec": exec_command.cmd_exec,
+        "wait": exec_command.cmd_wait,
     }
     if args.command is None:
         if not WorkspacePaths(workspace).db.exists():

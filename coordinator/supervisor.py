@@ -42,6 +42,8 @@ SPEC_KEYS = (
     "signal_path",  # without the .done/.fail suffix
     "socket_path",  # str or None
     "kill_grace",  # seconds between TERM and KILL
+    # optional: "after_exit_argv", a command run (and waited for, up to 120 s) after exit.json is written and
+    # before the signal file, so whatever it writes (coord exec's summary.json) exists when the signal appears
 )
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -287,6 +289,29 @@ class Supervisor:
         self.unkillable = sorted(alive)
         return sorted(stragglers)
 
+    def run_after_exit(self) -> None:
+        argv = self.spec.get("after_exit_argv")
+        if not argv:
+            return
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.chdir(self.spec["attempt_dir"])
+                    os.execv(argv[0], argv)
+                finally:
+                    os._exit(127)
+            deadline = time.monotonic() + 120.0
+            while time.monotonic() < deadline:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    return
+                time.sleep(0.02)
+            signal_quietly(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass  # the signal is still written: a missing summary is reported by whoever reads it
+
     def notify(self, status: str) -> str | None:
         path = self.spec.get("socket_path")
         if not path:
@@ -362,6 +387,7 @@ class Supervisor:
             "start_error": start_error or ("the worker's exit status was lost" if exit_unknown else None),
         }
         write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
+        self.run_after_exit()
         write_atomic(
             f"{spec['signal_path']}.{result}",
             {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"], "error": start_error},
