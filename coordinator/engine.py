@@ -17,11 +17,11 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coordinator import failpoints, launcher
+from coordinator import failpoints, launcher, pricing
 from coordinator.agents import AgentSummary, LaunchRequest, get_agent
 from coordinator.atomic import read_json, write_atomic, write_json_atomic
 from coordinator.checks import JudgeInput, judge
@@ -730,6 +730,8 @@ class Engine:
             failpoints.hit("finish.after_verdict_commit")
 
     def _summarize(self, agent: Any, row: sqlite3.Row, attempt_dir: Path) -> AgentSummary:
+        """The attempt's summary (its own tokens, and its cost in USD from the plan's or the packaged prices for
+        the profile's model), also written to ``summary.json`` with the ``price`` it was computed from."""
         previous_usage = None
         if row["resume_session"]:
             earlier = self.store.connection.execute(
@@ -742,7 +744,14 @@ class Engine:
                     "cumulative_usage"
                 )
         summary = summarize_with(agent, attempt_dir, previous_usage)
+        priced = None
+        if summary.cost_usd is None:  # an agent's own figure (Claude Code reports one) beats our price table
+            priced = pricing.price_attempt(agent.profile, summary.input_tokens, summary.cached_input_tokens,
+                                           summary.output_tokens, self.plan.prices)
+            if priced is not None:
+                summary = replace(summary, cost_usd=priced.cost_usd)
         record = summary.to_dict()
+        record["price"] = priced.basis if priced is not None else None
         write_json_atomic(attempt_dir / "summary.json", record)
         return summary
 

@@ -82,6 +82,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "run_id": run_id,
         "attempt_id": attempt_id,
         "agent": args.agent,
+        "model": args.model,
         "argv": list(command.argv),
         "task": args.task,
         "resume": args.resume,
@@ -118,13 +119,20 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
 
 def summarize(run_dir: Path) -> dict[str, Any]:
     """Write ``summary.json`` for an ended exec run (run by its supervisor); returns the summary."""
+    from coordinator import pricing
     from coordinator.agents import get_agent
     from coordinator.plan.model import AgentProfile
 
     meta = read_json(run_dir / "meta.json") or {}
     exit_info = read_json(run_dir / "exit.json") or {}
-    agent = get_agent(AgentProfile(name=meta.get("agent", "codex"), base=meta.get("agent", "codex")))
+    profile = AgentProfile(name=meta.get("agent", "codex"), base=meta.get("agent", "codex"), model=meta.get("model"))
+    agent = get_agent(profile)
     summary = agent.summarize(run_dir / "worker.log", run_dir)
+    cost = summary.cost_usd
+    if cost is None:  # codex reports no cost: price its tokens from the packaged table (None for unknown models)
+        priced = pricing.price_attempt(profile, summary.input_tokens, summary.cached_input_tokens,
+                                       summary.output_tokens, {})
+        cost = priced.cost_usd if priced is not None else None
     succeeded = exit_info.get("exit_code") == 0 and (summary.completed or not agent.requires_completed_turn)
     if meta.get("resume") and summary.session_id not in (None, meta["resume"]):
         succeeded = False  # a resume that came back in another thread lost the session
@@ -138,7 +146,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "input_tokens": summary.input_tokens,
         "cached_input_tokens": summary.cached_input_tokens,
         "output_tokens": summary.output_tokens,
-        "cost_usd": summary.cost_usd,
+        "cost_usd": cost,
         "started_at": exit_info.get("started_at"),
         "ended_at": exit_info.get("ended_at"),
         "duration_s": exit_info.get("duration_s"),

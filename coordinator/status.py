@@ -176,7 +176,8 @@ def print_status(report: dict[str, Any]) -> None:
     console.print(
         f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
         f"{totals['attempts']} attempts ({totals['remediations']} remediations) · {totals['tokens']} tokens · "
-        f"run {report['state']}" + (" · paused" if report["paused"] else ""),
+        + (f"${totals['cost_usd']:.2f} · " if optional["cost"] else "")  # only when some attempt had a price
+        + f"run {report['state']}" + (" · paused" if report["paused"] else ""),
         highlight=False,
     )
     for phase in report["phases"]:

@@ -183,7 +183,7 @@ def test_unknown_top_level_key_without_a_close_match_lists_the_known_keys(worksp
 
     assert found == [
         "plans/P.yaml:2:1: unknown key 'zzz' (expected one of: agent, agents, artifacts, checks, phases, plan, "
-        "policy, title, workdir)"
+        "policy, prices, title, workdir)"
     ]
 
 

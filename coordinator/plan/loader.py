@@ -49,6 +49,7 @@ from coordinator.plan.model import (
     Phase,
     Plan,
     Policy,
+    Price,
     VerifyCommand,
 )
 from coordinator.prompts import REMEDIATION_TEMPLATE, SAMPLE_REMEDIATION, PromptRenderer
@@ -300,6 +301,14 @@ class AgentModel(_Schema):
     env: dict[str, str] | None = None
 
 
+class PriceModel(_Schema):
+    """One model's price in USD per 1M tokens (``prices: {MODEL: {input, cached_input, output}}``)."""
+
+    input: Annotated[float, Field(ge=0)]
+    cached_input: Annotated[float, Field(ge=0)] | None = None
+    output: Annotated[float, Field(ge=0)]
+
+
 class VerifyModel(_Schema):
     run: Annotated[str, Field(min_length=1)]
     expect: Literal["pass", "fail"] = _VERIFY.expect
@@ -316,6 +325,7 @@ class PlanModel(_Schema):
     policy: PolicyModel | None = None
     checks: ChecksModel | None = None
     artifacts: ArtifactsModel | None = None
+    prices: dict[str, PriceModel] | None = None
     phases: Annotated[list[Any], Field(min_length=1)]
 
 
@@ -639,6 +649,9 @@ def _repair(data: dict[str, Any], loc: tuple[Any, ...], kind: str, model: type[B
         return True
     if model is PlanModel and loc[0] == "plan" and kind == "missing":
         data["plan"] = "plan"
+        return True
+    if model is PlanModel and loc[0] == "prices" and len(loc) > 1 and isinstance(data.get("prices"), dict):
+        data["prices"].pop(loc[1], None)  # a broken price entry goes whole, even when a key is missing
         return True
     if kind == "missing":
         return False
@@ -970,6 +983,9 @@ def _check(path: Path, workspace: Path) -> tuple[Plan | None, list[Problem]]:
     if top.agent not in agents:
         out.add(("agent",), f"unknown agent {top.agent!r} (known: {', '.join(agents)})")
     _check_workdir(workspace, top.workdir, ("workdir",), out)
+    for name in top.prices or {}:
+        if not name.strip():
+            out.add(("prices", name), "model name must not be empty", key=True)
     plan_policy = dataclasses.replace(Policy(), **_set_fields(top.policy))
     plan_checks = dataclasses.replace(Checks(), **_set_fields(top.checks))
     artifacts = dataclasses.replace(Artifacts(), **_set_fields(top.artifacts))
@@ -995,6 +1011,10 @@ def _check(path: Path, workspace: Path) -> tuple[Plan | None, list[Problem]]:
         policy=plan_policy,
         checks=plan_checks,
         agent=top.agent,
+        prices={
+            name: Price(input=spec.input, output=spec.output, cached_input=spec.cached_input)
+            for name, spec in (top.prices or {}).items()
+        },
     )
     failed = _check_artifacts(plan, renderer, out)
     _dry_render(plan, renderer, failed, out)

@@ -110,6 +110,21 @@ class Artifacts:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What one model's tokens cost, in USD per 1,000,000 tokens (the unit of OpenAI's and Anthropic's price lists).
+
+    Used by ``coordinator.pricing`` to put a cost on an attempt from its own token counts.
+    """
+
+    input: float
+    """Uncached input tokens."""
+    output: float
+    """Output tokens (reasoning tokens included, as the Responses API counts them)."""
+    cached_input: float | None = None
+    """Input tokens served from the prompt cache; None means they cost as much as ``input``."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A validated plan."""
 
@@ -127,6 +142,9 @@ class Plan:
     policy: Policy = field(default_factory=Policy)
     checks: Checks = field(default_factory=Checks)
     agent: str = "codex"
+    prices: dict[str, Price] = field(default_factory=dict)
+    """The plan's own ``prices:`` by model name; they take precedence over the packaged defaults
+    (``coordinator/prices.yaml``)."""
 
     def phase(self, phase_id: str) -> Phase:
         """Return the phase with this id.
