@@ -95,6 +95,8 @@ class EngineState:
     wake: bool = False
     supervisors: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     watches: dict[str, Watch] = field(default_factory=dict)
+    budget_reason: str | None = None
+    """Why the budget stopped launches (None while it has not)."""
     judging: dict[str, tuple[Future[Verdict], Phase, int, bool]] = field(default_factory=dict)
     """Attempts whose checks run on the judge threads: attempt id -> (future, phase, number, stopped)."""
 
@@ -203,7 +205,7 @@ class Engine:
             row = self.store.attempt(self.remediation_attempt_id) if self.remediation_attempt_id else None
             status = ExitStatus.OK if row is not None and row["state"] == "passed" else ExitStatus.FAILED
             return self._finish_run(status, scoped=frozenset({self.options.remediate_only.phase_id}))
-        if not self.state.stop_all and not self.paused and self._runnable():
+        if not self.state.stop_all and not self.paused and self.state.budget_reason is None and self._runnable():
             return None
         if self.paused and not self.state.stop_all:
             return None  # a paused run waits for `resume` (from the TUI or the socket)
@@ -224,6 +226,8 @@ class Engine:
         message = f"{self.plan.id}: {passed}/{len(rows)} phases passed"
         if waiting:
             message += "; not passed: " + ", ".join(waiting)
+        if self.state.budget_reason is not None and waiting:
+            message += f" ({self.state.budget_reason})"
         with self.store.transaction() as tx:
             tx.execute(
                 "UPDATE plans SET state='finished', updated_at=? WHERE plan_id=?", (now_iso(), self.plan.id)
@@ -318,10 +322,35 @@ class Engine:
                 continue
             if len(self.store.active_attempts(self.plan.id)) >= self.options.max_parallel:
                 return
+            if self._budget_spent():
+                return
             if action == "fresh":
                 self._launch(phase)
             else:
                 self._launch_remediation(phase)
+
+    def _budget_spent(self) -> bool:
+        """True once the plan's budget is used up; says so once, as a warning event."""
+        if self.state.budget_reason is not None:
+            return True
+        budget = self.plan.budget
+        if budget.max_cost is None and budget.max_tokens is None:
+            return False
+        row = self.store.connection.execute(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS cost "
+            "FROM attempts WHERE plan_id=?", (self.plan.id,),
+        ).fetchone()
+        reason = None
+        if budget.max_tokens is not None and row["tokens"] >= budget.max_tokens:
+            reason = f"token budget reached: {row['tokens']} of max_tokens {budget.max_tokens}"
+        elif budget.max_cost is not None and row["cost"] >= budget.max_cost:
+            reason = f"cost budget reached: ${row['cost']:.4f} of max_cost ${budget.max_cost:g}"
+        if reason is None:
+            return False
+        self.state.budget_reason = reason
+        self._notice(f"{reason}; launching nothing more (raise `budget:` in the plan and `coord run` again)",
+                     level="warning")
+        return True
 
     def _block(self, phase_id: str, why: str) -> None:
         row = self.store.phase_row(self.plan.id, phase_id)

@@ -676,3 +676,12 @@ def test_unreadable_plan_file(workspace: Path) -> None:
 
 def problems_for(workspace: Path, path: Path) -> list[str]:
     return [str(problem) for problem in validate_plan(path, workspace)]
+
+
+def test_budget_is_loaded_and_checked(workspace: Path) -> None:
+    good = "plan: X\nbudget: {max_cost: 2.5, max_tokens: 100000}\nphases:\n  - {id: P01, kind: stub}\n"
+    plan = load_plan(write(workspace, good), workspace)
+    assert (plan.budget.max_cost, plan.budget.max_tokens) == (2.5, 100000)
+    found = problems(workspace, "plan: X\nbudget: {max_cost: -1, tokens: 5}\nphases:\n  - {id: P01, kind: stub}\n")
+    assert any("budget.max_cost" in problem for problem in found)
+    assert any("unknown key 'tokens'" in problem for problem in found)

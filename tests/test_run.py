@@ -494,3 +494,42 @@ def test_worker_exit_code_survives_an_ignored_sigchld(workspace: Path) -> None:
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())["exit_code"] == 3
+
+
+def test_budget_stops_launching_and_says_why(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "a", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "b", "instructions": "[[fake:pass]]"},
+        {"id": "P03", "kind": "verify", "title": "c", "instructions": "[[fake:pass]]"},
+    ], budget={"max_tokens": 1000})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "token budget reached" in result.stdout and "launching nothing more" in result.stdout
+    states = {p["id"]: p["state"] for p in status(workspace)["phases"]}
+    assert states == {"P01": "passed", "P02": "pending", "P03": "pending"}
+
+
+def test_dangerous_profile_prints_a_banner_and_only_then_bypasses_the_sandbox(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    agents = {
+        "fake": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"), "sandbox": "workspace-write",
+                 "env": {"FAKE_CODEX_RECORD_DIR": str(record)}},
+        "yolo": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"),
+                 "sandbox": "danger-full-access", "dangerous": True, "env": {"FAKE_CODEX_RECORD_DIR": str(record)}},
+    }
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "safe", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "unsafe", "instructions": "[[fake:pass]]", "agent": "yolo"},
+    ], agents=agents)
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: agent profile 'yolo' runs codex with --dangerously-bypass-approvals-and-sandbox" in result.stdout
+    calls = {call["env"].get("COORD_PHASE_ID"): call["argv"]
+             for call in (json.loads(p.read_text()) for p in record.glob("*.json"))}
+    assert "--dangerously-bypass-approvals-and-sandbox" in calls["P02"]
+    assert "--dangerously-bypass-approvals-and-sandbox" not in calls["P01"]
+    assert calls["P01"][calls["P01"].index("-s") + 1] == "workspace-write"

@@ -45,6 +45,7 @@ from coordinator.plan.model import (
     BUILTIN_KINDS,
     AgentProfile,
     Artifacts,
+    Budget,
     Checks,
     Phase,
     Plan,
@@ -309,6 +310,13 @@ class PriceModel(_Schema):
     output: Annotated[float, Field(ge=0)]
 
 
+class BudgetModel(_Schema):
+    """``budget: {max_cost: USD, max_tokens: N}``: after either, coord launches nothing more."""
+
+    max_cost: Annotated[float, Field(gt=0)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
 class VerifyModel(_Schema):
     run: Annotated[str, Field(min_length=1)]
     expect: Literal["pass", "fail"] = _VERIFY.expect
@@ -326,6 +334,7 @@ class PlanModel(_Schema):
     checks: ChecksModel | None = None
     artifacts: ArtifactsModel | None = None
     prices: dict[str, PriceModel] | None = None
+    budget: BudgetModel | None = None
     phases: Annotated[list[Any], Field(min_length=1)]
 
 
@@ -1015,6 +1024,7 @@ def _check(path: Path, workspace: Path) -> tuple[Plan | None, list[Problem]]:
             name: Price(input=spec.input, output=spec.output, cached_input=spec.cached_input)
             for name, spec in (top.prices or {}).items()
         },
+        budget=Budget(max_cost=top.budget.max_cost, max_tokens=top.budget.max_tokens) if top.budget else Budget(),
     )
     failed = _check_artifacts(plan, renderer, out)
     _dry_render(plan, renderer, failed, out)

@@ -125,6 +125,16 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """Plan-wide spending limits: once reached, coord launches nothing more (running workers finish)."""
+
+    max_cost: float | None = None
+    """US dollars over every attempt of the plan (priced attempts only)."""
+    max_tokens: int | None = None
+    """Input + output tokens over every attempt of the plan."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A validated plan."""
 
@@ -145,6 +155,7 @@ class Plan:
     prices: dict[str, Price] = field(default_factory=dict)
     """The plan's own ``prices:`` by model name; they take precedence over the packaged defaults
     (``coordinator/prices.yaml``)."""
+    budget: Budget = field(default_factory=Budget)
 
     def phase(self, phase_id: str) -> Phase:
         """Return the phase with this id.
