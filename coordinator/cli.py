@@ -356,7 +356,7 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
                 )
         if use_dashboard:
             store.close()
-            return run_dashboard_with_engine(plan, paths, options)
+            return run_dashboard_with_engine(plan, paths, options, on_exit=lock.release)
         engine = Engine(plan, store, options, sink=printer)
         install_detach_handlers(engine)
         status = engine.run()
@@ -366,14 +366,14 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     return status
 
 
-def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any) -> int:
+def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any, on_exit: Any = None) -> int:
     """``coord run`` in a terminal: the engine on a thread, the dashboard in front of it."""
     from coordinator.engine import EngineThread
     from coordinator.tui.app import run_with_engine
     from coordinator.tui.model import DashboardSource
 
     def start(sink: Any) -> EngineThread:
-        thread = EngineThread(plan, paths, options, sink)
+        thread = EngineThread(plan, paths, options, sink, on_exit=on_exit)
         thread.start()
         return thread
 

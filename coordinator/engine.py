@@ -941,8 +941,11 @@ class EngineThread(threading.Thread):
     """
 
     def __init__(self, plan: Plan, paths: WorkspacePaths, options: RunOptions,
-                 sink: Callable[[EngineEvent], None]) -> None:
+                 sink: Callable[[EngineEvent], None], on_exit: Callable[[], None] | None = None) -> None:
         super().__init__(name="coord-engine", daemon=True)
+        self.on_exit = on_exit
+        """Called on the engine thread when the run ends (the CLI releases the workspace lock there, so a
+        dashboard left open over a finished run does not keep other commands out)."""
         self.plan = plan
         self.paths = paths
         self.options = options
@@ -963,6 +966,8 @@ class EngineThread(threading.Thread):
             self.error = exc
         finally:
             store.close()
+            if self.on_exit is not None:
+                self.on_exit()
 
     def request_detach(self) -> None:
         """Ask the engine to detach (as Ctrl-C would): it stops launching and leaves workers running."""

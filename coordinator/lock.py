@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class WorkspaceLock:
     def __init__(self, paths: WorkspacePaths) -> None:
         self.paths = paths
         self.fd: int | None = None
+        self._guard = threading.Lock()
 
     def acquire(self, plan_id: str, command: str) -> None:
         """Take the lock without waiting and record the holder in ``lock.info``.
@@ -60,15 +62,17 @@ class WorkspaceLock:
         )
 
     def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            self.paths.lock_info.unlink()
-        except FileNotFoundError:
-            pass
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-        self.fd = None
+        """Give the lock up (idempotent; safe to call from the engine thread and the main thread)."""
+        with self._guard:
+            if self.fd is None:
+                return
+            try:
+                self.paths.lock_info.unlink()
+            except FileNotFoundError:
+                pass
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 def holder_info(paths: WorkspacePaths) -> dict | None:

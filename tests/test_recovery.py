@@ -74,3 +74,52 @@ def test_no_module_outside_tui_imports_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout.strip().replace("'", '"')) == []
+
+
+def test_attempt_from_an_earlier_boot_is_lost_and_its_recorded_pid_never_signalled(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tests.helpers import start_coord, wait_until
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan = write_plan(workspace, [{"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"}])
+    first = start_coord(workspace, "run", str(plan))
+    identity_path = workspace / "tmp/PLAN-T/P01/1/identity.json"
+    wait_until(identity_path.exists)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    identity = json.loads(identity_path.read_text())
+    os.killpg(identity["supervisor_pid"], signal.SIGKILL)  # the "reboot": every process of the attempt is gone
+    os.killpg(identity["worker_pid"], signal.SIGKILL)
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)  # now owns a recorded-looking pid
+    try:
+        identity.update(supervisor_pid=bystander.pid, worker_pid=bystander.pid, boot_id="0" * 32)
+        identity_path.write_text(json.dumps(identity))
+
+        resumed = coord(workspace, "run", str(plan))
+
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert bystander.poll() is None, "a pid recorded in an earlier boot was signalled"
+        rows = db_rows(workspace, "SELECT number, state, reason FROM attempts ORDER BY number")
+        assert rows[0]["state"] == "lost" and "rebooted" in rows[0]["reason"]
+        assert rows[1]["state"] == "passed"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_torn_last_line_in_events_jsonl_does_not_break_the_next_append(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    events_file = workspace / "tmp/PLAN-T/events.jsonl"
+    events_file.parent.mkdir(parents=True)
+    events_file.write_text('{"event": "launch", "pha')  # a crash in the middle of an append
+
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    lines = events_file.read_text().splitlines()
+    assert lines[0] == '{"event": "launch", "pha'
+    assert all(json.loads(line) for line in lines[1:])
