@@ -375,3 +375,83 @@ def test_claude_argv_and_summary(tmp_path: Path) -> None:
     log.write_text(json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": True}) + "\n")
     failed = ClaudeAgent(profile).summarize(log, tmp_path)
     assert failed.completed is False and failed.error == "error_max_turns"
+
+
+def _claude_log(path: Path, *events: dict[str, object]) -> Path:
+    path.write_text("\n".join(json.dumps(event) for event in events) + "\n", encoding="utf-8")
+    return path
+
+
+CLAUDE_SESSION = "49e75ad4-7630-4087-a4cd-798c08336e34"
+
+
+def test_claude_counts_tool_uses_and_takes_this_runs_cost_not_the_sessions(tmp_path: Path) -> None:
+    # Shapes as claude 2.1.331 printed them on a resumed session (tests/e2e_claude): total_cost_usd and modelUsage
+    # are session totals, model_usage_since_last_result and usage are this run's.
+    def use(block_id: str, name: str) -> dict[str, object]:
+        return {"type": "assistant", "session_id": CLAUDE_SESSION, "message": {"content": [
+            {"type": "tool_use", "id": block_id, "name": name, "input": {}}]}}
+
+    log = _claude_log(
+        tmp_path / "worker.log",
+        {"type": "system", "subtype": "init", "session_id": CLAUDE_SESSION, "model": "claude-sonnet-4-5"},
+        use("toolu_1", "Bash"), use("toolu_1", "Bash"), use("toolu_2", "Write"), use("toolu_3", "Read"),
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "second done"}]}},
+        {"type": "result", "subtype": "success", "is_error": False, "result": "second done",
+         "session_id": CLAUDE_SESSION, "total_cost_usd": 0.01749,
+         "usage": {"input_tokens": 2010, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                   "output_tokens": 8, "output_tokens_details": {"thinking_tokens": 3}},
+         "modelUsage": {"claude-sonnet-4-5": {"costUSD": 0.01749}},
+         "model_usage_since_last_result": {"claude-sonnet-4-5": {"costUSD": 0.0082}}},
+    )
+    summary = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(log, tmp_path)
+    assert summary.completed is True and summary.session_id == CLAUDE_SESSION
+    assert (summary.commands, summary.file_changes) == (1, 1)
+    assert summary.tool_uses == {"Bash": 1, "Write": 1, "Read": 1}
+    assert (summary.input_tokens, summary.output_tokens, summary.reasoning_tokens) == (2010, 8, 3)
+    assert summary.cost_usd == pytest.approx(0.0082)
+    assert summary.cumulative_usage == {"total_cost_usd": pytest.approx(0.01749)}
+
+
+def test_claude_without_per_run_cost_subtracts_what_the_resumed_session_had_cost(tmp_path: Path) -> None:
+    result = {"type": "result", "subtype": "success", "is_error": False, "result": "ok", "total_cost_usd": 0.5}
+    log = _claude_log(tmp_path / "worker.log", result)
+    agent = ClaudeAgent(AgentProfile(name="cl", base="claude"))
+    assert agent.summarize(log, tmp_path).cost_usd == pytest.approx(0.5)
+    assert agent.summarize(log, tmp_path, previous_usage={"total_cost_usd": 0.2}).cost_usd == pytest.approx(0.3)
+    # a larger earlier total belongs to a session claude did not carry over: nothing is subtracted
+    assert agent.summarize(log, tmp_path, previous_usage={"total_cost_usd": 0.9}).cost_usd == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("result", "error"), [
+    # An API error: claude 2.1.331 says subtype "success" with is_error true.
+    ({"subtype": "success", "is_error": True, "result": "API Error: 500 boom", "total_cost_usd": 0,
+      "model_usage_since_last_result": {}}, "API Error: 500 boom"),
+    # --resume of a session that does not exist (no init event at all).
+    ({"subtype": "error_during_execution", "is_error": True, "num_turns": 0, "total_cost_usd": 0,
+      "errors": ["No conversation found with session ID: " + CLAUDE_SESSION]},
+     "No conversation found with session ID: " + CLAUDE_SESSION),
+    ({"subtype": "error_max_turns", "is_error": True, "errors": ["Reached maximum number of turns (1)"]},
+     "Reached maximum number of turns (1)"),
+], ids=["api_error", "unknown_session", "max_turns"])
+def test_claude_failed_results_are_not_completed_and_keep_claudes_message(
+    tmp_path: Path, result: dict[str, object], error: str
+) -> None:
+    log = _claude_log(tmp_path / "worker.log", {"type": "result", "session_id": CLAUDE_SESSION, **result})
+    summary = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(log, tmp_path)
+    assert summary.completed is False and summary.error == error
+    assert summary.session_id == CLAUDE_SESSION
+
+
+def test_claude_killed_before_its_result_has_the_session_and_last_text_only(tmp_path: Path) -> None:
+    log = _claude_log(
+        tmp_path / "worker.log",
+        {"type": "system", "subtype": "init", "session_id": CLAUDE_SESSION},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "working on it"}]}},
+    )
+    summary = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(log, tmp_path)
+    assert (summary.session_id, summary.completed, summary.cost_usd, summary.error) == (
+        CLAUDE_SESSION, False, None, None)
+    assert summary.last_message == "working on it"
+    missing = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(tmp_path / "nope.log", tmp_path)
+    assert missing.session_id is None and missing.completed is False

@@ -1,13 +1,27 @@
 """Adapter for Claude Code run as ``claude -p --output-format stream-json --verbose`` (DESIGN section 6).
 
-Who calls it: the engine, for profiles with ``base: claude``. Event schema: Claude Code's stream-json output
-(public docs, summarized in ``codex-cli.md`` §10): a first ``{"type":"system","subtype":"init","session_id":…}``
-line, message events, and a final ``{"type":"result","subtype":"success"|"error_…","is_error":…,"result":…,
-"total_cost_usd":…,"usage":{…}}`` line. Not yet exercised against the real binary.
+Who calls it: the engine, for profiles with ``base: claude``. Measured against the real ``@anthropic-ai/claude-code``
+2.1.331 (``tests/e2e_claude/``, driven by a scripted Messages API server):
+
+- ``-p`` without a prompt argument reads the prompt from stdin; ``--verbose`` is required with ``stream-json``.
+- Output is JSONL: a first ``{"type":"system","subtype":"init","session_id":…}`` line, then ``assistant`` events
+  (``message.content`` blocks: ``text``, ``tool_use`` with ``name`` and ``id``) and ``user`` events (tool results),
+  and a last ``{"type":"result","subtype":…,"is_error":…,"result":…,"errors":[…],"total_cost_usd":…,"usage":{…},
+  "model_usage_since_last_result":{MODEL:{"costUSD":…}}}`` line.
+- ``--resume ID`` continues the session under the SAME id (``init`` reports it again). ``result.usage`` counts only
+  this run, but ``total_cost_usd`` (and ``modelUsage``) are session totals that include the resumed runs; this
+  run's own cost is ``model_usage_since_last_result``. A resume of an unknown id exits 1 with no ``init`` event and
+  an ``error_during_execution`` result whose ``errors`` say "No conversation found with session ID: …".
+- An API error (HTTP 4xx/5xx after claude's retries) ends with exit 1 and a result of subtype ``success`` but
+  ``is_error: true``, ``result: "API Error: 500 …"``; so success needs both. ``--max-turns`` overruns give
+  ``error_max_turns`` with ``errors``.
+- As root, ``--permission-mode bypassPermissions``/``--dangerously-skip-permissions`` are refused (exit 1) unless
+  ``IS_SANDBOX=1`` is in the environment.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +29,52 @@ from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
 from coordinator.agents.codex import parse_event_line
 from coordinator.plan.model import AgentProfile
 
+COMMAND_TOOLS = frozenset({"Bash", "PowerShell"})
+"""Tools whose uses count as ``commands``."""
+FILE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+"""Tools whose uses count as ``file_changes``."""
+
+_MAX_EVENT_CHARS = 1000
+"""Cap on the raw last event kept in the summary (it goes into evidence and remediation prompts)."""
+
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ClaudeSummary(AgentSummary):
+    """An :class:`AgentSummary` with what a later resume of the same session needs.
+
+    Attributes:
+        cumulative_usage: ``{"total_cost_usd": X}``, the session total claude reported. Only used when a claude too
+            old to report ``model_usage_since_last_result`` resumes this session: the engine passes it back as
+            ``previous_usage`` and the difference is that attempt's own cost.
+        tool_uses: uses per tool name (``{"Bash": 2, "Write": 1}``).
+        last_event: the last JSON event line of the log (capped at 1000 characters), for evidence.
+    """
+
+    cumulative_usage: dict[str, float] = field(default_factory=dict)
+    tool_uses: dict[str, int] = field(default_factory=dict)
+    last_event: str | None = None
+
+
+def _own_cost(result: dict[str, Any], previous_usage: dict[str, Any] | None) -> float | None:
+    """This run's cost in USD: the sum of ``model_usage_since_last_result[*].costUSD`` when claude reports it,
+    else ``total_cost_usd`` minus the session total seen before (``previous_usage``) when that is not larger."""
+    since = result.get("model_usage_since_last_result")
+    if isinstance(since, dict):
+        costs = [_number(usage.get("costUSD")) for usage in since.values() if isinstance(usage, dict)]
+        return sum(cost for cost in costs if cost is not None)
+    total = _number(result.get("total_cost_usd"))
+    before = _number((previous_usage or {}).get("total_cost_usd"))
+    if total is not None and before is not None and before <= total:
+        return total - before
+    return total
 
 
 class ClaudeAgent:
@@ -25,6 +82,8 @@ class ClaudeAgent:
 
     Args:
         profile: the agent profile (``binary``, ``model``, ``args``, ``env``; codex-only fields are ignored).
+            Unattended runs need a permission mode in ``args`` (``--permission-mode bypassPermissions`` or
+            ``--allowedTools …``), otherwise claude denies the tools that would prompt.
     """
 
     def __init__(self, profile: AgentProfile) -> None:
@@ -32,14 +91,15 @@ class ClaudeAgent:
 
     @property
     def requires_completed_turn(self) -> bool:
-        """Success also needs a ``result`` event with subtype ``success``."""
+        """Success also needs a ``result`` event with subtype ``success`` and ``is_error`` false."""
         return True
 
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return ``claude -p --output-format stream-json --verbose [--model M] [--resume ID] [ARGS…]``.
 
         The prompt goes on stdin (``-p`` without a prompt argument reads it from there); the worker runs in
-        ``request.workdir`` (the supervisor's cwd), as claude has no ``-C`` flag.
+        ``request.workdir`` (the supervisor's cwd), as claude has no ``-C`` flag. claude finds a session to resume
+        by the workdir's project folder (``~/.claude/projects/<cwd>``), so a resumed phase must keep its workdir.
         """
         profile = self.profile
         argv = [profile.binary or "claude", "-p", "--output-format", "stream-json", "--verbose"]
@@ -50,20 +110,29 @@ class ClaudeAgent:
         argv += list(profile.args)
         return WorkerCommand(argv=tuple(argv), stdin_path=str(request.prompt_path), env=dict(profile.env))
 
-    def summarize(self, log_path: Path, attempt_dir: Path) -> AgentSummary:
+    def summarize(self, log_path: Path, attempt_dir: Path,
+                  previous_usage: dict[str, Any] | None = None) -> ClaudeSummary:
         """Read the stream-json events of a claude worker log.
 
         Args:
             log_path: ``worker.log``; non-JSON lines (stderr noise) are skipped, a missing file is empty.
             attempt_dir: unused.
+            previous_usage: the ``cumulative_usage`` of the attempt whose session this one resumed (only used
+                when claude does not report this run's own cost).
 
         Returns:
-            Session id from the ``system``/``init`` event (or the ``result``), cost in USD from
-            ``result.total_cost_usd``, tokens from ``result.usage``, last message ``result.result``;
-            ``completed`` when the result's subtype is ``success`` and ``is_error`` is false.
+            Session id from the ``system``/``init`` event (else the ``result``'s); tokens from ``result.usage``
+            (this run only; ``input_tokens`` include cache reads and writes, ``cached_input_tokens`` are the
+            reads); this run's own cost (see :func:`_own_cost`); last message ``result.result`` (else the last
+            assistant text); ``commands``/``file_changes`` counted from ``tool_use`` blocks; ``completed`` when
+            the result's subtype is ``success`` and ``is_error`` is false; ``error`` the result text or
+            ``errors`` otherwise.
         """
         session_id: str | None = None
         result: dict[str, Any] | None = None
+        last_text: str | None = None
+        tools: dict[str, str] = {}
+        last_event: str | None = None
         try:
             handle = open(log_path, encoding="utf-8", errors="replace")
         except OSError:
@@ -74,26 +143,58 @@ class ClaudeAgent:
                     event = parse_event_line(line)
                     if event is None:
                         continue
-                    if event["type"] == "system" and event.get("subtype") == "init" and session_id is None:
+                    last_event = line.strip()[:_MAX_EVENT_CHARS]
+                    kind = event["type"]
+                    if kind == "system" and event.get("subtype") == "init" and session_id is None:
                         value = event.get("session_id")
                         session_id = value if isinstance(value, str) else None
-                    elif event["type"] == "result":
+                    elif kind == "assistant":
+                        message = event.get("message")
+                        content = message.get("content") if isinstance(message, dict) else None
+                        for block in content if isinstance(content, list) else []:
+                            if not isinstance(block, dict):
+                                continue
+                            if block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+                                tools[str(block.get("id") or f"#{len(tools)}")] = block["name"]
+                            elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                                last_text = block["text"]
+                    elif kind == "result":
                         result = event
+        tool_uses: dict[str, int] = {}
+        for name in tools.values():
+            tool_uses[name] = tool_uses.get(name, 0) + 1
+        counts = {
+            "commands": sum(n for name, n in tool_uses.items() if name in COMMAND_TOOLS),
+            "file_changes": sum(n for name, n in tool_uses.items() if name in FILE_TOOLS),
+            "tool_uses": tool_uses,
+            "last_event": last_event,
+        }
         if result is None:
-            return AgentSummary(session_id=session_id, completed=False)
+            return ClaudeSummary(session_id=session_id, last_message=last_text, completed=False, **counts)
         usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-        cost = result.get("total_cost_usd")
+        details = usage.get("output_tokens_details") if isinstance(usage.get("output_tokens_details"), dict) else {}
         completed = result.get("subtype") == "success" and not result.get("is_error")
         message = result.get("result") if isinstance(result.get("result"), str) else None
-        return AgentSummary(
-            session_id=session_id or (result.get("session_id") if isinstance(result.get("session_id"), str) else None),
-            # Anthropic counts cache reads apart from input_tokens; coord's input_tokens include cached ones.
+        errors = result.get("errors")
+        error_text = "; ".join(str(item) for item in errors) if isinstance(errors, list) and errors else None
+        total = _number(result.get("total_cost_usd"))
+        result_session = result.get("session_id") if isinstance(result.get("session_id"), str) else None
+        return ClaudeSummary(
+            session_id=session_id or result_session,
+            # Anthropic counts cache reads and writes apart from input_tokens; coord's input_tokens include them.
             input_tokens=_int(usage.get("input_tokens")) + _int(usage.get("cache_read_input_tokens"))
             + _int(usage.get("cache_creation_input_tokens")),
             cached_input_tokens=_int(usage.get("cache_read_input_tokens")),
             output_tokens=_int(usage.get("output_tokens")),
-            cost_usd=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
-            last_message=message,
+            reasoning_tokens=_int(details.get("thinking_tokens")),
+            cost_usd=_own_cost(result, previous_usage),
+            last_message=message if message is not None else last_text,
             completed=completed,
-            error=None if completed else (message or str(result.get("subtype") or "error")),
+            error=None if completed else (
+                (message if result.get("is_error") else None) or error_text or message
+                or str(result.get("subtype") or "error")
+            ),
+            cumulative_usage={"total_cost_usd": total} if total is not None else {},
+            **counts,
         )
+
