@@ -701,11 +701,12 @@ class Engine:
             with self.store.transaction() as tx:
                 tx.execute(
                     "UPDATE attempts SET state='checking', ended_at=?, exit_code=?, signal=?, stop_reason=?, "
-                    "session_id=?, input_tokens=?, cached_input_tokens=?, output_tokens=?, cost_usd=? "
-                    "WHERE attempt_id=?",
+                    "session_id=?, input_tokens=?, cached_input_tokens=?, output_tokens=?, cost_usd=?, "
+                    "last_message=?, commands=?, file_changes=? WHERE attempt_id=?",
                     (exit_info.get("ended_at"), exit_info.get("exit_code"), exit_info.get("signal"), stop_reason,
                      summary.session_id, summary.input_tokens, summary.cached_input_tokens, summary.output_tokens,
-                     summary.cost_usd, attempt_id),
+                     summary.cost_usd, (summary.last_message or "")[:4000] or None, summary.commands,
+                     summary.file_changes, attempt_id),
                 )
                 tx.execute(
                     "UPDATE phases SET state='checking', updated_at=? WHERE plan_id=? AND phase_id=?",

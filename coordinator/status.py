@@ -40,7 +40,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
     Returns:
         ``{"plan", "title", "path", "state", "paused", "started_at", "phases": [...], "totals": {...}}``; each phase
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
-        verdict_source, reason, stop_reason`` (``stop_reason`` of the latest attempt: hung, stopped or None).
+        verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
+        ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts).
         ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest attempt.
     """
     own = store is None
@@ -82,6 +83,10 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "verdict_source": row["verdict_source"],
                 "reason": row["reason"],
                 "stop_reason": last["stop_reason"] if last is not None else None,
+                "session_id": last["session_id"] if last is not None else None,
+                "commands": sum(a["commands"] for a in attempts),
+                "file_changes": sum(a["file_changes"] for a in attempts),
+                "last_message": last["last_message"] if last is not None else None,
             })
             totals["phases"] += 1
             totals["attempts"] += len(attempts)

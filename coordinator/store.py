@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     cached_input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL,
+    last_message TEXT,                 -- the agent's final message (capped at 4000 characters)
+    commands INTEGER NOT NULL DEFAULT 0,
+    file_changes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (plan_id, phase_id, number)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -106,6 +109,24 @@ class AuditEvent:
     data: dict[str, Any] | None = None
 
 
+ADDED_COLUMNS = {
+    "attempts": {
+        "last_message": "TEXT",
+        "commands": "INTEGER NOT NULL DEFAULT 0",
+        "file_changes": "INTEGER NOT NULL DEFAULT 0",
+    },
+}
+"""Columns added after a table was first created: stores made by an earlier coord get them on open."""
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
 class Store:
     """SQLite state of one workspace.
 
@@ -136,6 +157,7 @@ class Store:
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.executescript(SCHEMA)
+            _add_missing_columns(connection)
             row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -375,8 +375,13 @@ def test_status_json_has_the_stable_keys(workspace: Path) -> None:
 
     assert set(report) >= {"plan", "state", "phases", "totals"}
     assert set(report["phases"][0]) >= {"id", "kind", "title", "state", "attempts", "pid", "elapsed_s", "cycle",
-                                        "tokens", "cost_usd", "verdict"}
-    assert report["phases"][0]["tokens"] > 0
+                                        "tokens", "cost_usd", "verdict", "session_id", "commands", "file_changes"}
+    phase = report["phases"][0]
+    assert phase["tokens"] > 0 and phase["session_id"] and phase["commands"] >= 1 and phase["file_changes"] >= 1
+    assert "Status: PASS" in phase["last_message"]
+    [row] = db_rows(workspace, "SELECT session_id, commands, file_changes, last_message FROM attempts")
+    assert (row["session_id"], row["commands"], row["file_changes"]) == (
+        phase["session_id"], phase["commands"], phase["file_changes"])
 
 
 def test_validate_reports_problems_and_exits_2(workspace: Path) -> None:
