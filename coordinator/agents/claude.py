@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
-from coordinator.agents.codex import parse_event_line
+from coordinator.agents.codex import iter_log_events
 from coordinator.plan.model import AgentProfile
 
 COMMAND_TOOLS = frozenset({"Bash", "PowerShell"})
@@ -133,33 +133,24 @@ class ClaudeAgent:
         last_text: str | None = None
         tools: dict[str, str] = {}
         last_event: str | None = None
-        try:
-            handle = open(log_path, encoding="utf-8", errors="replace")
-        except OSError:
-            handle = None
-        if handle is not None:
-            with handle:
-                for line in handle:
-                    event = parse_event_line(line)
-                    if event is None:
+        for event, line in iter_log_events(log_path):
+            last_event = line.strip()[:_MAX_EVENT_CHARS]
+            kind = event["type"]
+            if kind == "system" and event.get("subtype") == "init" and session_id is None:
+                value = event.get("session_id")
+                session_id = value if isinstance(value, str) else None
+            elif kind == "assistant":
+                message = event.get("message")
+                content = message.get("content") if isinstance(message, dict) else None
+                for block in content if isinstance(content, list) else []:
+                    if not isinstance(block, dict):
                         continue
-                    last_event = line.strip()[:_MAX_EVENT_CHARS]
-                    kind = event["type"]
-                    if kind == "system" and event.get("subtype") == "init" and session_id is None:
-                        value = event.get("session_id")
-                        session_id = value if isinstance(value, str) else None
-                    elif kind == "assistant":
-                        message = event.get("message")
-                        content = message.get("content") if isinstance(message, dict) else None
-                        for block in content if isinstance(content, list) else []:
-                            if not isinstance(block, dict):
-                                continue
-                            if block.get("type") == "tool_use" and isinstance(block.get("name"), str):
-                                tools[str(block.get("id") or f"#{len(tools)}")] = block["name"]
-                            elif block.get("type") == "text" and isinstance(block.get("text"), str):
-                                last_text = block["text"]
-                    elif kind == "result":
-                        result = event
+                    if block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+                        tools[str(block.get("id") or f"#{len(tools)}")] = block["name"]
+                    elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                        last_text = block["text"]
+            elif kind == "result":
+                result = event
         tool_uses: dict[str, int] = {}
         for name in tools.values():
             tool_uses[name] = tool_uses.get(name, 0) + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,20 @@ def parse_event_line(line: str) -> dict[str, Any] | None:
     if isinstance(value, dict) and isinstance(value.get("type"), str):
         return value
     return None
+
+
+def iter_log_events(log_path: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    """Yield ``(event, raw line)`` for each JSON event line of a worker log; other lines (stderr noise, torn
+    lines) are skipped, and a missing log yields nothing."""
+    try:
+        handle = open(log_path, encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    with handle:
+        for line in handle:
+            event = parse_event_line(line)
+            if event is not None:
+                yield event, line
 
 
 def _int(value: Any) -> int:
@@ -188,63 +203,54 @@ class CodexAgent:
         turn_error: str | None = None
         top_error: str | None = None
         last_event: str | None = None
-        try:
-            handle = open(log_path, encoding="utf-8", errors="replace")
-        except OSError:
-            handle = None
-        if handle is not None:
-            with handle:
-                for line in handle:
-                    event = parse_event_line(line)
-                    if event is None:
-                        continue
-                    last_event = line.strip()[:_MAX_EVENT_CHARS]
-                    kind = event["type"]
-                    if kind == "thread.started":
-                        thread_id = event.get("thread_id")
-                        if session_id is None and isinstance(thread_id, str):
-                            session_id = thread_id
-                    elif kind == "turn.started":
-                        # A new turn starts clean: a failure of an earlier turn in the same log is history.
-                        completed = False
-                        turn_error = None
-                    elif kind == "turn.completed":
-                        completed = True
-                        turn_error = None
-                        usage = event.get("usage")
-                        if isinstance(usage, dict):
-                            cumulative = {key: value for key, value in usage.items()
-                                          if isinstance(value, int) and not isinstance(value, bool)}
-                    elif kind == "turn.failed":
-                        completed = False
-                        error = event.get("error")
-                        message = error.get("message") if isinstance(error, dict) else None
-                        turn_error = str(message) if message else "turn failed"
-                    elif kind == "error":
-                        message = event.get("message")
-                        # Retries are reported as top-level errors too; only the final fatal one counts.
-                        if isinstance(message, str) and not message.startswith("Reconnecting..."):
-                            top_error = message
-                    elif kind == "item.completed":
-                        item = event.get("item")
-                        if not isinstance(item, dict):
-                            continue
-                        item_type = item.get("type")
-                        item_id = item.get("id")
-                        if item_type == "agent_message" and isinstance(item.get("text"), str):
-                            agent_message = item["text"]
-                        elif item_type == "command_execution" and item.get("status") != "declined":
-                            if isinstance(item_id, str):
-                                commands.add(item_id)
-                            else:
-                                anonymous_commands += 1
-                            if item.get("status") == "failed":
-                                failed_commands += 1
-                        elif item_type == "file_change":
-                            if isinstance(item_id, str):
-                                changes.add(item_id)
-                            else:
-                                anonymous_changes += 1
+        for event, line in iter_log_events(log_path):
+            last_event = line.strip()[:_MAX_EVENT_CHARS]
+            kind = event["type"]
+            if kind == "thread.started":
+                thread_id = event.get("thread_id")
+                if session_id is None and isinstance(thread_id, str):
+                    session_id = thread_id
+            elif kind == "turn.started":
+                # A new turn starts clean: a failure of an earlier turn in the same log is history.
+                completed = False
+                turn_error = None
+            elif kind == "turn.completed":
+                completed = True
+                turn_error = None
+                usage = event.get("usage")
+                if isinstance(usage, dict):
+                    cumulative = {key: value for key, value in usage.items()
+                                  if isinstance(value, int) and not isinstance(value, bool)}
+            elif kind == "turn.failed":
+                completed = False
+                error = event.get("error")
+                message = error.get("message") if isinstance(error, dict) else None
+                turn_error = str(message) if message else "turn failed"
+            elif kind == "error":
+                message = event.get("message")
+                # Retries are reported as top-level errors too; only the final fatal one counts.
+                if isinstance(message, str) and not message.startswith("Reconnecting..."):
+                    top_error = message
+            elif kind == "item.completed":
+                item = event.get("item")
+                if not isinstance(item, dict):
+                    continue
+                item_type = item.get("type")
+                item_id = item.get("id")
+                if item_type == "agent_message" and isinstance(item.get("text"), str):
+                    agent_message = item["text"]
+                elif item_type == "command_execution" and item.get("status") != "declined":
+                    if isinstance(item_id, str):
+                        commands.add(item_id)
+                    else:
+                        anonymous_commands += 1
+                    if item.get("status") == "failed":
+                        failed_commands += 1
+                elif item_type == "file_change":
+                    if isinstance(item_id, str):
+                        changes.add(item_id)
+                    else:
+                        anonymous_changes += 1
         last_message = agent_message
         try:
             written = (Path(attempt_dir) / LAST_MESSAGE_FILE).read_text(encoding="utf-8", errors="replace")
