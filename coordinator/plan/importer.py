@@ -569,15 +569,17 @@ def make_command(text: str, comments: tuple[str, ...], red_heading: bool, line: 
     # `$` and backticks still expand inside double quotes: `rg "REQ-$req"` needs a shell.
     quoted_expansion = any(char in "$`" and state == "d" for char, state in zip(text, states, strict=True))
     first_word = code.split(maxsplit=1)[0] if code.split() else ""
-    shell = any(char in _SHELL_CHARS for char in code) or quoted_expansion or "=" in first_word
+    # The plan author's own command (plan code, DESIGN trust model) needs `shell: true` in the plan when it
+    # uses pipes, redirections or expansions; coord then runs it with /bin/sh -c, never any substituted value.
+    needs_shell = any(char in _SHELL_CHARS for char in code) or quoted_expansion or "=" in first_word
     if _BASH_ONLY_RE.search(code):
         return _Command(f"bash -c {shlex.quote(text)}", expect, False, line)
-    if not shell:
+    if not needs_shell:
         try:
             shlex.split(text)
         except ValueError:
-            shell = True
-    return _Command(text, expect, shell, line)
+            needs_shell = True
+    return _Command(text, expect, needs_shell, line)
 
 
 # --------------------------------------------------------------------------------------------------------------
