@@ -322,6 +322,15 @@ def cmd_init(args: argparse.Namespace, workspace: Path) -> int:
     return ExitStatus.OK
 
 
+def run_engine(engine: Any, store: Any) -> int:
+    """Run a headless engine to its end in this thread (Ctrl-C / SIGTERM / SIGHUP detach); closes the store."""
+    install_detach_handlers(engine)
+    try:
+        return int(engine.run())
+    finally:
+        store.close()
+
+
 def install_detach_handlers(engine: Any) -> None:
     def handler(signum: int, frame: object) -> None:
         engine.request_detach(signum)
@@ -357,13 +366,9 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
         if use_dashboard:
             store.close()
             return run_dashboard_with_engine(plan, paths, options, on_exit=lock.release)
-        engine = Engine(plan, store, options, sink=printer)
-        install_detach_handlers(engine)
-        status = engine.run()
-        store.close()
+        return run_engine(Engine(plan, store, options, sink=printer), store)
     finally:
         lock.release()
-    return status
 
 
 def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any, on_exit: Any = None) -> int:
@@ -447,14 +452,10 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
     lock.acquire(plan.id, f"coord remediate {args.phase}")
     try:
         store = Store.open(paths)
-        engine = Engine(plan, store, RunOptions(remediate_only=RemediationRequest(
-            phase_id=args.phase, resume=args.resume, note=args.note)), sink=HeadlessPrinter())
-        install_detach_handlers(engine)
-        status = engine.run()
-        store.close()
+        return run_engine(Engine(plan, store, RunOptions(remediate_only=RemediationRequest(
+            phase_id=args.phase, resume=args.resume, note=args.note)), sink=HeadlessPrinter()), store)
     finally:
         lock.release()
-    return status
 
 
 def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:

@@ -1039,18 +1039,9 @@ class _MarkdownImporter:
         if red_unmarked:
             self.warn("red test phases with no command marked to fail (`# EXPECTED TO FAIL`, `cmd && exit 1`, "
                       f"RED heading); every command expects pass, check them: {_id_list(red_unmarked)}")
-        document: dict[str, Any] = {
-            "plan": plan_id,
-            "title": title,
-            "workdir": ".",
-            "agent": "codex",
-            "artifacts": _artifacts(self.base),
-        }
-        if not (self.folder / "reports").is_dir():
-            document["checks"] = {"report": False}
-            self.warn(f"{self.base} has no reports/ folder: the report check is off for this plan "
-                      "(workers are still asked for a report; only the completion marker and verify commands judge)")
-        document["phases"] = entries
+        document, warning = _plan_document(plan_id, title, self.folder, self.base, entries)
+        if warning:
+            self.warn(warning)
         return document
 
     def _title(self, overview: _Doc | None, plan_id: str) -> str:
@@ -1075,6 +1066,28 @@ def _verify_entry(command: _Command) -> dict[str, Any]:
     if command.shell:
         entry["shell"] = True
     return entry
+
+
+def _plan_document(plan_id: str, title: str, folder: Path, base: str,
+                   phases: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+    """The plan YAML document every importer writes, and the warning to give when the report check is off.
+
+    Most real plans keep no ``reports/`` folder: the report check is then switched off (never silently).
+    """
+    document: dict[str, Any] = {
+        "plan": plan_id,
+        "title": title,
+        "workdir": ".",
+        "agent": "codex",
+        "artifacts": _artifacts(base),
+    }
+    warning = None
+    if not (folder / "reports").is_dir():
+        document["checks"] = {"report": False}
+        warning = (f"{base} has no reports/ folder: the report check is off for this plan (workers are still "
+                   "asked for a report; only the completion marker and verify commands judge)")
+    document["phases"] = phases
+    return document, warning
 
 
 def _artifacts(base: str) -> dict[str, str]:
@@ -1161,17 +1174,9 @@ def _import_speckit(path: Path, workspace: Path) -> ImportResult:
     base = _rel(folder, workspace)
     heading = doc.first_heading(1)
     plan_id = _safe_id(folder.name)
-    document: dict[str, Any] = {
-        "plan": plan_id,
-        "title": _SPECKIT_TITLE_RE.sub("", heading.text) if heading else plan_id,
-        "workdir": ".",
-        "agent": "codex",
-        "artifacts": _artifacts(base),
-    }
-    if not (folder / "reports").is_dir():
-        document["checks"] = {"report": False}
-        warnings.append(f"{base} has no reports/ folder: the report check is off for this plan")
-    document["phases"] = entries
+    title = _SPECKIT_TITLE_RE.sub("", heading.text) if heading else plan_id
+    document, warning = _plan_document(plan_id, title, folder, base, entries)
+    warnings.extend([warning] if warning else [])
     return ImportResult("spec-kit", plan_id, doc.rel, document, tuple(warnings), progress)
 
 
@@ -1257,17 +1262,9 @@ def _import_taskmaster(path: Path, workspace: Path, tag: str | None) -> ImportRe
     project = folder.parent.name if folder.name == ".taskmaster" else folder.name
     plan_id = _safe_id(f"{project}-{tag}")
     base = _rel(folder, workspace)
-    document: dict[str, Any] = {
-        "plan": plan_id,
-        "title": str(metadata.get("description") or f"Taskmaster tasks of {project} (tag {tag})"),
-        "workdir": ".",
-        "agent": "codex",
-        "artifacts": _artifacts(base),
-    }
-    if not (folder / "reports").is_dir():
-        document["checks"] = {"report": False}
-        warnings.append(f"{base} has no reports/ folder: the report check is off for this plan")
-    document["phases"] = entries
+    title = str(metadata.get("description") or f"Taskmaster tasks of {project} (tag {tag})")
+    document, warning = _plan_document(plan_id, title, folder, base, entries)
+    warnings.extend([warning] if warning else [])
     return ImportResult("taskmaster", plan_id, shown, document, tuple(warnings), progress)
 
 
