@@ -32,7 +32,7 @@ def describe_line(raw: str) -> LogLine | None:
     """Turn one raw log line into a display line, or None for events not worth showing (``item.started`` …)."""
     event = parse_event_line(raw)
     if event is None:
-        return LogLine("text", raw.rstrip("\n")) if raw.strip() else None
+        return LogLine("text", raw.rstrip("\n"))  # plain output keeps its blank lines
     return describe_event(event)
 
 

@@ -113,6 +113,11 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             store.close()
 
 
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "remediation")`` -> ``1 remediation``; ``plural(2, ...)`` -> ``2 remediations``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 STATE_STYLES = {
     "passed": "green",
     "failed": "red",
@@ -180,7 +185,8 @@ def print_status(report: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
-        f"{totals['attempts']} attempts ({totals['remediations']} remediations) · {totals['tokens']} tokens · "
+        f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
+        f"{totals['tokens']} tokens · "
         + (f"${totals['cost_usd']:.2f} · " if optional["cost"] else "")  # only when some attempt had a price
         + f"run {report['state']}" + (" · paused" if report["paused"] else ""),
         highlight=False,

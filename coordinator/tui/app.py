@@ -39,6 +39,7 @@ from coordinator.engine import EngineThread
 from coordinator.events import EngineEvent
 from coordinator.monitor import send_command
 from coordinator.status import STATE_STYLES as STATUS_STYLES
+from coordinator.status import plural
 from coordinator.tui.model import DashboardSource, PhaseFiles, format_duration, read_evidence, read_text
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
 
@@ -182,7 +183,7 @@ class CoordApp(App[int]):
             f"[b]{report['plan']}[/] — {report['title']} · {mode}{paused}\n"
             f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · "
             f"[{'b red' if totals['blocked'] else 'dim'}]{totals['blocked']} blocked[/] · "
-            f"{totals['attempts']} attempts ({totals['remediations']} remediations) · "
+            f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
             f"elapsed {format_duration(report.get('elapsed_s'))} · {totals['tokens']} tokens{cost} · "
             f"run {report['state']}"
         )
