@@ -156,20 +156,30 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
-            connection.executescript(SCHEMA)
-            _add_missing_columns(connection)
-            row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row["value"]) > SCHEMA_VERSION:
-                raise StoreError(f"{paths.db}: schema version {row['value']} is newer than this coord understands")
+            # One transaction, the version stamped last: a reader opening the file meanwhile sees either no
+            # schema_version (nothing recorded yet) or every table and column.
+            connection.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                _add_missing_columns(connection)
+                row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row["value"]) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{paths.db}: schema version {row['value']} is newer than this coord understands")
+                connection.execute("COMMIT")
+            finally:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{paths.db}: cannot open the state store: {exc}") from exc
         return cls(paths, connection, readonly=False)
 
     @classmethod
     def open_readonly(cls, paths: WorkspacePaths) -> Store | None:
-        """Open the store for reading, or return None when no run ever happened here.
+        """Open the store for reading, or return None when no run ever happened here — including the instant a
+        starting coordinator has created the file but not yet committed its schema.
 
         Raises:
             StoreError: the database exists but cannot be read.
@@ -179,9 +189,14 @@ class Store:
         try:
             connection = sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
             connection.row_factory = sqlite3.Row
-            connection.execute("SELECT 1 FROM plans LIMIT 1")
+            has_meta = connection.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+            stamped = has_meta and connection.execute(
+                "SELECT 1 FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{paths.db}: cannot read the state store: {exc}") from exc
+        if not stamped:
+            connection.close()
+            return None
         return cls(paths, connection, readonly=True)
 
     def close(self) -> None:

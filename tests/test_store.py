@@ -29,3 +29,41 @@ def test_older_store_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> Non
         assert row["state"] == "passed" and row["commands"] == 0 and row["last_message"] is None
     finally:
         store.close()
+
+
+def test_a_reader_never_sees_a_half_created_store(tmp_path: Path) -> None:
+    """A dashboard or `coord status` opening the store while a starting coordinator creates it sees either no run
+    yet or the whole schema — never a database with some tables missing (a CI failure once: "no such table")."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_number in range(60):
+        paths = WorkspacePaths(tmp_path / f"ws{round_number}")
+        paths.tmp.mkdir(parents=True)
+        created = threading.Event()
+
+        def create(paths: WorkspacePaths = paths, created: threading.Event = created) -> None:
+            Store.open(paths).close()
+            created.set()
+
+        writer = threading.Thread(target=create)
+        writer.start()
+        while not created.is_set() or writer.is_alive():
+            try:
+                reader = Store.open_readonly(paths)
+            except Exception as exc:  # noqa: BLE001 - any error here is the defect under test
+                failures.append(exc)
+                break
+            if reader is None:
+                continue
+            try:
+                reader.attempt_rows("P")
+                reader.phase_rows("P")
+                reader.events("P")
+            except Exception as exc:  # noqa: BLE001
+                failures.append(exc)
+            finally:
+                reader.close()
+            break
+        writer.join()
+    assert failures == []

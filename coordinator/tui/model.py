@@ -68,7 +68,7 @@ class DashboardSource:
         if self.store is None:
             try:
                 self.open()
-            except StoreError:  # created this instant by a starting coordinator: its schema is not there yet
+            except StoreError:  # unreadable this instant (e.g. locked past the timeout): try again next tick
                 return None
             if self.store is None:
                 return None
