@@ -500,6 +500,7 @@ def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
+    from coordinator.logfollow import LogFollower
     from coordinator.store import Store
 
     paths = WorkspacePaths(workspace)
@@ -515,21 +516,16 @@ def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
     if not rows:
         numbered = f" numbered {args.attempt}" if args.attempt else ""
         raise UsageError(f"{plan_id}: no attempt of {args.phase}{numbered}")
-    attempt_dir = Path(rows[-1]["attempt_dir"])
-    log = attempt_dir / "worker.log"
-    offset = 0
+    follower = LogFollower(Path(rows[-1]["attempt_dir"]) / "worker.log")
     while True:
-        try:
-            with open(log, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            sys.stdout.buffer.write(chunk)
+        finished = not args.follow or attempt_finished(paths, rows[-1]["attempt_id"])
+        chunk = follower.read(final=finished)
+        if chunk.note:
+            print(f"coord logs: {chunk.note}", file=sys.stderr)
+        if chunk.data:
+            sys.stdout.buffer.write(chunk.data)
             sys.stdout.flush()
-            offset += len(chunk)
-        if not args.follow or not chunk and attempt_finished(paths, rows[-1]["attempt_id"]):
+        if finished:
             return ExitStatus.OK
         time.sleep(0.25)
 

@@ -477,6 +477,7 @@ class Engine:
                 "signal_path": str(signal_dir / f"{phase.id}-{number}"),
                 "socket_path": str(self.listener.path) if self.listener is not None else None,
                 "kill_grace": phase.policy.kill_grace,
+                "log_cap_bytes": int(phase.policy.log_cap_mib * 1024 * 1024),
             }
             process = launcher.start_supervisor(spec, attempt_dir)
         except (CoordError, OSError) as exc:
@@ -627,7 +628,8 @@ class Engine:
             watch.cycle += 1
             log_bytes = file_size(Path(row["attempt_dir"]) / "worker.log")
             grew = log_bytes - watch.log_bytes
-            watch.silent_cycles = 0 if grew > 0 else watch.silent_cycles + 1
+            # A shrink is output too: the supervisor trimmed a log that grew past its cap.
+            watch.silent_cycles = 0 if grew != 0 else watch.silent_cycles + 1
             watch.log_bytes = log_bytes
             watch.next_cycle_at = now + policy.poll_interval
             with self.store.transaction() as tx:
@@ -636,7 +638,7 @@ class Engine:
                     plan_id=self.plan.id, phase_id=watch.phase_id, attempt=watch.number, cycle=watch.cycle,
                     max_cycles=policy.max_cycles, log_bytes=log_bytes, silent_cycles=watch.silent_cycles,
                     message=f"{watch.phase_id} attempt {watch.number}: poll cycle {watch.cycle}/{policy.max_cycles}, "
-                    f"still running, log {log_bytes} bytes (+{grew})",
+                    f"still running, log {log_bytes} bytes ({grew:+d})",
                 ))
             decision = decide_cycle(policy, watch.cycle, watch.silent_cycles)
             if decision.hung:

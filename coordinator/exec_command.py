@@ -24,6 +24,7 @@ from typing import Any
 from coordinator.atomic import read_json, write_atomic, write_json_atomic
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
+from coordinator.plan.model import Policy
 
 DEFAULT_RESUME_PROMPT = "Continue where you left off."
 SEEN_SUFFIX = ".seen"
@@ -103,6 +104,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "signal_path": str(signal_dir / run_id),
         "socket_path": None,
         "kill_grace": 10.0,
+        "log_cap_bytes": int(Policy().log_cap_mib * 1024 * 1024),
         "after_exit_argv": [sys.executable, "-m", "coordinator.exec_command", "summarize", str(run_dir)],
     }
     relative = run_dir.relative_to(paths.workspace)

@@ -42,12 +42,15 @@ SPEC_KEYS = (
     "signal_path",  # without the .done/.fail suffix
     "socket_path",  # str or None
     "kill_grace",  # seconds between TERM and KILL
+    # optional: "log_cap_bytes", int or None; beyond it the middle of worker.log is dropped (see LogCap)
     # optional: "after_exit_argv", a command run (and waited for, up to 120 s) after exit.json is written and
     # before the signal file, so whatever it writes (coord exec's summary.json) exists when the signal appears
 )
 
 PR_SET_CHILD_SUBREAPER = 36
 COOKIE = "COORD_ATTEMPT_ID"
+FALLOC_FL_COLLAPSE_RANGE = 0x08  # linux/falloc.h
+MIB = 1024 * 1024
 
 
 def write_atomic(path: str, data: dict) -> None:
@@ -180,6 +183,60 @@ def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
         pass  # already gone: a normal outcome of a kill race, not an error
 
 
+class LogCap:
+    """Keeps ``worker.log`` near ``cap_bytes`` on disk while the worker appends to it.
+
+    The worker writes through an ``O_APPEND`` descriptor, so its writes always land at the current end. When the
+    file grows past the cap, the middle is removed with ``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, which the kernel
+    performs under the inode lock: no appended byte is lost, unlike copy-and-truncate. The first half of the cap
+    (the run's start: session id, first commands) and the last quarter (the latest events) are kept, and a marker
+    line at the cut says how much was dropped. Collapse needs ext4 or XFS; elsewhere (tmpfs, btrfs, NFS) the cap
+    is not enforced and ``exit.json`` says so.
+    """
+
+    def __init__(self, path: str, cap_bytes: int) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        block = os.fstat(self.fd).st_blksize or 4096
+        self.cap = max(int(cap_bytes), 4 * block)
+        self.block = block
+        self.head = max(block, (self.cap // 2) // block * block)
+        self.tail = self.cap // 4
+        self.dropped = 0
+        self.unsupported: str | None = None
+        self._collapse = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._collapse = getattr(libc, "fallocate64", None) or libc.fallocate
+            self._collapse.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        except (OSError, AttributeError) as exc:
+            self.unsupported = f"fallocate unavailable: {exc}"
+
+    def enforce(self) -> None:
+        """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat)."""
+        if self.unsupported is not None:
+            return
+        size = os.fstat(self.fd).st_size
+        if size <= self.cap:
+            return
+        length = (size - self.tail - self.head) // self.block * self.block
+        if length <= 0:
+            return
+        if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
+            error = ctypes.get_errno()
+            self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
+            return
+        self.dropped += length
+        # Fixed width, always at the same place: the next trim overwrites it with the new total.
+        marker = (f"\n[coord: {self.dropped / MIB:12.1f} MiB of worker output dropped here; "
+                  f"the log is capped at {self.cap / MIB:g} MiB]\n").encode()
+        os.pwrite(self.fd, marker, self.head - len(marker))
+
+    def close(self) -> dict:
+        """Close the log; returns what ``exit.json`` records about the cap."""
+        os.close(self.fd)
+        return {"cap_bytes": self.cap, "dropped_bytes": self.dropped, "not_enforced": self.unsupported}
+
+
 class Supervisor:
     def __init__(self, spec: dict) -> None:
         self.spec = spec
@@ -189,6 +246,7 @@ class Supervisor:
         self.stop_deadline: float | None = None
         self.term_sent = False
         self.unkillable: list[int] = []
+        self.log_cap: LogCap | None = None
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
@@ -260,6 +318,8 @@ class Supervisor:
             if pid == self.worker_pid:
                 return status
             reap_children(exclude=self.worker_pid)
+            if self.log_cap is not None:
+                self.log_cap.enforce()
             time.sleep(0.05)
 
     def sweep(self) -> list[int]:
@@ -359,6 +419,11 @@ class Supervisor:
         exit_signal: int | None = None
         stragglers: list[int] = []
         exit_unknown = False
+        if self.worker_pid is not None and spec.get("log_cap_bytes"):
+            try:
+                self.log_cap = LogCap(spec["log_path"], int(spec["log_cap_bytes"]))
+            except OSError:
+                self.log_cap = None  # the worker's output still goes to the log; only the cap is lost
         if self.worker_pid is not None:
             status = self.wait_worker()
             if status is None:
@@ -370,6 +435,10 @@ class Supervisor:
             stragglers = self.sweep()
         else:
             exit_code = 127
+        log_cap = None
+        if self.log_cap is not None:
+            self.log_cap.enforce()  # the last burst before the exit counts too
+            log_cap = self.log_cap.close()
         result = "done" if exit_code == 0 else "fail"
         record = {
             "attempt_id": self.attempt_id,
@@ -384,6 +453,7 @@ class Supervisor:
             "stop_request": self.stop_requested,
             "stragglers": stragglers,
             "unkillable": self.unkillable,
+            "log_cap": log_cap,
             "start_error": start_error or ("the worker's exit status was lost" if exit_unknown else None),
         }
         write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)

@@ -538,3 +538,31 @@ def test_dangerous_profile_prints_a_banner_and_only_then_bypasses_the_sandbox(wo
     assert "--dangerously-bypass-approvals-and-sandbox" in calls["P02"]
     assert "--dangerously-bypass-approvals-and-sandbox" not in calls["P01"]
     assert calls["P01"][calls["P01"].index("-s") + 1] == "workspace-write"
+
+
+def test_huge_worker_log_is_capped_keeping_head_and_tail_without_losing_appends(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "spew", "instructions": "[[fake:spew]]"},
+    ], policy={"max_attempts": 1, "log_cap_mib": 1},
+        agents=fake_agent(FAKE_CODEX_SPEW_BYTES=str(30 * 1024 * 1024)))
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
+    if exit_record["log_cap"]["not_enforced"]:
+        pytest.skip(f"log cap unsupported here: {exit_record['log_cap']['not_enforced']}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = workspace / "tmp/PLAN-T/P01/1/worker.log"
+    assert log.stat().st_size <= 1024 * 1024
+    assert exit_record["log_cap"]["dropped_bytes"] > 25 * 1024 * 1024
+    head, marker, tail = log.read_text().partition(" MiB of worker output dropped here; the log is capped at 1 MiB]\n")
+    assert marker, "no truncation marker in the log"
+    assert head.startswith('{"type":"thread.started"')
+    # Every event appended after the cut is there, in order: the trim lost none of the worker's writes.
+    item_numbers = list(dict.fromkeys(  # item.started and item.completed share an id
+        int(json.loads(line)["item"]["id"].split("_")[1])
+        for line in tail.splitlines()[1:] if line.startswith('{"type":"item.')))
+    assert len(item_numbers) > 50
+    assert item_numbers == list(range(item_numbers[0], item_numbers[0] + len(item_numbers)))
+    assert '"type":"turn.completed"' in tail.splitlines()[-1]
+    assert phase_status(workspace, "P01")["session_id"]

@@ -278,6 +278,7 @@ class PolicyModel(_Schema):
     max_attempts: Annotated[int, Field(ge=1)] = _POLICY.max_attempts
     remediation: Literal["fresh", "resume"] = _POLICY.remediation
     kill_grace: Duration = _POLICY.kill_grace
+    log_cap_mib: Annotated[float, Field(gt=0)] = _POLICY.log_cap_mib
 
 
 class ChecksModel(_Schema):

@@ -28,6 +28,8 @@ class Policy:
     """A fresh worker, or resume the agent session of the failed attempt."""
     kill_grace: float = 10.0
     """Seconds between SIGTERM and SIGKILL when a worker's process group is stopped."""
+    log_cap_mib: float = 64.0
+    """Size cap of a worker log in MiB: past it the supervisor drops the log's middle, keeping head and tail."""
 
 
 @dataclass(frozen=True)

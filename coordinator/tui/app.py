@@ -37,6 +37,7 @@ from textual.widgets import (
 
 from coordinator.engine import EngineThread
 from coordinator.events import EngineEvent
+from coordinator.logfollow import LogFollower
 from coordinator.monitor import send_command
 from coordinator.status import STATE_STYLES as STATUS_STYLES
 from coordinator.status import plural
@@ -93,7 +94,7 @@ class CoordApp(App[int]):
         self.selected: str | None = None
         self.last_event_seq = 0
         self.detail_key: tuple[Any, ...] | None = None
-        self.log_offset = 0
+        self.log_follower: LogFollower | None = None
         self.detail_stamps: dict[str, tuple[float, int] | None] = {}
         self.final_status: int | None = None
         self.detail_timer: Timer | None = None
@@ -297,7 +298,7 @@ class CoordApp(App[int]):
         if key != self.detail_key:
             self.detail_key = key
             self.detail_stamps = {}
-            self.log_offset = 0
+            self.log_follower = None
             log.clear()
             if files is None:
                 log.write(Text(f"{phase['id']} has not started yet", style="dim"))
@@ -344,27 +345,14 @@ class CoordApp(App[int]):
         self.main.query_one(f"#{widget_id}", Markdown).update(text)
 
     def _append_log(self, files: PhaseFiles) -> None:
-        try:
-            size = files.log.stat().st_size
-        except OSError:
-            return
-        if size <= self.log_offset:
-            return
+        if self.log_follower is None or self.log_follower.path != files.log:
+            self.log_follower = LogFollower(files.log, tail_bytes=LOG_TAIL_BYTES)
+        chunk = self.log_follower.read()
         log = self.main.query_one("#log", RichLog)
-        with open(files.log, "rb") as handle:
-            if self.log_offset == 0 and size > LOG_TAIL_BYTES:
-                handle.seek(size - LOG_TAIL_BYTES)
-                handle.readline()  # start on a whole line
-                log.write(Text(f"… earlier output in {files.log.name} (l: full log)", style="dim"))
-            else:
-                handle.seek(self.log_offset)
-            data = handle.read(size - handle.tell())
-        # Keep a trailing partial line for the next read, so a JSON event is never split.
-        complete, _, _rest = data.rpartition(b"\n")
-        if not complete and data and not data.endswith(b"\n"):
-            return
-        self.log_offset = size - len(_rest)
-        log_write_lines(log, complete.decode("utf-8", errors="replace").splitlines())
+        if chunk.note:
+            log.write(Text(f"{chunk.note} (l: full log)", style="dim"))
+        if chunk.data:
+            log_write_lines(log, chunk.data.decode("utf-8", errors="replace").splitlines())
 
     # --- commands ----------------------------------------------------------------------------------------
 
