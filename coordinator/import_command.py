@@ -11,7 +11,7 @@ copy it in (e.g. to ``project-plans/<name>/``). The plan file goes to ``plans/<P
 says otherwise, and an existing file is replaced only with ``--force``.
 
 ``--with-progress`` (DESIGN sections 4 and 7): for a markdown plan, each phase's completion marker (and its
-report, where the plan keeps reports) is judged by ``coordinator.checks`` exactly as after a worker -- a marker
+report, where one exists) is judged by ``coordinator.checks`` exactly as after a worker -- a marker
 that says FAIL, names another phase or holds ``$(npm test …)`` instead of output does not pass; verify commands
 are not re-run. spec-kit and Taskmaster plans record their own progress (checkboxes, ``status``). A phase is
 recorded ``passed`` (verdict PASS, ``verdict_source`` ``existing-evidence``) only when its evidence passes and
@@ -209,12 +209,16 @@ def _judge_files(plan: Any, phase: Any, workspace: Path, renderer: Any) -> tuple
     """Run the report and marker checks on existing files: (passed, some evidence exists, reason).
 
     A check switched off in the plan is not run; a phase with no check left cannot pass by existing evidence.
+    A missing report is not held against a phase whose marker is judged: plans that keep reports often began
+    keeping them midway (stateless4 has them for P04–P05a only), and the marker is what every phase leaves.
+    A report that exists is judged, and its FAIL counts.
     """
     from coordinator.checks import check_marker, check_report
 
     paths = renderer.artifact_paths(plan, phase)
     results = []
-    if phase.checks.report:
+    report_missing = not (workspace / paths.report).exists()
+    if phase.checks.report and not (report_missing and phase.checks.completed):
         results.append(check_report(workspace, paths.report, "checked at import")[0])
     if phase.checks.completed:
         results.append(check_marker(workspace, phase.id, paths.completed))

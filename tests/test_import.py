@@ -345,6 +345,24 @@ def test_import_with_progress_resumes_issue1587_at_p04(real_plans: Path, workspa
 
 
 @pytest.mark.slow
+def test_plan_that_began_keeping_reports_midway_resumes_at_its_first_failed_verdict(
+        real_plans: Path, workspace: Path) -> None:
+    # stateless4 keeps reports for P04–P05a only: the earlier phases pass on their markers, and P04a's report
+    # records a blocked verification, which is a FAIL whatever its marker says.
+    add_plan(workspace, real_plans, S4)
+
+    result = coord(workspace, "import", f"project-plans/{S4}", "--with-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert "existing evidence: 9/22 phases passed; resumes at P04a" in result.stdout
+    phases = {item["id"]: item for item in status(workspace, "PLAN-20251023-STATELESS-HARDENING")["phases"]}
+    assert [pid for pid, item in phases.items() if item["state"] == "passed"] == [
+        "P00", "P00a", "P01", "P01a", "P02", "P02a", "P03", "P03a", "P04"]
+    assert phases["P04a"]["verdict"] == "FAIL" and "reports/P04a-worker.md says FAIL" in phases["P04a"]["reason"]
+    assert phases["P06a"]["verdict"] == "FAIL" and ".completed/P06a.md says FAIL" in phases["P06a"]["reason"]
+
+
+@pytest.mark.slow
 def test_fail_marker_and_placeholders_are_not_a_pass(real_plans: Path, workspace: Path) -> None:
     add_plan(workspace, real_plans, S5)
     add_plan(workspace, real_plans, SP2)
