@@ -153,6 +153,7 @@ class Engine:
                 self._notice(f"{self.listener.error}; completion is detected by polling", level="warning")
                 self.listener = None
         try:
+            self._adopt_unrecorded_workers()
             self._reattach()
             if self.options.remediate_only is not None:
                 self._start_person_remediation(self.options.remediate_only)
@@ -856,6 +857,45 @@ class Engine:
             else:
                 self._mark_lost(row, "lost: no supervisor and no exit record (the coordinator died mid-launch "
                                 "or the supervisor was killed)")
+
+    def _adopt_unrecorded_workers(self) -> None:
+        """Record live attempts the store does not know, so they are watched and never launched twice.
+
+        Every launch is committed before its supervisor starts, so a live supervisor without a row means the
+        store was deleted or replaced while workers ran. Its ``spec.json`` and ``identity.json`` say which
+        attempt it is; it gets its row back as ``running`` and ``_reattach`` adopts it like any other. Ended
+        attempts of the lost store stay untrusted (their folders are set aside when the number is reused).
+        """
+        known = {row["attempt_id"] for row in self.store.attempt_rows(self.plan.id)}
+        for phase in self.plan.phases:
+            phase_dir = self.paths.plan_dir(self.plan.id) / phase.id
+            if not phase_dir.is_dir():
+                continue
+            for attempt_dir in sorted(phase_dir.iterdir(), key=lambda path: path.name):
+                spec = read_json(attempt_dir / "spec.json") if attempt_dir.name.isdigit() else None
+                if not isinstance(spec, dict) or spec.get("attempt_id") in known:
+                    continue
+                attempt_id, number = str(spec.get("attempt_id")), int(attempt_dir.name)
+                identity = launcher.Identity.read(attempt_dir, attempt_id)
+                if identity is None or not launcher.supervisor_alive(identity):
+                    continue
+                with self.store.transaction() as tx:
+                    tx.execute(
+                        "INSERT INTO attempts (attempt_id, plan_id, phase_id, number, remediation, state, agent, "
+                        "attempt_dir) VALUES (?,?,?,?,?,'running',?,?)",
+                        (attempt_id, self.plan.id, phase.id, number, int(number > 1), phase.agent, str(attempt_dir)),
+                    )
+                    tx.execute(
+                        "UPDATE phases SET state=?, attempts=MAX(attempts, ?), updated_at=? "
+                        "WHERE plan_id=? AND phase_id=?",
+                        ("remediating" if number > 1 else "running", number, now_iso(), self.plan.id, phase.id),
+                    )
+                    self._emit(tx, Notice(
+                        plan_id=self.plan.id, phase_id=phase.id, level="warning",
+                        message=f"{phase.id} attempt {number} is running (supervisor pid {identity.supervisor_pid}) "
+                        "but the state database had no record of it (deleted or replaced?); adopting it "
+                        "instead of launching the phase again",
+                    ))
 
     def _phase_known(self, phase_id: str) -> bool:
         return any(phase.id == phase_id for phase in self.plan.phases)

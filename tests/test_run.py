@@ -258,6 +258,33 @@ def test_coordinator_killed_while_worker_finishes_loses_no_result(workspace: Pat
     assert [e["type"] for e in events(workspace)].count("attempt_ended") == 1
 
 
+def test_live_worker_missing_from_a_deleted_store_is_adopted_not_launched_twice(
+        workspace: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "waits", "instructions": "[[fake:barrier]]"},
+    ], agents=fake_agent(FAKE_CODEX_BARRIER=str(go)))
+    first = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    for name in ("coord.db", "coord.db-wal", "coord.db-shm"):
+        (workspace / "tmp" / name).unlink(missing_ok=True)
+
+    second = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: any("adopting it instead of launching" in event["message"] for event in events(workspace)))
+    with open(go, "w") as barrier:  # now let the first (and only) worker finish
+        barrier.write("go\n")
+    out, err = second.communicate(timeout=60)
+
+    assert second.returncode == 0, out + err
+    rows = db_rows(workspace, "SELECT number, state FROM attempts")
+    assert [(row["number"], row["state"]) for row in rows] == [(1, "passed")]
+    pid_lines = (workspace / "tmp/PLAN-T/worker-pids.txt").read_text().splitlines()
+    assert len(pid_lines) == 1, "a second worker was launched for P01"
+
+
 def test_supervisor_killed_means_lost_attempt_and_a_new_one(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"},
