@@ -173,7 +173,9 @@ class Store:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{paths.db}: cannot open the state store: {exc}") from exc
+            hint = ("; it was not modified — move it aside to start afresh (running workers are found again "
+                    "through their attempt folders)") if "not a database" in str(exc) or "malformed" in str(exc) else ""
+            raise StoreError(f"{paths.db}: cannot open the state store: {exc}{hint}") from exc
         return cls(paths, connection, readonly=False)
 
     @classmethod

@@ -593,3 +593,18 @@ def test_huge_worker_log_is_capped_keeping_head_and_tail_without_losing_appends(
     assert item_numbers == list(range(item_numbers[0], item_numbers[0] + len(item_numbers)))
     assert '"type":"turn.completed"' in tail.splitlines()[-1]
     assert phase_status(workspace, "P01")["session_id"]
+
+
+def test_corrupt_store_exits_4_and_is_never_recreated(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    (workspace / "tmp").mkdir()
+    garbage = os.urandom(4096)
+    (workspace / "tmp" / "coord.db").write_bytes(garbage)
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 4
+    assert result.stderr.count("\n") == 1 and "coord.db: cannot open the state store" in result.stderr
+    assert "move it aside" in result.stderr and "Traceback" not in result.stderr
+    assert (workspace / "tmp" / "coord.db").read_bytes() == garbage
+    assert not (workspace / "tmp" / "PLAN-T").exists(), "nothing was launched"
