@@ -139,6 +139,46 @@ def test_silent_worker_is_hung_sooner_with_max_silent_cycles(workspace: Path) ->
     assert "hung: no output for 2 poll cycles" in result.stdout
 
 
+def test_chatty_worker_is_still_hung_after_max_cycles(workspace: Path) -> None:
+    # Output every 50 ms never resets max_cycles: it bounds the attempt's whole run, whatever the worker prints.
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "chatty", "instructions": "[[fake:chatty]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 3, "max_silent_cycles": 2, "max_attempts": 1,
+               "kill_grace": "0.3s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "hung: still running after 3 poll cycles" in phase_status(workspace, "P01")["reason"]
+
+
+def test_grandchild_holding_stdout_does_not_delay_completion(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "leaves a sleeper", "instructions": "[[fake:hold_stdout]]"},
+    ], policy={"max_attempts": 1})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
+    assert exit_record["exit_code"] == 0 and exit_record["stragglers"], "the sleeper was found and killed"
+    assert exit_record["duration_s"] < 30, "completion came from the exit, not from EOF on the log"
+
+
+def test_half_written_report_is_a_fail(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "dies mid-write", "instructions": "[[fake:half_report]]"},
+    ], policy={"max_attempts": 1})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    assert evidence["verdict"] == "FAIL"
+    # The half that was written still reads "Status: PASS": the worker's death decides, not its report.
+    assert "killed by SIGKILL" in evidence["reason"]
+
+
 def test_worker_ignoring_sigterm_is_killed_after_the_grace(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "stubborn", "instructions": "[[fake:ignore_term]]"},
