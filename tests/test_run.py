@@ -648,3 +648,30 @@ def test_corrupt_store_exits_4_and_is_never_recreated(workspace: Path) -> None:
     assert "move it aside" in result.stderr and "Traceback" not in result.stderr
     assert (workspace / "tmp" / "coord.db").read_bytes() == garbage
     assert not (workspace / "tmp" / "PLAN-T").exists(), "nothing was launched"
+
+
+def test_store_held_by_another_process_delays_writes_without_losing_them(workspace: Path, tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "waits", "instructions": "[[fake:barrier]]"},
+    ], agents=fake_agent(FAKE_CODEX_BARRIER=str(go)))
+    run = start_coord(workspace, "run", str(plan))
+    wait_until(lambda: phase_state(workspace, "P01") == "running")
+
+    # A person's sqlite3 shell inside a write transaction while the worker finishes.
+    holder = sqlite3.connect(workspace / "tmp" / "coord.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with open(go, "w") as barrier:
+        barrier.write("go\n")
+    time.sleep(2.0)  # the injected fault: the lock is held this long
+    holder.execute("COMMIT")
+    holder.close()
+    out, err = run.communicate(timeout=60)
+
+    assert run.returncode == 0, out + err
+    assert "Traceback" not in err and "database is locked" not in out + err
+    assert phase_status(workspace, "P01")["state"] == "passed"
