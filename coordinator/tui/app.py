@@ -41,7 +41,14 @@ from coordinator.logfollow import LogFollower
 from coordinator.monitor import send_command
 from coordinator.status import STATE_STYLES as STATUS_STYLES
 from coordinator.status import plural
-from coordinator.tui.model import DashboardSource, PhaseFiles, format_duration, read_evidence, read_text
+from coordinator.tui.model import (
+    DashboardSource,
+    PhaseFiles,
+    format_age,
+    format_duration,
+    read_evidence,
+    read_text,
+)
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
 
 STATE_STYLES = {**STATUS_STYLES, "blocked": "bold white on red", "hung": "bold white on red"}
@@ -188,7 +195,8 @@ class CoordApp(App[int]):
             f"elapsed {format_duration(report.get('elapsed_s'))} · {totals['tokens']} tokens{cost} · "
             f"run {report['state']}"
         )
-        self.main.query_one("#summary", Static).update(text)
+        # Fixed height (coord.tcss): no layout pass, which would repaint the whole screen every tick.
+        self.main.query_one("#summary", Static).update(text, layout=False)
         self.main.query_one("#progress", ProgressBar).update(total=max(1, totals["phases"]), progress=totals["passed"])
 
     def _row(self, phase: dict[str, Any]) -> tuple[Any, ...]:
@@ -206,7 +214,7 @@ class CoordApp(App[int]):
         cost = f"${phase['cost_usd']:.2f}" if phase.get("cost_usd") else ""
         return (
             phase["id"], phase["kind"], phase["title"], Text(label, style=STATE_STYLES.get(state, "")),
-            attempt, pid, format_duration(phase["elapsed_s"]) if phase["elapsed_s"] is not None else "",
+            attempt, pid, format_age(phase["elapsed_s"]),
             cycle, str(phase["tokens"] or ""), cost,
         )
 

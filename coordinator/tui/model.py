@@ -151,6 +151,22 @@ def read_evidence(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def format_age(seconds: float | None) -> str:
+    """A table cell's running time: ``45s`` in the first minute, then ``12m``, ``1h05m``; None -> ``""``.
+
+    Coarser than :func:`format_duration` on purpose: a cell that changes every second makes the phase table
+    repaint every tick (about 100 ms of CPU with a full screen of rows), for a digit nobody reads at a glance.
+    """
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
 def format_duration(seconds: float | None) -> str:
     """``75`` -> ``1m15s``; ``3700`` -> ``1h01m``; None -> ``""``."""
     if seconds is None:
