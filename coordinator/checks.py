@@ -70,6 +70,7 @@ class JudgeInput:
         requires_completed_turn: the adapter's ``requires_completed_turn``.
         expected_session: on a resume, the session id that must come back.
         env: extra environment for verify commands (the attempt cookie ``COORD_ATTEMPT_ID`` and friends).
+        start_error: why the worker could not be started (``exit.json`` ``start_error``: exec failed), or None.
     """
 
     workspace: Path
@@ -85,6 +86,7 @@ class JudgeInput:
     requires_completed_turn: bool
     expected_session: str | None = None
     env: Mapping[str, str] | None = None
+    start_error: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -373,6 +375,8 @@ def check_exit(inp: JudgeInput) -> CheckResult:
         code, sig = None, -code
     if inp.stop_reason:
         return CheckResult("exit", "fail", _stop_detail(inp.stop_reason, inp.phase), exit_code=code)
+    if inp.start_error:
+        return CheckResult("exit", "fail", f"the worker did not start: {inp.start_error}", exit_code=code)
     if sig is not None:
         detail = f"killed by {_signal_name(sig)}"
         if sig == signal.SIGKILL:

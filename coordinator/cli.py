@@ -349,6 +349,7 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     scope = run_scope(plan, args)
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
+    refuse_missing_executables(plan, scope)
     paths = WorkspacePaths(workspace)
     options = RunOptions(max_parallel=args.max_parallel, scope=scope, use_socket=not args.no_socket)
     use_dashboard = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
@@ -369,6 +370,19 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
         return run_engine(Engine(plan, store, options, sink=printer), store)
     finally:
         lock.release()
+
+
+def refuse_missing_executables(plan: Any, phase_ids: Any) -> None:
+    """Stop before anything is launched when an agent program the phases need is missing.
+
+    Raises:
+        PlanError: one problem per profile whose program cannot be found (exit 2).
+    """
+    from coordinator.agents import missing_executables
+
+    problems = missing_executables(plan, phase_ids)
+    if problems:
+        raise PlanError(problems)
 
 
 def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any, on_exit: Any = None) -> int:
@@ -448,6 +462,7 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
         plan.phase(args.phase)
     except KeyError:
         raise UsageError(f"{plan.id} has no phase {args.phase!r}") from None
+    refuse_missing_executables(plan, [args.phase])
     lock = WorkspaceLock(paths)
     lock.acquire(plan.id, f"coord remediate {args.phase}")
     try:

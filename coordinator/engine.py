@@ -739,6 +739,7 @@ class Engine:
             requires_completed_turn=agent.requires_completed_turn,
             expected_session=row["resume_session"],
             env={"COORD_ATTEMPT_ID": attempt_id},
+            start_error=exit_info.get("start_error"),
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.

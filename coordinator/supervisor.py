@@ -247,6 +247,7 @@ class Supervisor:
         self.term_sent = False
         self.unkillable: list[int] = []
         self.log_cap: LogCap | None = None
+        self.exec_error: str | None = None
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
@@ -266,6 +267,8 @@ class Supervisor:
         env = dict(os.environ)  # inherited from the coordinator; secrets never pass through spec.json
         env.update(spec["env"])
         env[COOKIE] = self.attempt_id
+        # A close-on-exec pipe tells us whether exec worked: EOF means it did, bytes are the child's error.
+        error_read, error_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker: own process group, then exec (no Python code runs after the fork but this)
             try:
@@ -273,23 +276,34 @@ class Supervisor:
                 os.dup2(stdin_fd, 0)
                 os.dup2(log_fd, 1)
                 os.dup2(log_fd, 2)
-                os.closerange(3, 65536)
+                os.dup2(error_write, 3, inheritable=False)
+                os.closerange(4, 65536)
                 os.chdir(spec["cwd"])
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 os.execvpe(spec["argv"][0], spec["argv"], env)
-            except BaseException as exc:  # exec failed: report in the log, exit like a shell would
+            except BaseException as exc:  # exec failed: say why in the log and to the supervisor, exit like a shell
                 try:
-                    os.write(2, f"coord supervisor: cannot start {spec['argv'][0]!r}: {exc}\n".encode())
+                    message = f"cannot start {spec['argv'][0]!r}: {exc}"
+                    os.write(2, f"coord supervisor: {message}\n".encode())
+                    os.write(3, message.encode())
                 finally:
                     os._exit(127)
+        os.close(error_write)
         try:
             os.setpgid(pid, pid)  # also from the parent, so the group exists before anyone signals it
         except OSError:
             pass
         os.close(log_fd)
         os.close(stdin_fd)
+        try:
+            with os.fdopen(error_read, "rb") as errors:
+                failure = errors.read(4096)
+        except OSError:
+            failure = b""
+        if failure:
+            self.exec_error = failure.decode("utf-8", errors="replace")
         return pid
 
     def escalate(self) -> None:
@@ -454,13 +468,15 @@ class Supervisor:
             "stragglers": stragglers,
             "unkillable": self.unkillable,
             "log_cap": log_cap,
-            "start_error": start_error or ("the worker's exit status was lost" if exit_unknown else None),
+            "start_error": start_error or self.exec_error,
+            "exit_unknown": exit_unknown,  # the wait status was lost (never invented: judged as a failure)
         }
         write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
         self.run_after_exit()
         write_atomic(
             f"{spec['signal_path']}.{result}",
-            {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"], "error": start_error},
+            {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"],
+             "error": start_error or self.exec_error},
         )
         notify_error = self.notify(result)
         if notify_error:

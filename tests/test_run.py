@@ -675,3 +675,36 @@ def test_store_held_by_another_process_delays_writes_without_losing_them(workspa
     assert run.returncode == 0, out + err
     assert "Traceback" not in err and "database is locked" not in out + err
     assert phase_status(workspace, "P01")["state"] == "passed"
+
+
+def test_missing_agent_program_is_refused_before_anything_runs(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "y", "instructions": "[[fake:pass]]", "agent": "claude"},
+    ], agents={"fake": {"base": "codex", "binary": "/nonexistent/codex"}})
+
+    result = coord(workspace, "run", str(plan), env={"PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 2
+    assert "plans/PLAN-T.yaml: agents.fake.binary: '/nonexistent/codex' is not an executable file" in result.stderr
+    assert "agents.claude.binary: 'claude' was not found on PATH" in result.stderr
+    assert "nothing was launched" in result.stderr
+    assert not (workspace / "tmp" / "PLAN-T").exists()
+
+
+def test_agent_program_gone_at_launch_fails_the_attempt_saying_why(workspace: Path) -> None:
+    program = workspace / "bin" / "codex"
+    program.parent.mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "fakes" / "codex", program)
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "removes the agent", "agent": "shell", "script": ["rm bin/codex"]},
+        {"id": "P02", "kind": "impl", "title": "needs it", "instructions": "[[fake:pass]]"},
+    ], agents={"fake": {"base": "codex", "binary": str(program)}}, policy={"max_attempts": 1},
+        checks={"report": False, "completed": False})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    reason = phase_status(workspace, "P02")["reason"]
+    assert f"the worker did not start: cannot start '{program}': [Errno 2] No such file or directory" in reason
+    assert json.loads((workspace / "tmp/PLAN-T/P02/1/exit.json").read_text())["exit_code"] == 127

@@ -5,8 +5,14 @@
 
 from __future__ import annotations
 
-from coordinator.agents.base import Agent, AgentSummary, LaunchRequest, WorkerCommand
-from coordinator.plan.model import AgentProfile
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from coordinator.agents.base import Agent, AgentSummary, LaunchRequest, WorkerCommand, executable
+from coordinator.errors import Problem
+from coordinator.plan.model import AgentProfile, Plan
 
 
 def get_agent(profile: AgentProfile) -> Agent:
@@ -30,4 +36,42 @@ def get_agent(profile: AgentProfile) -> Agent:
     raise KeyError(profile.base)
 
 
-__all__ = ["Agent", "AgentSummary", "LaunchRequest", "WorkerCommand", "get_agent"]
+def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> list[Problem]:
+    """Find the agent profiles, among those the given phases use, whose program cannot be started.
+
+    Checked before a run launches anything, so a missing ``codex`` is one clear error instead of every phase
+    burning its attempts on exit code 127. A bare name is looked up on the worker's PATH (the profile's ``env``
+    may set one), a relative path in the phase's workdir (where the supervisor starts it).
+
+    Args:
+        plan: the validated plan.
+        phase_ids: the phases about to run; None means all.
+
+    Returns:
+        One Problem per profile (field ``agents.<name>.binary``), empty when every program is there.
+    """
+    wanted = None if phase_ids is None else set(phase_ids)
+    problems: list[Problem] = []
+    checked: set[str] = set()
+    for phase in plan.phases:
+        if (wanted is not None and phase.id not in wanted) or phase.agent in checked:
+            continue
+        checked.add(phase.agent)
+        profile = plan.agents[phase.agent]
+        program = executable(profile)
+        if os.sep not in program:
+            search_path = dict(profile.env).get("PATH", os.environ.get("PATH", os.defpath))
+            if shutil.which(program, path=search_path) is None:
+                problems.append(Problem(plan.path, f"agents.{phase.agent}.binary",
+                                        f"{program!r} was not found on PATH; install it, or set "
+                                        f"agents.{phase.agent}.binary to its full path"))
+            continue
+        location = Path(program) if os.path.isabs(program) else Path(plan.workspace) / phase.workdir / program
+        if not (location.is_file() and os.access(location, os.X_OK)):
+            problems.append(Problem(plan.path, f"agents.{phase.agent}.binary",
+                                    f"{program!r} is not an executable file"))
+    return problems
+
+
+__all__ = ["Agent", "AgentSummary", "LaunchRequest", "WorkerCommand", "executable", "get_agent",
+           "missing_executables"]

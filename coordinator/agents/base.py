@@ -12,6 +12,14 @@ from typing import Any, Protocol
 
 from coordinator.plan.model import AgentProfile, Phase, Plan
 
+DEFAULT_EXECUTABLES = {"codex": "codex", "claude": "claude", "shell": "/bin/sh"}
+"""The program each built-in adapter runs when its profile sets no ``binary``."""
+
+
+def executable(profile: AgentProfile) -> str:
+    """The program an agent profile (``plan.model.AgentProfile``) starts: its ``binary``, else its base's default."""
+    return profile.binary or DEFAULT_EXECUTABLES[profile.base]
+
 
 @dataclass(frozen=True)
 class LaunchRequest:

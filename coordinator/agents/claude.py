@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
 from coordinator.agents.codex import iter_log_events
 from coordinator.plan.model import AgentProfile
 
@@ -102,7 +102,7 @@ class ClaudeAgent:
         by the workdir's project folder (``~/.claude/projects/<cwd>``), so a resumed phase must keep its workdir.
         """
         profile = self.profile
-        argv = [profile.binary or "claude", "-p", "--output-format", "stream-json", "--verbose"]
+        argv = [executable(profile), "-p", "--output-format", "stream-json", "--verbose"]
         if profile.model:
             argv += ["--model", profile.model]
         if request.resume_session:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
 from coordinator.errors import UsageError
 from coordinator.plan.model import AgentProfile
 
@@ -152,7 +152,7 @@ class CodexAgent:
                 name that matches nothing silently starts a new thread (exit 0), which would hide a lost session.
         """
         profile = self.profile
-        head: list[str] = [profile.binary or "codex"]
+        head: list[str] = [executable(profile)]
         for override in profile.config:
             head += ["-c", override]
         head.append("exec")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
 from coordinator.errors import UsageError
 from coordinator.plan.model import AgentProfile
 
@@ -47,7 +47,7 @@ class ShellAgent:
         script = tuple(request.phase.script)
         if not script:
             raise UsageError(f"phase {request.phase.id} uses the shell agent but has no `script` commands")
-        shell = self.profile.binary or "/bin/sh"
+        shell = executable(self.profile)
         argv = (shell, "-c", RUNNER, "coord-shell", *script)
         return WorkerCommand(argv=argv, stdin_path=None, env=dict(self.profile.env))
 
