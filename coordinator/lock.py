@@ -47,7 +47,8 @@ class WorkspaceLock:
             holder = holder_info(self.paths) or {}
             raise LockedError(
                 f"another coordinator holds {self.paths.workspace}: pid {holder.get('pid', '?')} "
-                f"({holder.get('command', '?')} {holder.get('plan', '?')}, since {holder.get('started_at', '?')})"
+                f"({holder.get('command', '?')} {holder.get('plan', '?')}, since {holder.get('started_at', '?')}); "
+                "watch it with `coord status` or `coord tui`"
             ) from None
         self.fd = fd
         write_json_atomic(

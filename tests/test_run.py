@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import (
     REPO_ROOT,
     coord,
+    coord_env,
     db_rows,
     events,
     phase_state,
@@ -708,3 +709,82 @@ def test_agent_program_gone_at_launch_fails_the_attempt_saying_why(workspace: Pa
     reason = phase_status(workspace, "P02")["reason"]
     assert f"the worker did not start: cannot start '{program}': [Errno 2] No such file or directory" in reason
     assert json.loads((workspace / "tmp/PLAN-T/P02/1/exit.json").read_text())["exit_code"] == 127
+
+
+def test_two_coordinators_started_at_the_same_instant_one_wins_every_time(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    racer = ("import os, sys, time\n"
+             "while not os.path.exists(sys.argv[1]): time.sleep(0.001)\n"
+             "os.execv(sys.executable, [sys.executable, '-m', 'coordinator', 'run', sys.argv[2], '--headless'])\n")
+    for round_number in range(3):
+        workspace = tmp_path / f"ws{round_number}"
+        workspace.mkdir()
+        # The winner's worker hangs for ten 0.2 s cycles, so the loser always meets a held workspace.
+        plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:hang]]"}],
+                          policy={"poll_interval": "0.2s", "max_cycles": 10, "max_attempts": 1,
+                                  "kill_grace": "0.2s"})
+        go = tmp_path / f"go{round_number}"
+        racers = [subprocess.Popen([sys.executable, "-c", racer, str(go), str(plan)], cwd=workspace,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=coord_env(workspace, None)) for _ in range(2)]
+        go.touch()
+        results = [(process.wait(timeout=60), *process.communicate()) for process in racers]
+
+        assert sorted(code for code, _, _ in results) == [1, 3], results  # one ran (its worker hung), one refused
+        refused = next(err for code, _, err in results if code == 3)
+        assert "another coordinator holds" in refused and "`coord status`" in refused, refused
+        assert len(db_rows(workspace, "SELECT * FROM attempts")) == 1
+
+
+def test_socket_works_under_a_very_deep_workspace(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / ("f" * 60)
+    deep.mkdir(parents=True)
+    plan = write_plan(deep, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert len(str(deep)) > 120
+
+    result = coord(deep, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (deep / "tmp/PLAN-T/P01/1/worker.log").read_text()
+    assert "polling" not in log, "the supervisor's push reached the coordinator"
+
+
+def test_stopped_worker_is_declared_hung_and_killed(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "frozen", "instructions": "[[fake:slow]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+               "kill_grace": "0.5s"}, agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="60"))
+    run = start_coord(workspace, "run", str(plan), "--headless")
+    wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
+    worker_pid = json.loads((workspace / "tmp/PLAN-T/P01/1/identity.json").read_text())["worker_pid"]
+    os.kill(worker_pid, signal.SIGSTOP)
+
+    out, err = run.communicate(timeout=60)
+
+    assert run.returncode == 1, out + err
+    assert "hung: no output for 3 poll cycles" in phase_status(workspace, "P01")["reason"]
+    exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
+    assert exit_record["stop_request"] == "hung" and exit_record["signal"] in (signal.SIGTERM, signal.SIGKILL)
+
+
+def test_a_stopped_coordinator_counts_its_pause_as_one_poll_cycle(workspace: Path) -> None:
+    # Hung means observed cycles, not wall time: ten cycles' worth of a stopped coordinator add one cycle.
+    import time
+
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "silent", "instructions": "[[fake:hang]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+               "kill_grace": "0.3s"})
+    run = start_coord(workspace, "run", str(plan), "--headless")
+    wait_until(lambda: phase_state(workspace, "P01") == "running")
+    os.kill(run.pid, signal.SIGSTOP)
+    time.sleep(2.0)  # the injected fault: the coordinator is stopped for ten poll cycles
+    os.kill(run.pid, signal.SIGCONT)
+    out, err = run.communicate(timeout=60)
+
+    assert run.returncode == 1, out + err
+    cycles = [event["data"]["cycle"] for event in events(workspace) if event["type"] == "poll_cycle"]
+    assert cycles == list(range(1, len(cycles) + 1)) and len(cycles) <= 5, cycles
+    assert "hung: no output for 3 poll cycles" in phase_status(workspace, "P01")["reason"]
