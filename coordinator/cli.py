@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -131,12 +132,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.DETACHED_SIGINT
     except BrokenPipeError:
         return ExitStatus.OK
-    except Exception as exc:  # the last line of defence: one line for the user, the traceback in a file
-        if args.traceback:
-            traceback.print_exc()
-        crash = write_crash_log(workspace)
-        print(f"coord: internal error: {exc!r}" + (f"; traceback in {crash}" if crash else ""), file=sys.stderr)
-        return ExitStatus.INTERNAL
+    except OSError as exc:
+        if exc.errno not in OUT_OF_SPACE_ERRORS:
+            return internal_error(exc, args, workspace)
+        where = exc.filename or "standard output"
+        print(f"coord: cannot write {where}: {exc.strerror}", file=sys.stderr)
+        return ExitStatus.FAILED
+    except Exception as exc:
+        return internal_error(exc, args, workspace)
+
+
+OUT_OF_SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+"""Write failures that are the machine's state, not coord's bug: one line and exit 1, no crash log."""
+
+
+def internal_error(exc: Exception, args: argparse.Namespace, workspace: Path) -> int:
+    """The last line of defence: one line for the user, the traceback in a crash file (exit 70)."""
+    if args.traceback:
+        traceback.print_exc()
+    crash = write_crash_log(workspace)
+    print(f"coord: internal error: {exc!r}" + (f"; traceback in {crash}" if crash else ""), file=sys.stderr)
+    return ExitStatus.INTERNAL
 
 
 def write_crash_log(workspace: Path) -> Path | None:

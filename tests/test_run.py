@@ -788,3 +788,19 @@ def test_a_stopped_coordinator_counts_its_pause_as_one_poll_cycle(workspace: Pat
     cycles = [event["data"]["cycle"] for event in events(workspace) if event["type"] == "poll_cycle"]
     assert cycles == list(range(1, len(cycles) + 1)) and len(cycles) <= 5, cycles
     assert "hung: no output for 3 poll cycles" in phase_status(workspace, "P01")["reason"]
+
+
+def test_a_full_disk_under_stdout_is_one_line_not_a_crash(workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "coordinator", "status"], cwd=workspace, stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=60, env=coord_env(workspace, None))
+
+    assert result.returncode == 1
+    assert result.stderr == "coord: cannot write standard output: No space left on device\n"
+    assert not (workspace / "tmp" / "crashes").exists()
