@@ -880,6 +880,13 @@ class Engine:
                 identity = launcher.Identity.read(attempt_dir, attempt_id)
                 if identity is None or not launcher.supervisor_alive(identity):
                     continue
+                if any(row["number"] == number for row in self.store.attempt_rows(self.plan.id, phase.id)):
+                    # An older copy of the store numbers another attempt so: adopting would break its history.
+                    self._notice(f"{phase.id} attempt {number} is running (supervisor pid {identity.supervisor_pid}) "
+                                 "but the state database records a different attempt under that number; "
+                                 f"stop it with `kill -TERM {identity.supervisor_pid}` if it is not wanted",
+                                 level="warning", phase_id=phase.id)
+                    continue
                 with self.store.transaction() as tx:
                     tx.execute(
                         "INSERT INTO attempts (attempt_id, plan_id, phase_id, number, remediation, state, agent, "

@@ -276,7 +276,8 @@ class Supervisor:
                 os.dup2(stdin_fd, 0)
                 os.dup2(log_fd, 1)
                 os.dup2(log_fd, 2)
-                os.dup2(error_write, 3, inheritable=False)
+                if error_write != 3:  # dup3() refuses equal descriptors; a pipe end is close-on-exec already
+                    os.dup2(error_write, 3, inheritable=False)
                 os.closerange(4, 65536)
                 os.chdir(spec["cwd"])
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
