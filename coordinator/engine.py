@@ -25,7 +25,7 @@ from coordinator import failpoints, launcher, pricing
 from coordinator.agents import AgentSummary, LaunchRequest, get_agent
 from coordinator.atomic import read_json, write_atomic, write_json_atomic
 from coordinator.checks import JudgeInput, judge
-from coordinator.errors import CoordError, ExitStatus, UsageError
+from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.events import (
     AttemptEnded,
     AttemptLaunched,
@@ -158,6 +158,14 @@ class Engine:
             if self.options.remediate_only is not None:
                 self._start_person_remediation(self.options.remediate_only)
             return self._loop()
+        except StoreError as exc:
+            # Nothing more can be recorded, so nothing more is launched; the workers finish on their own and
+            # their supervisors' exit records wait for the next coordinator.
+            running = len(self.state.watches) + len(self.state.judging)
+            raise StoreError(
+                f"{exc} — {running} worker(s) keep running and finish on their own; free space (or repair the "
+                f"store) and `coord run {self.plan.path}` picks up their results"
+            ) from exc
         finally:
             # Checks still running when we detach are abandoned: the attempt stays `checking` and is judged
             # again by the next coordinator (judging is idempotent).

@@ -804,3 +804,30 @@ def test_a_full_disk_under_stdout_is_one_line_not_a_crash(workspace: Path) -> No
     assert result.returncode == 1
     assert result.stderr == "coord: cannot write standard output: No space left on device\n"
     assert not (workspace / "tmp" / "crashes").exists()
+
+
+def test_disk_full_under_the_store_exits_4_and_a_later_run_loses_nothing(workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    plan = write_plan(workspace, [
+        {"id": f"P0{n}", "kind": "impl", "title": "x" * 200, "instructions": "[[fake:slow]]", "depends_on": []}
+        for n in range(1, 4)
+    ], agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="1"))
+    # RLIMIT_FSIZE makes every write past 200 KiB fail (EFBIG): the store's WAL hits it within a second or two.
+    full = subprocess.run(
+        ["/bin/sh", "-c", 'ulimit -f 200; exec "$0" -m coordinator run "$1" --headless', sys.executable, str(plan)],
+        cwd=workspace, capture_output=True, text=True, timeout=90, env=coord_env(workspace, None))
+
+    assert full.returncode == 4, full.stdout + full.stderr
+    assert "cannot write the state store" in full.stderr and "picks up their results" in full.stderr
+    assert "Traceback" not in full.stderr
+
+    again = coord(workspace, "run", str(plan), "--headless")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    attempts = db_rows(workspace, "SELECT phase_id, number, state FROM attempts ORDER BY phase_id, number")
+    launched = [line.split()[0] for line in (workspace / "tmp/PLAN-T/worker-pids.txt").read_text().splitlines()]
+    assert sorted(launched) == sorted(row["phase_id"] for row in attempts), "every launch is recorded once"
+    assert all(row["state"] in ("passed", "lost") for row in attempts)
+    assert all(phase["state"] == "passed" for phase in status(workspace)["phases"])
