@@ -11,6 +11,7 @@ workspace (a report symlinked to ``/etc/…`` is refused unread), and their text
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import select
@@ -71,6 +72,9 @@ class JudgeInput:
         expected_session: on a resume, the session id that must come back.
         env: extra environment for verify commands (the attempt cookie ``COORD_ATTEMPT_ID`` and friends).
         start_error: why the worker could not be started (``exit.json`` ``start_error``: exec failed), or None.
+        leftovers: processes of the attempt still alive after the worker ended, which the supervisor killed
+            (``exit.json`` ``stragglers``/``straggler_names``): pid -> program name.
+        unkillable: pids that survived SIGKILL (``exit.json`` ``unkillable``), left behind.
     """
 
     workspace: Path
@@ -87,6 +91,8 @@ class JudgeInput:
     expected_session: str | None = None
     env: Mapping[str, str] | None = None
     start_error: str | None = None
+    leftovers: Mapping[int, str] | None = None
+    unkillable: tuple[int, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -366,8 +372,26 @@ def check_exit(inp: JudgeInput) -> CheckResult:
 
     Returns:
         A CheckResult named ``exit`` whose detail says how the worker ended (with the agent's own error message
-        when it gave one).
+        when it gave one) and which processes it left behind, if any. Leftovers alone do not fail the check:
+        the supervisor killed them, and a worker that starts a helper it forgets is common.
     """
+    result = _exit_status(inp)
+    note = _leftover_note(inp)
+    return dataclasses.replace(result, detail=f"{result.detail}; {note}") if note else result
+
+
+def _leftover_note(inp: JudgeInput) -> str | None:
+    parts = []
+    if inp.leftovers:
+        named = ", ".join(f"{name} (pid {pid})" for pid, name in sorted(inp.leftovers.items()))
+        parts.append(f"killed {len(inp.leftovers)} process(es) it left running: {named}")
+    if inp.unkillable:
+        parts.append(f"{len(inp.unkillable)} process(es) survived SIGKILL and were left: pids "
+                     + ", ".join(str(pid) for pid in inp.unkillable))
+    return "; ".join(parts) or None
+
+
+def _exit_status(inp: JudgeInput) -> CheckResult:
     summary = inp.summary
     error = f": {summary.error}" if summary.error else ""
     code, sig = inp.exit_code, inp.exit_signal

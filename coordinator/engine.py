@@ -748,6 +748,8 @@ class Engine:
             expected_session=row["resume_session"],
             env={"COORD_ATTEMPT_ID": attempt_id},
             start_error=exit_info.get("start_error"),
+            leftovers=leftover_processes(exit_info),
+            unkillable=tuple(exit_info.get("unkillable") or ()),
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
@@ -952,6 +954,12 @@ def read_exit(row: sqlite3.Row) -> dict[str, Any] | None:
     if isinstance(record, dict) and record.get("attempt_id") == row["attempt_id"]:
         return record
     return None
+
+
+def leftover_processes(exit_info: dict[str, Any]) -> dict[int, str]:
+    """pid -> program name of the processes the supervisor killed after the worker ended (``exit.json``)."""
+    names = exit_info.get("straggler_names") or {}
+    return {int(pid): str(names.get(str(pid), "?")) for pid in exit_info.get("stragglers") or ()}
 
 
 def set_aside_stale(attempt_dir: Path) -> None:

@@ -119,12 +119,18 @@ ADDED_COLUMNS = {
 """Columns added after a table was first created: stores made by an earlier coord get them on open."""
 
 
-def _add_missing_columns(connection: sqlite3.Connection) -> None:
+def _missing_columns(connection: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(table, column, declaration) of every ``ADDED_COLUMNS`` entry the database lacks."""
+    missing = []
     for table, columns in ADDED_COLUMNS.items():
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        for name, declaration in columns.items():
-            if name not in present:
-                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        missing += [(table, name, declaration) for name, declaration in columns.items() if name not in present]
+    return missing
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, name, declaration in _missing_columns(connection):
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 class Store:
@@ -199,6 +205,11 @@ class Store:
         if not stamped:
             connection.close()
             return None
+        if _missing_columns(connection):
+            # Made by an older coord: add the new columns (what `coord run` would do) rather than fail on them.
+            connection.close()
+            Store.open(paths).close()
+            return cls.open_readonly(paths)
         return cls(paths, connection, readonly=True)
 
     def close(self) -> None:

@@ -133,6 +133,15 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def command_name(pid: int) -> str:
+    """``/proc/<pid>/comm`` (the program name, at most 15 characters), or "?" once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
 def is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
@@ -248,6 +257,7 @@ class Supervisor:
         self.unkillable: list[int] = []
         self.log_cap: LogCap | None = None
         self.exec_error: str | None = None
+        self.straggler_names: dict[int, str] = {}
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
@@ -356,6 +366,8 @@ class Supervisor:
             reap_children()
             if not alive:
                 break
+            for pid in alive - stragglers:
+                self.straggler_names[pid] = command_name(pid)
             stragglers |= alive
             for pid in alive:
                 signal_quietly(pid, signal.SIGKILL)
@@ -468,6 +480,7 @@ class Supervisor:
             "stop_request": self.stop_requested,
             "stragglers": stragglers,
             "unkillable": self.unkillable,
+            "straggler_names": {str(pid): name for pid, name in sorted(self.straggler_names.items())},
             "log_cap": log_cap,
             "start_error": start_error or self.exec_error,
             "exit_unknown": exit_unknown,  # the wait status was lost (never invented: judged as a failure)

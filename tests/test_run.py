@@ -164,6 +164,10 @@ def test_grandchild_holding_stdout_does_not_delay_completion(workspace: Path) ->
     exit_record = json.loads((workspace / "tmp/PLAN-T/P01/1/exit.json").read_text())
     assert exit_record["exit_code"] == 0 and exit_record["stragglers"], "the sleeper was found and killed"
     assert exit_record["duration_s"] < 30, "completion came from the exit, not from EOF on the log"
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    exit_check = next(check for check in evidence["checks"] if check["name"] == "exit")
+    assert exit_check["status"] == "pass"
+    assert "killed 1 process(es) it left running: sleep (pid " in exit_check["detail"]
 
 
 def test_half_written_report_is_a_fail(workspace: Path) -> None:

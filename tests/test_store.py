@@ -67,3 +67,30 @@ def test_a_reader_never_sees_a_half_created_store(tmp_path: Path) -> None:
             break
         writer.join()
     assert failures == []
+
+
+def test_status_reads_a_store_made_by_an_older_coord(tmp_path: Path) -> None:
+    """`coord status` right after an upgrade, before any `coord run`: the new columns are added, not a crash."""
+    from tests.helpers import coord
+
+    paths = WorkspacePaths(tmp_path)
+    paths.tmp.mkdir()
+    old_schema = SCHEMA.replace(
+        "    last_message TEXT,                 -- the agent's final message (capped at 4000 characters)\n"
+        "    commands INTEGER NOT NULL DEFAULT 0,\n"
+        "    file_changes INTEGER NOT NULL DEFAULT 0,\n", "")
+    with sqlite3.connect(paths.db) as connection:
+        connection.executescript(old_schema)
+        connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        connection.execute("INSERT INTO plans (plan_id, path, title, state) "
+                           "VALUES ('P', 'plans/P.yaml', 't', 'finished')")
+        connection.execute("INSERT INTO phases (plan_id, phase_id, position, kind, title, state, attempts) "
+                           "VALUES ('P', 'P01', 0, 'impl', 'x', 'passed', 1)")
+        connection.execute(
+            "INSERT INTO attempts (attempt_id, plan_id, phase_id, number, remediation, state, agent, attempt_dir) "
+            "VALUES ('a1', 'P', 'P01', 1, 0, 'passed', 'codex', '/x')")
+
+    result = coord(tmp_path, "status", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert '"state": "passed"' in result.stdout
