@@ -36,6 +36,7 @@ from coordinator.events import (
     RunFinished,
     VerdictReached,
 )
+from coordinator.logview import last_activity
 from coordinator.monitor import SignalListener, decide_cycle
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Phase, Plan
@@ -652,7 +653,8 @@ class Engine:
             decision = decide_cycle(policy, watch.cycle, watch.silent_cycles)
             if decision.hung:
                 self.state.watches.pop(watch.attempt_id, None)
-                self._request_stop(row, "hung", decision.reason)
+                stuck = last_activity(Path(row["attempt_dir"]) / "worker.log")
+                self._request_stop(row, "hung", f"{decision.reason}; {stuck}")
 
     def _reap_supervisors(self) -> None:
         for attempt_id, process in list(self.state.supervisors.items()):

@@ -8,6 +8,7 @@ events (stderr noise, the shell agent's output) pass through unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from coordinator.agents.codex import parse_event_line
@@ -75,3 +76,35 @@ def describe_event(event: dict[str, Any]) -> LogLine | None:
     if item_type == "web_search":
         return LogLine("command", f"web search: {_clip(str(item.get('query', '')))}")
     return LogLine("info", f"{item_type}")
+
+
+LAST_ACTIVITY_BYTES = 64 * 1024
+
+
+def last_activity(log_path: Path) -> str:
+    """What a worker was last seen doing, from the end of its log: the reason a hung worker is stuck.
+
+    Returns:
+        One phrase: a command still running (a codex ``item.started`` without its ``item.completed``), the last
+        event or line of output, or that the worker printed nothing at all.
+    """
+    try:
+        with open(log_path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - LAST_ACTIVITY_BYTES))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        tail = ""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return "the worker printed nothing at all (did it start? is it waiting for a login or for input?)"
+    event = parse_event_line(lines[-1])
+    if event is None:
+        return f"its last output: {_clip(lines[-1], 200)}"
+    item = event.get("item") or {}
+    if event.get("type") in ("thread.started", "turn.started"):
+        return "the agent started its turn and nothing came back from the model (is the model server reachable?)"
+    if event.get("type") == "item.started" and item.get("type") == "command_execution":
+        return f"a command was still running: {_clip(str(item.get('command', '')), 200)}"
+    described = describe_event(event)
+    return f"its last event: {described.text if described else event.get('type', 'unknown')}"

@@ -138,6 +138,7 @@ def test_silent_worker_is_hung_sooner_with_max_silent_cycles(workspace: Path) ->
 
     assert result.returncode == 1
     assert "hung: no output for 2 poll cycles" in result.stdout
+    assert "nothing came back from the model" in phase_status(workspace, "P01")["reason"]
 
 
 def test_chatty_worker_is_still_hung_after_max_cycles(workspace: Path) -> None:

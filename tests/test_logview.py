@@ -1,0 +1,40 @@
+"""What a hung worker was last doing, read from the end of its real log file (codex ``--json`` event lines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coordinator.logview import last_activity
+
+THREAD = {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"}
+COMMAND = {"id": "item_1", "type": "command_execution", "command": "/bin/bash -lc 'npm test'",
+           "aggregated_output": "", "exit_code": None, "status": "in_progress"}
+
+
+def lines(*events: dict | str) -> str:
+    return "".join((event if isinstance(event, str) else json.dumps(event)) + "\n" for event in events)
+
+
+@pytest.mark.parametrize(("log", "expected"), [
+    ("", "the worker printed nothing at all"),
+    (lines(THREAD, {"type": "turn.started"}), "nothing came back from the model"),
+    (lines(THREAD, {"type": "turn.started"}, {"type": "item.started", "item": COMMAND}),
+     "a command was still running: /bin/bash -lc 'npm test'"),
+    (lines(THREAD, {"type": "item.completed", "item": {"id": "item_2", "type": "agent_message",
+                                                        "text": "Waiting for the build"}}),
+     "its last event: Waiting for the build"),
+    (lines("Reading prompt from stdin...", "Please log in: https://auth.example/device"),
+     "its last output: Please log in: https://auth.example/device"),
+])
+def test_last_activity(tmp_path: Path, log: str, expected: str) -> None:
+    path = tmp_path / "worker.log"
+    path.write_text(log, encoding="utf-8")
+
+    assert expected in last_activity(path)
+
+
+def test_last_activity_of_a_missing_log(tmp_path: Path) -> None:
+    assert "printed nothing" in last_activity(tmp_path / "worker.log")
