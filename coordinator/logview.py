@@ -102,7 +102,9 @@ def last_activity(log_path: Path) -> str:
     if event is None:
         return f"its last output: {_clip(lines[-1], 200)}"
     item = event.get("item") or {}
-    if event.get("type") in ("thread.started", "turn.started"):
+    started = event.get("type") in ("thread.started", "turn.started") or (  # codex; then Claude Code's first event
+        event.get("type") == "system" and event.get("subtype") == "init")
+    if started:
         return "the agent started its turn and nothing came back from the model (is the model server reachable?)"
     if event.get("type") == "item.started" and item.get("type") == "command_execution":
         return f"a command was still running: {_clip(str(item.get('command', '')), 200)}"

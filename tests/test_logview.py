@@ -21,6 +21,8 @@ def lines(*events: dict | str) -> str:
 @pytest.mark.parametrize(("log", "expected"), [
     ("", "the worker printed nothing at all"),
     (lines(THREAD, {"type": "turn.started"}), "nothing came back from the model"),
+    (lines({"type": "system", "subtype": "init", "session_id": "5f1c0f9e-3a52-4c5e-9d1e-7b1b2b7d7f10"}),
+     "nothing came back from the model"),  # Claude Code stream-json
     (lines(THREAD, {"type": "turn.started"}, {"type": "item.started", "item": COMMAND}),
      "a command was still running: /bin/bash -lc 'npm test'"),
     (lines(THREAD, {"type": "item.completed", "item": {"id": "item_2", "type": "agent_message",
