@@ -27,12 +27,17 @@ from typing import Literal
 
 import psutil
 
+from coordinator import protected
 from coordinator.agents.base import AgentSummary
+from coordinator.atomic import read_json
 from coordinator.paths import OutsideWorkspace, inside_workspace
 from coordinator.plan.model import Phase, VerifyCommand
 from coordinator.verdict import CheckResult, Verdict
 
 Status = Literal["pass", "fail", "unknown"]
+
+PROTECTED_SNAPSHOT = "protected.json"
+"""Attempt-folder file holding the hashes of the phase's protected files, taken right before the worker started."""
 
 TAIL_BYTES = 4096
 """Bytes of a verify command's output kept in the evidence (the whole output stays in its log file)."""
@@ -690,8 +695,31 @@ def run_verify(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def check_protected(inp: JudgeInput) -> CheckResult:
+    """The ``protected`` check: the files matching ``phase.protected`` are as they were before the worker started.
+
+    Compares ``protected.json`` (written by the engine at launch, ``coordinator.protected.snapshot``) with a new
+    snapshot. Returns a failing CheckResult naming every changed, added or deleted file (up to ten).
+    """
+    record = read_json(inp.attempt_dir / PROTECTED_SNAPSHOT)
+    if not isinstance(record, dict):
+        return CheckResult("protected", "skipped", "no snapshot of the protected files was taken at launch")
+    if record.get("error"):
+        return CheckResult("protected", "fail", f"cannot check the protected files: {record['error']}")
+    try:
+        after = protected.snapshot(inp.workspace, inp.phase.protected)
+    except (OverflowError, OSError) as exc:
+        return CheckResult("protected", "fail", f"cannot check the protected files: {exc}")
+    changed = protected.changes(record.get("files") or {}, after)
+    if changed:
+        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+        return CheckResult("protected", "fail",
+                           f"the worker changed protected files: {', '.join(changed[:10])}{more}")
+    return CheckResult("protected", "pass", f"{len(after)} protected file(s) unchanged")
+
+
 def judge(inp: JudgeInput) -> Verdict:
-    """Run every check in order (exit, report, completed, verify[N]) and return the verdict.
+    """Run every check in order (exit, report, completed, protected, verify[N]) and return the verdict.
 
     A check switched off by ``phase.checks`` is recorded as ``off``. If the worker was hung, stopped or lost,
     the later checks are ``skipped`` (its files are incomplete by definition); otherwise all run, so a
@@ -729,6 +757,12 @@ def judge(inp: JudgeInput) -> Verdict:
         checks.append(CheckResult("completed", "skipped", skipped_detail, path=inp.completed_path))
     else:
         checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path))
+
+    if inp.phase.protected:
+        if skip:
+            checks.append(CheckResult("protected", "skipped", skipped_detail))
+        else:
+            checks.append(check_protected(inp))
 
     for index, command in enumerate(inp.phase.verify):
         name = f"verify[{index}]"

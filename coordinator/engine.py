@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coordinator import failpoints, launcher, pricing
+from coordinator import failpoints, launcher, pricing, protected
 from coordinator.agents import AgentSummary, LaunchRequest, get_agent
 from coordinator.atomic import read_json, write_atomic, write_json_atomic
-from coordinator.checks import JudgeInput, judge
+from coordinator.checks import PROTECTED_SNAPSHOT, JudgeInput, judge
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.events import (
     AttemptEnded,
@@ -451,6 +451,9 @@ class Engine:
             prompt = self.renderer.render(self.plan, phase, attempt_number=number, remediation=remediation)
             prompt_path = attempt_dir / "prompt.md"
             write_atomic(prompt_path, prompt)
+            if phase.protected:
+                write_json_atomic(attempt_dir / PROTECTED_SNAPSHOT,
+                                  protected_snapshot(Path(self.plan.workspace), phase))
             artifacts = self.renderer.artifact_paths(self.plan, phase)
             workdir = Path(self.plan.workspace) / phase.workdir
             profile = self.plan.agents[phase.agent]
@@ -956,6 +959,14 @@ def read_exit(row: sqlite3.Row) -> dict[str, Any] | None:
     if isinstance(record, dict) and record.get("attempt_id") == row["attempt_id"]:
         return record
     return None
+
+
+def protected_snapshot(workspace: Path, phase: Phase) -> dict[str, Any]:
+    """What ``protected.json`` holds: the patterns and the hashes, or why they could not be taken."""
+    try:
+        return {"patterns": list(phase.protected), "files": protected.snapshot(workspace, phase.protected)}
+    except (OverflowError, OSError) as exc:
+        return {"patterns": list(phase.protected), "error": str(exc)}
 
 
 def leftover_processes(exit_info: dict[str, Any]) -> dict[int, str]:

@@ -429,6 +429,7 @@ class PromptRenderer:
                 "verify": [
                     {"run": v.run, "expect": v.expect, "timeout": v.timeout, "shell": v.shell} for v in phase.verify
                 ],
+                "protected": list(phase.protected),
             },
             "phase",
         )

@@ -517,6 +517,25 @@ phases:
     ]
 
 
+def test_protected_patterns_must_stay_inside(workspace: Path) -> None:
+    text = """\
+plan: X
+phases:
+  - id: P01
+    kind: impl
+    protected: [tests/**/*.py, ../other/tests/*.py, /etc/*]
+  - id: P02
+    kind: impl
+    protected: src/calc.py
+"""
+    assert problems(workspace, text) == [
+        "plans/P.yaml:5:32: phases[0].protected[1]: pattern '../other/tests/*.py' must stay inside the workspace "
+        "(relative, no '..')",
+        "plans/P.yaml:5:53: phases[0].protected[2]: pattern '/etc/*' must stay inside the workspace "
+        "(relative, no '..')",
+    ]
+
+
 def test_instructions_file_and_workdir_must_stay_inside(workspace: Path) -> None:
     text = """\
 plan: X

@@ -837,3 +837,40 @@ def test_disk_full_under_the_store_exits_4_and_a_later_run_loses_nothing(workspa
     assert sorted(launched) == sorted(row["phase_id"] for row in attempts), "every launch is recorded once"
     assert all(row["state"] in ("passed", "lost") for row in attempts)
     assert all(phase["state"] == "passed" for phase in status(workspace)["phases"])
+
+
+def test_worker_that_edits_protected_tests_is_judged_fail_even_when_verification_passes(workspace: Path) -> None:
+    (workspace / "tests").mkdir()
+    (workspace / "tests" / "test_calc.py").write_text("assert add(2, 3) == 5\n")
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "cheats", "instructions": "[[fake:pass]]",
+         "protected": ["tests/*.py"], "verify": [VERIFY_FIXED]},
+    ], policy={"max_attempts": 1},
+        agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes\ntests/test_calc.py=pass  # weakened"))
+
+    prompt = coord(workspace, "render", str(plan), "P01")
+    result = coord(workspace, "run", str(plan))
+
+    assert "## Files you must not change" in prompt.stdout and "- `tests/*.py`" in prompt.stdout
+    assert result.returncode == 1
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    checks = {check["name"]: check for check in evidence["checks"]}
+    assert checks["verify[0]"]["status"] == "pass"
+    assert checks["protected"]["status"] == "fail"
+    assert evidence["reason"] == "the worker changed protected files: tests/test_calc.py (changed)"
+
+
+def test_protected_files_left_alone_pass_the_check(workspace: Path) -> None:
+    (workspace / "tests").mkdir()
+    (workspace / "tests" / "test_calc.py").write_text("assert add(2, 3) == 5\n")
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "honest", "instructions": "[[fake:pass]]",
+         "protected": ["tests/*.py"], "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    protected_check = next(check for check in evidence["checks"] if check["name"] == "protected")
+    assert (protected_check["status"], protected_check["detail"]) == ("pass", "1 protected file(s) unchanged")

@@ -31,7 +31,7 @@ import shlex
 import types
 import typing
 from collections.abc import Hashable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -354,6 +354,7 @@ class PhaseModel(_Schema):
     agent: Annotated[str, Field(min_length=1)] | None = None
     script: Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_one_or_many)] = None
     workdir: Annotated[str, Field(min_length=1)] | None = None
+    protected: Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_one_or_many)] = None
 
 
 def _describe(value: object) -> str:
@@ -889,6 +890,11 @@ def _build_phase(
     workdir = model.workdir if model.workdir is not None else top.workdir
     if model.workdir is not None:
         _check_workdir(workspace, workdir, (*path, "workdir"), out)
+    for position, pattern in enumerate(model.protected or ()):
+        parts = PurePosixPath(pattern).parts
+        if PurePosixPath(pattern).is_absolute() or ".." in parts:
+            out.add((*path, "protected", position), f"pattern {pattern!r} must stay inside the workspace "
+                    "(relative, no '..')")
     verify: list[VerifyCommand] = []
     for position, item in enumerate(model.verify):
         if not item.shell:
@@ -916,6 +922,7 @@ def _build_phase(
         agent=agent,
         script=tuple(model.script or ()),
         workdir=workdir,
+        protected=tuple(model.protected or ()),
     )
 
 

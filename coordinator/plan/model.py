@@ -101,6 +101,10 @@ class Phase:
     """Commands for the ``shell`` agent, each run by ``/bin/sh -c`` in the workdir."""
     workdir: str = "."
     """Where the worker runs, relative to the workspace."""
+    protected: tuple[str, ...] = ()
+    """Glob patterns (relative to the workspace, ``**`` allowed) of files the worker must leave alone — typically
+    the tests an earlier phase wrote. coord hashes them before the worker starts and fails the attempt if any
+    changed, appeared or disappeared (``coordinator.protected``)."""
 
 
 @dataclass(frozen=True)
