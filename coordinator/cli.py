@@ -365,7 +365,7 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     scope = run_scope(plan, args)
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
-    refuse_missing_executables(plan, scope)
+    refuse_missing_executables(plan, scope, workspace)
     paths = WorkspacePaths(workspace)
     options = RunOptions(max_parallel=args.max_parallel, scope=scope, use_socket=not args.no_socket)
     use_dashboard = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
@@ -388,15 +388,29 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
         lock.release()
 
 
-def refuse_missing_executables(plan: Any, phase_ids: Any) -> None:
-    """Stop before anything is launched when an agent program the phases need is missing.
+def refuse_missing_executables(plan: Any, phase_ids: Any, workspace: Path, include_done: bool = False) -> None:
+    """Stop before anything is launched when an agent program that a phase still to run needs is missing.
+
+    Args:
+        plan: the validated plan.
+        phase_ids: the phases in scope (None: all).
+        workspace: the workspace, whose store says which phases already passed (their agents are not needed).
+        include_done: check passed phases too (a person's remediation of a passed phase).
 
     Raises:
         PlanError: one problem per profile whose program cannot be found (exit 2).
     """
     from coordinator.agents import missing_executables
+    from coordinator.store import Store
 
-    problems = missing_executables(plan, phase_ids)
+    wanted = set(phase_ids) if phase_ids is not None else {phase.id for phase in plan.phases}
+    store = None if include_done else Store.open_readonly(WorkspacePaths(workspace))
+    if store is not None:
+        try:
+            wanted -= {row["phase_id"] for row in store.phase_rows(plan.id) if row["state"] in ("passed", "skipped")}
+        finally:
+            store.close()
+    problems = missing_executables(plan, wanted)
     if problems:
         raise PlanError(problems)
 
@@ -478,7 +492,7 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
         plan.phase(args.phase)
     except KeyError:
         raise UsageError(f"{plan.id} has no phase {args.phase!r}") from None
-    refuse_missing_executables(plan, [args.phase])
+    refuse_missing_executables(plan, [args.phase], workspace, include_done=True)
     lock = WorkspaceLock(paths)
     lock.acquire(plan.id, f"coord remediate {args.phase}")
     try:

@@ -162,7 +162,7 @@ class Engine:
         except StoreError as exc:
             # Nothing more can be recorded, so nothing more is launched; the workers finish on their own and
             # their supervisors' exit records wait for the next coordinator.
-            running = len(self.state.watches) + len(self.state.judging)
+            running = len(self.state.watches)
             raise StoreError(
                 f"{exc} — {running} worker(s) keep running and finish on their own; free space (or repair the "
                 f"store) and `coord run {self.plan.path}` picks up their results"
@@ -528,8 +528,9 @@ class Engine:
                 message=f"{phase.id} attempt {number} {verb} (worker pid {identity.worker_pid}, "
                 f"log {self._relative(self.paths.attempt_dir(self.plan.id, phase.id, number) / 'worker.log')})",
             ))
-        if not adopted and identity.worker_pid is not None:
-            self.store.append_pid_line(self.plan.id, phase.id, identity.worker_pid, number, identity.supervisor_pid)
+        if identity.worker_pid is not None:  # an adopted worker's line may be missing if its launcher died first
+            self.store.append_pid_line(self.plan.id, phase.id, identity.worker_pid, number, identity.supervisor_pid,
+                                       unless_present=adopted)
         self.state.watches[attempt_id] = Watch(
             attempt_id=attempt_id, phase_id=phase.id, number=number,
             next_cycle_at=time.monotonic() + phase.policy.poll_interval,
@@ -656,8 +657,11 @@ class Engine:
             decision = decide_cycle(policy, watch.cycle, watch.silent_cycles)
             if decision.hung:
                 self.state.watches.pop(watch.attempt_id, None)
-                stuck = last_activity(Path(row["attempt_dir"]) / "worker.log")
-                self._request_stop(row, "hung", f"{decision.reason}; {stuck}")
+                try:
+                    reason = f"{decision.reason}; {last_activity(Path(row['attempt_dir']) / 'worker.log')}"
+                except Exception:  # a description must never keep a hung worker alive
+                    reason = decision.reason
+                self._request_stop(row, "hung", reason)
 
     def _reap_supervisors(self) -> None:
         for attempt_id, process in list(self.state.supervisors.items()):
@@ -855,12 +859,15 @@ class Engine:
                 self._notice(f"{row['phase_id']} is no longer in the plan but has attempt {row['number']} "
                              "unfinished; leaving it alone", level="warning")
                 continue
+            identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
             if row["state"] == "checking" or read_exit(row) is not None:
                 self._notice(f"{phase.id} attempt {row['number']} ended while no coordinator watched; judging it",
                              phase_id=phase.id)
+                if identity is not None and identity.worker_pid is not None:  # its launcher may have died first
+                    self.store.append_pid_line(self.plan.id, phase.id, identity.worker_pid, int(row["number"]),
+                                               identity.supervisor_pid, unless_present=True)
                 self._finish_attempt(row)
                 continue
-            identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
             if identity is not None and launcher.supervisor_alive(identity):
                 self._record_running(row["attempt_id"], phase, int(row["number"]), identity,
                                      row["resume_session"], adopted=True)

@@ -91,16 +91,23 @@ class LogFollower:
         return position
 
     def _resume_after_trim(self, handle, size: int) -> tuple[int, str]:  # noqa: ANN001
+        """Where to go on after the log changed under us, and what to tell the reader. The bytes before that
+        place become the new anchor, so the next read checks against what the file now holds."""
         start = max(0, size - _SEARCH_BYTES)
         handle.seek(start)
         window = handle.read(size - start)
-        if self._delivered_tail:
-            found = window.rfind(self._delivered_tail)
-            if found >= 0:
-                return start + found + len(self._delivered_tail), "the log was trimmed to its size cap; nothing missed"
-        marker = window.rfind(TRIM_MARKER)
-        if marker >= 0:
-            line_end = window.find(b"\n", marker)
-            resume = start + (line_end + 1 if line_end >= 0 else marker)
-            return resume, "the log was trimmed to its size cap; some output between reads was dropped"
-        return 0, "the log shrank (rewritten?); reading it again from the start"
+        note = "the log was trimmed to its size cap; nothing missed"
+        found = window.rfind(self._delivered_tail) if self._delivered_tail else -1
+        if found >= 0:
+            resume = found + len(self._delivered_tail)
+        else:
+            marker = window.rfind(TRIM_MARKER)
+            if marker >= 0:
+                line_end = window.find(b"\n", marker)
+                resume = line_end + 1 if line_end >= 0 else marker
+                note = "the log was trimmed to its size cap; some output between reads was dropped"
+            else:
+                start, resume = 0, 0
+                note = "the log shrank (rewritten?); reading it again from the start"
+        self._delivered_tail = window[max(0, resume - _ANCHOR_BYTES):resume] if start or resume else b""
+        return start + resume, note

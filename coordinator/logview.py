@@ -34,7 +34,10 @@ def describe_line(raw: str) -> LogLine | None:
     event = parse_event_line(raw)
     if event is None:
         return LogLine("text", raw.rstrip("\n"))  # plain output keeps its blank lines
-    return describe_event(event)
+    try:
+        return describe_event(event)
+    except (AttributeError, TypeError, ValueError):  # JSON with a type but not codex's shapes: show it as text
+        return LogLine("text", raw.rstrip("\n"))
 
 
 def describe_event(event: dict[str, Any]) -> LogLine | None:
@@ -101,6 +104,13 @@ def last_activity(log_path: Path) -> str:
     event = parse_event_line(lines[-1])
     if event is None:
         return f"its last output: {_clip(lines[-1], 200)}"
+    try:
+        return _describe_last_event(event)
+    except (AttributeError, TypeError, ValueError):  # a JSON line of another shape (stderr noise, another CLI)
+        return f"its last output: {_clip(lines[-1], 200)}"
+
+
+def _describe_last_event(event: dict[str, Any]) -> str:
     item = event.get("item") or {}
     started = event.get("type") in ("thread.started", "turn.started") or (  # codex; then Claude Code's first event
         event.get("type") == "system" and event.get("subtype") == "init")

@@ -119,6 +119,14 @@ ADDED_COLUMNS = {
 """Columns added after a table was first created: stores made by an earlier coord get them on open."""
 
 
+def _damage_hint(exc: sqlite3.DatabaseError) -> str:
+    """What to do about a store SQLite calls damaged ("" for other errors, such as a busy or unwritable one)."""
+    if "not a database" in str(exc) or "malformed" in str(exc):
+        return ("; it was not modified — move it aside to start afresh (running workers are found again "
+                "through their attempt folders)")
+    return ""
+
+
 def _missing_columns(connection: sqlite3.Connection) -> list[tuple[str, str, str]]:
     """(table, column, declaration) of every ``ADDED_COLUMNS`` entry the database lacks."""
     missing = []
@@ -179,9 +187,7 @@ class Store:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
         except sqlite3.DatabaseError as exc:
-            hint = ("; it was not modified — move it aside to start afresh (running workers are found again "
-                    "through their attempt folders)") if "not a database" in str(exc) or "malformed" in str(exc) else ""
-            raise StoreError(f"{paths.db}: cannot open the state store: {exc}{hint}") from exc
+            raise StoreError(f"{paths.db}: cannot open the state store: {exc}{_damage_hint(exc)}") from exc
         return cls(paths, connection, readonly=False)
 
     @classmethod
@@ -201,7 +207,7 @@ class Store:
             stamped = has_meta and connection.execute(
                 "SELECT 1 FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{paths.db}: cannot read the state store: {exc}") from exc
+            raise StoreError(f"{paths.db}: cannot read the state store: {exc}{_damage_hint(exc)}") from exc
         if not stamped:
             connection.close()
             return None
@@ -293,12 +299,23 @@ class Store:
                     handle.write(b"\n")
             handle.write(line.encode() + b"\n")
 
-    def append_pid_line(self, plan_id: str, phase_id: str, pid: int, attempt: int, supervisor_pid: int) -> None:
-        """Append ``P07 PID: 12345 attempt 1 2026-11-24T08:00:00+0000 supervisor 12340`` to worker-pids.txt."""
+    def append_pid_line(self, plan_id: str, phase_id: str, pid: int, attempt: int, supervisor_pid: int,
+                        unless_present: bool = False) -> None:
+        """Append ``P07 PID: 12345 attempt 1 2026-11-24T08:00:00+0000 supervisor 12340`` to worker-pids.txt.
+
+        Args:
+            unless_present: skip it when the file already has this launch's line (an adopted worker whose
+                launching coordinator may or may not have written it before it died).
+        """
         path = self.paths.pid_audit_file(plan_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f"{phase_id} PID: {pid} attempt {attempt} "
+        if unless_present and path.exists():
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                if any(line.startswith(prefix) for line in handle):
+                    return
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{phase_id} PID: {pid} attempt {attempt} {now_iso()} supervisor {supervisor_pid}\n")
+            handle.write(f"{prefix}{now_iso()} supervisor {supervisor_pid}\n")
 
     # --- reads ---------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ The spec (JSON) is written by the launcher; its keys are listed in ``SPEC_KEYS``
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import signal
@@ -221,24 +222,29 @@ class LogCap:
             self.unsupported = f"fallocate unavailable: {exc}"
 
     def enforce(self) -> None:
-        """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat)."""
+        """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat). Never raises:
+        a cap that cannot be kept must not cost the attempt its exit record."""
         if self.unsupported is not None:
             return
-        size = os.fstat(self.fd).st_size
-        if size <= self.cap:
-            return
-        length = (size - self.tail - self.head) // self.block * self.block
-        if length <= 0:
-            return
-        if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
-            error = ctypes.get_errno()
-            self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
-            return
-        self.dropped += length
-        # Fixed width, always at the same place: the next trim overwrites it with the new total.
-        marker = (f"\n[coord: {self.dropped / MIB:12.1f} MiB of worker output dropped here; "
-                  f"the log is capped at {self.cap / MIB:g} MiB]\n").encode()
-        os.pwrite(self.fd, marker, self.head - len(marker))
+        try:
+            size = os.fstat(self.fd).st_size
+            if size <= self.cap:
+                return
+            length = (size - self.tail - self.head) // self.block * self.block
+            if length <= 0:
+                return
+            if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
+                error = ctypes.get_errno()
+                if error != errno.EINTR:  # interrupted: simply try again on the next round
+                    self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
+                return
+            self.dropped += length
+            # Fixed width, always at the same place: the next trim overwrites it with the new total.
+            marker = (f"\n[coord: {self.dropped / MIB:12.1f} MiB of worker output dropped here; "
+                      f"the log is capped at {self.cap / MIB:g} MiB]\n").encode()
+            os.pwrite(self.fd, marker, self.head - len(marker))
+        except OSError as exc:
+            self.unsupported = f"log cap stopped: {exc}"
 
     def close(self) -> dict:
         """Close the log; returns what ``exit.json`` records about the cap."""
@@ -257,6 +263,7 @@ class Supervisor:
         self.unkillable: list[int] = []
         self.log_cap: LogCap | None = None
         self.exec_error: str | None = None
+        self.exec_error_fd: int | None = None
         self.straggler_names: dict[int, str] = {}
 
     def on_sigterm(self, signum: int, frame: object) -> None:
@@ -308,14 +315,22 @@ class Supervisor:
             pass
         os.close(log_fd)
         os.close(stdin_fd)
+        self.exec_error_fd = error_read
+        return pid
+
+    def collect_exec_error(self) -> None:
+        """Learn whether the worker's exec failed: the pipe ends with EOF on a successful exec (close-on-exec),
+        or carries the child's error message. Called after identity.json, so a slow exec never delays it."""
+        if self.exec_error_fd is None:
+            return
         try:
-            with os.fdopen(error_read, "rb") as errors:
+            with os.fdopen(self.exec_error_fd, "rb") as errors:
                 failure = errors.read(4096)
         except OSError:
             failure = b""
+        self.exec_error_fd = None
         if failure:
             self.exec_error = failure.decode("utf-8", errors="replace")
-        return pid
 
     def escalate(self) -> None:
         """TERM + CONT to the worker's group at once, KILL after the grace period."""
@@ -442,6 +457,7 @@ class Supervisor:
             "started_at": started_at,
         }
         write_atomic(os.path.join(spec["attempt_dir"], "identity.json"), identity)
+        self.collect_exec_error()
         exit_code: int | None = None
         exit_signal: int | None = None
         stragglers: list[int] = []

@@ -118,3 +118,24 @@ def test_follower_starts_near_the_end_of_a_big_log_on_a_line(tmp_path: Path) -> 
     assert chunk.data.startswith(b"line ")
     assert line_numbers(chunk.data)[-1] == 999 and len(chunk.data) <= 1000
     assert chunk.note is not None and "earlier output" in chunk.note
+
+
+def test_follower_settles_after_a_trim_that_leaves_an_unfinished_line(tmp_path: Path) -> None:
+    # A progress bar (\r, no newline) longer than the kept tail: after the trim the follower resumes at the
+    # marker once, then waits for the line to end — no repeated notes, no bytes delivered twice.
+    log = tmp_path / "worker.log"
+    log.write_bytes(numbered_lines(0, 6000))
+    follower = LogFollower(log)
+    follower.read()
+    with open(log, "ab") as handle:
+        handle.write(b"progress " + b"#\r" * (400 * 1024))
+    cap_log(log, 1 * MIB).close()
+
+    reads = [follower.read() for _ in range(4)]
+
+    assert [chunk.note is not None for chunk in reads] == [True, False, False, False]
+    assert all(chunk.data == b"" for chunk in reads[1:])
+    with open(log, "ab") as handle:
+        handle.write(b" done\n")
+    final = follower.read()
+    assert final.note is None and final.data.endswith(b"#\r done\n")

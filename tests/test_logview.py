@@ -40,3 +40,19 @@ def test_last_activity(tmp_path: Path, log: str, expected: str) -> None:
 
 def test_last_activity_of_a_missing_log(tmp_path: Path) -> None:
     assert "printed nothing" in last_activity(tmp_path / "worker.log")
+
+
+@pytest.mark.parametrize("line", [
+    '{"type":"turn.failed","error":"boom"}',
+    '{"type":"item.completed","item":{"type":"file_change","changes":["a.py"]}}',
+    'npm WARN {"type":"turn.completed","usage":7}',
+    '{"type":"item.completed","item":"not a mapping"}',
+])
+def test_json_of_another_shape_is_shown_as_text_not_a_crash(tmp_path: Path, line: str) -> None:
+    from coordinator.logview import describe_line
+
+    path = tmp_path / "worker.log"
+    path.write_text(line + "\n", encoding="utf-8")
+
+    assert last_activity(path).startswith("its last ")
+    assert describe_line(line) is not None

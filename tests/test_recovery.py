@@ -43,6 +43,11 @@ def test_restart_after_a_crash_at_each_failpoint_finishes_the_plan(tmp_path: Pat
     pid_lines = (workspace / "tmp/PLAN-T/worker-pids.txt").read_text().splitlines()
     launched = [(line.split()[0], line.split()[4]) for line in pid_lines]
     assert len(launched) == len(set(launched))
+    # ... and every attempt whose worker started has its line, even if its coordinator died before writing it.
+    started = {(r["phase_id"], str(r["number"]))
+               for r in db_rows(workspace, "SELECT phase_id, number, attempt_dir FROM attempts")
+               if (Path(r["attempt_dir"]) / "identity.json").exists()}
+    assert started <= set(launched), started - set(launched)
 
 
 def test_internal_error_exits_70_with_a_crash_log_and_no_traceback(tmp_path: Path) -> None:

@@ -650,7 +650,7 @@ def test_corrupt_store_exits_4_and_is_never_recreated(workspace: Path) -> None:
     result = coord(workspace, "run", str(plan))
 
     assert result.returncode == 4
-    assert result.stderr.count("\n") == 1 and "coord.db: cannot open the state store" in result.stderr
+    assert result.stderr.count("\n") == 1 and "coord.db: cannot" in result.stderr and "state store" in result.stderr
     assert "move it aside" in result.stderr and "Traceback" not in result.stderr
     assert (workspace / "tmp" / "coord.db").read_bytes() == garbage
     assert not (workspace / "tmp" / "PLAN-T").exists(), "nothing was launched"
@@ -874,3 +874,35 @@ def test_protected_files_left_alone_pass_the_check(workspace: Path) -> None:
     evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
     protected_check = next(check for check in evidence["checks"] if check["name"] == "protected")
     assert (protected_check["status"], protected_check["detail"]) == ("pass", "1 protected file(s) unchanged")
+
+
+def test_hung_worker_whose_last_line_is_odd_json_is_still_stopped(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "odd", "agent": "shell",
+         "script": ["""printf '{"type":"turn.failed","error":"boom"}\\n'; sleep 30"""]},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 3, "max_attempts": 1, "kill_grace": "0.3s"},
+        checks={"report": False, "completed": False})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'its last output: {"type":"turn.failed","error":"boom"}' in phase_status(workspace, "P01")["reason"]
+
+
+def test_a_passed_phase_does_not_need_its_agent_program_any_more(workspace: Path) -> None:
+    program = workspace / "bin" / "old-codex"
+    program.parent.mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "fakes" / "codex", program)
+    first = [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]", "agent": "old"}]
+    agents = {"old": {"base": "codex", "binary": str(program)}}
+    plan = write_plan(workspace, first, agents=agents)
+    assert coord(workspace, "run", str(plan)).returncode == 0
+    program.unlink()
+
+    plan = write_plan(workspace, [*first, {"id": "P02", "kind": "impl", "title": "y", "instructions": "[[fake:pass]]"}],
+                      agents=agents)
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row["phase_id"] for row in db_rows(workspace, "SELECT phase_id FROM attempts ORDER BY rowid")] == [
+        "P01", "P02"]
