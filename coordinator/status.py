@@ -38,7 +38,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         store: an open store to read (the dashboard keeps one); default: open a read-only one for this call.
 
     Returns:
-        ``{"plan", "title", "path", "state", "paused", "started_at", "phases": [...], "totals": {...}}``; each phase
+        ``{"plan", "title", "path", "state", "paused", "started_at", "ended_at", "phases": [...], "totals": {...}}``
+        (``ended_at`` is None while a coordinator runs the plan); each phase
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
         verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
         ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts).
@@ -105,6 +106,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             "state": plan["state"] if plan else "unknown",
             "paused": bool(plan["paused"]) if plan else False,
             "started_at": plan["started_at"] if plan else None,
+            # When the run stopped (finished, or detached with workers left): its clock stops there too.
+            "ended_at": plan["updated_at"] if plan and plan["state"] in ("finished", "detached") else None,
             "phases": phases,
             "totals": totals,
         }

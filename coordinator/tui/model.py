@@ -77,7 +77,8 @@ class DashboardSource:
             limits = self._limits(phase["id"])
             phase["max_attempts"], phase["max_cycles"] = limits
         started = epoch_seconds(report.get("started_at"))
-        report["elapsed_s"] = max(0.0, self.clock() - started) if started else None
+        ended = epoch_seconds(report.get("ended_at"))
+        report["elapsed_s"] = max(0.0, (ended or self.clock()) - started) if started else None
         return report
 
     def _limits(self, phase_id: str) -> tuple[int | None, int | None]:
