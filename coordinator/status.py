@@ -10,8 +10,11 @@ import functools
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from coordinator.atomic import read_json
+from coordinator.lock import is_locked
 from coordinator.paths import WorkspacePaths
 from coordinator.store import Store
 
@@ -58,10 +61,17 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         phases = []
         totals = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
                   "remediations": 0, "tokens": 0, "cost_usd": 0.0}
+        unwatched = not is_locked(paths)  # no coordinator: an attempt that ended stays unjudged until one runs
         for row in store.phase_rows(plan_id):
             attempts = by_phase.get(row["phase_id"], [])
             last = attempts[-1] if attempts else None
             running = last is not None and last["state"] in ("launching", "running", "stopping")
+            state, reason = row["state"], row["reason"]
+            ended = _unjudged_exit(last) if running and unwatched else None
+            if ended is not None:
+                running, state = False, "ended"
+                reason = (f"its worker ended ({ended}) while no coordinator ran; "
+                          f"`coord run {plan['path'] if plan else 'PLAN'}` judges it")
             tokens = sum(a["input_tokens"] + a["output_tokens"] for a in attempts)
             costs = [a["cost_usd"] for a in attempts if a["cost_usd"] is not None]
             elapsed = None
@@ -72,7 +82,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "id": row["phase_id"],
                 "kind": row["kind"],
                 "title": row["title"],
-                "state": row["state"],
+                "state": state,
                 "attempts": len(attempts),
                 "remediations": sum(1 for a in attempts if a["remediation"]),
                 "pid": last["worker_pid"] if running else None,
@@ -82,7 +92,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "cost_usd": round(sum(costs), 6) if costs else None,
                 "verdict": row["verdict"],
                 "verdict_source": row["verdict_source"],
-                "reason": row["reason"],
+                "reason": reason,
                 "stop_reason": last["stop_reason"] if last is not None else None,
                 "session_id": last["session_id"] if last is not None else None,
                 "commands": sum(a["commands"] for a in attempts),
@@ -121,6 +131,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _unjudged_exit(attempt: Any) -> str | None:
+    """How the attempt's worker ended, from the ``exit.json`` its supervisor wrote, or None while it runs."""
+    record = read_json(Path(attempt["attempt_dir"]) / "exit.json")
+    if not isinstance(record, dict) or record.get("attempt_id") != attempt["attempt_id"]:
+        return None
+    if record.get("signal_name") or record.get("signal"):
+        return f"killed by {record.get('signal_name') or record.get('signal')}"
+    return f"exit code {record.get('exit_code')}"
+
+
 STATE_STYLES = {
     "passed": "green",
     "failed": "red",
@@ -129,6 +149,7 @@ STATE_STYLES = {
     "running": "cyan",
     "remediating": "yellow",
     "checking": "magenta",
+    "ended": "magenta",
     "pending": "dim",
     "skipped": "dim",
 }

@@ -295,6 +295,12 @@ def test_coordinator_killed_while_worker_finishes_loses_no_result(workspace: Pat
     first.wait(timeout=10)
     wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/exit.json").exists())
 
+    between = phase_status(workspace, "P01")  # nobody has judged it yet, and status says so
+    assert (between["state"], between["pid"]) == ("ended", None)
+    assert between["reason"] == ("its worker ended (exit code 0) while no coordinator ran; "
+                                 "`coord run plans/PLAN-T.yaml` judges it")
+    assert status(workspace)["totals"]["running"] == 0
+
     second = coord(workspace, "run", str(plan))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "ended while no coordinator watched" in second.stdout
