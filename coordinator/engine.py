@@ -634,7 +634,7 @@ class Engine:
             if row is None or row["state"] != "running":
                 self.state.watches.pop(watch.attempt_id, None)
                 continue
-            if read_exit(row) is not None:  # it ended and the push was missed: judge it, never call it hung
+            if launcher.read_exit(row) is not None:  # it ended and the push was missed: judge it, never call it hung
                 self.state.watches.pop(watch.attempt_id, None)
                 self._finish_attempt(row)
                 continue
@@ -674,7 +674,7 @@ class Engine:
         for row in self.store.active_attempts(self.plan.id):
             if row["attempt_id"] in self.state.judging:
                 continue
-            if row["state"] == "checking" or read_exit(row) is not None:
+            if row["state"] == "checking" or launcher.read_exit(row) is not None:
                 self._finish_attempt(row)
 
     def _check_lost(self) -> None:
@@ -687,7 +687,7 @@ class Engine:
             identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
             if identity is not None and launcher.supervisor_alive(identity):
                 continue
-            if read_exit(row) is not None:  # ended between the poll and the liveness check
+            if launcher.read_exit(row) is not None:  # ended between the poll and the liveness check
                 self._finish_attempt(row)
                 continue
             self._mark_lost(row, "lost: its supervisor is gone and left no exit record")
@@ -710,7 +710,7 @@ class Engine:
         phase = self.plan.phase(row["phase_id"])
         number = int(row["number"])
         attempt_dir = Path(row["attempt_dir"])
-        exit_info = read_exit(row) or {}
+        exit_info = launcher.read_exit(row) or {}
         failpoints.hit("finish.after_exit_read")
         self.state.watches.pop(attempt_id, None)
         profile = self.plan.agents[row["agent"]] if row["agent"] in self.plan.agents else self.plan.agents[phase.agent]
@@ -860,7 +860,7 @@ class Engine:
                              "unfinished; leaving it alone", level="warning")
                 continue
             identity = launcher.Identity.read(attempt_dir, row["attempt_id"])
-            if row["state"] == "checking" or read_exit(row) is not None:
+            if row["state"] == "checking" or launcher.read_exit(row) is not None:
                 self._notice(f"{phase.id} attempt {row['number']} ended while no coordinator watched; judging it",
                              phase_id=phase.id)
                 if identity is not None and identity.worker_pid is not None:  # its launcher may have died first
@@ -958,14 +958,6 @@ class Engine:
     def _notice(self, message: str, *, level: str = "info", phase_id: str | None = None) -> None:
         with self.store.transaction() as tx:
             self._emit(tx, Notice(plan_id=self.plan.id, phase_id=phase_id, message=message, level=level))
-
-
-def read_exit(row: sqlite3.Row) -> dict[str, Any] | None:
-    """The attempt's ``exit.json`` if its supervisor wrote it for this very attempt (ids match), else None."""
-    record = read_json(Path(row["attempt_dir"]) / "exit.json")
-    if isinstance(record, dict) and record.get("attempt_id") == row["attempt_id"]:
-        return record
-    return None
 
 
 def protected_snapshot(workspace: Path, phase: Phase) -> dict[str, Any]:

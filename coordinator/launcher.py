@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -47,6 +48,15 @@ class Identity:
             boot_id=str(data.get("boot_id", "")),
             started_at=str(data.get("started_at", "")),
         )
+
+
+def read_exit(attempt: Any) -> dict[str, Any] | None:
+    """The ``exit.json`` of an attempt (a store row with ``attempt_dir`` and ``attempt_id``) if its supervisor
+    wrote it for this very attempt (ids match), else None."""
+    record = read_json(Path(attempt["attempt_dir"]) / "exit.json")
+    if isinstance(record, dict) and record.get("attempt_id") == attempt["attempt_id"]:
+        return record
+    return None
 
 
 def start_supervisor(spec: dict, attempt_dir: Path) -> subprocess.Popen[bytes]:

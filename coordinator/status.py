@@ -10,10 +10,9 @@ import functools
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from coordinator.atomic import read_json
+from coordinator.launcher import read_exit
 from coordinator.lock import is_locked
 from coordinator.paths import WorkspacePaths
 from coordinator.store import Store
@@ -133,8 +132,8 @@ def plural(count: int, noun: str) -> str:
 
 def _unjudged_exit(attempt: Any) -> str | None:
     """How the attempt's worker ended, from the ``exit.json`` its supervisor wrote, or None while it runs."""
-    record = read_json(Path(attempt["attempt_dir"]) / "exit.json")
-    if not isinstance(record, dict) or record.get("attempt_id") != attempt["attempt_id"]:
+    record = read_exit(attempt)
+    if record is None:
         return None
     if record.get("signal_name") or record.get("signal"):
         return f"killed by {record.get('signal_name') or record.get('signal')}"

@@ -9,14 +9,20 @@ from coordinator.paths import WorkspacePaths
 from coordinator.store import SCHEMA, Store
 
 
-def test_older_store_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
-    paths = WorkspacePaths(tmp_path)
-    paths.tmp.mkdir()
+def schema_before_summaries() -> str:
+    """The schema as coord wrote it before attempts kept their last message and command counts."""
     old_schema = SCHEMA.replace(
         "    last_message TEXT,                 -- the agent's final message (capped at 4000 characters)\n"
         "    commands INTEGER NOT NULL DEFAULT 0,\n"
         "    file_changes INTEGER NOT NULL DEFAULT 0,\n", "")
     assert old_schema != SCHEMA
+    return old_schema
+
+
+def test_older_store_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    paths = WorkspacePaths(tmp_path)
+    paths.tmp.mkdir()
+    old_schema = schema_before_summaries()
     with sqlite3.connect(paths.db) as connection:
         connection.executescript(old_schema)
         connection.execute(
@@ -75,10 +81,7 @@ def test_status_reads_a_store_made_by_an_older_coord(tmp_path: Path) -> None:
 
     paths = WorkspacePaths(tmp_path)
     paths.tmp.mkdir()
-    old_schema = SCHEMA.replace(
-        "    last_message TEXT,                 -- the agent's final message (capped at 4000 characters)\n"
-        "    commands INTEGER NOT NULL DEFAULT 0,\n"
-        "    file_changes INTEGER NOT NULL DEFAULT 0,\n", "")
+    old_schema = schema_before_summaries()
     with sqlite3.connect(paths.db) as connection:
         connection.executescript(old_schema)
         connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")

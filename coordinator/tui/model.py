@@ -158,23 +158,16 @@ def format_age(seconds: float | None) -> str:
     Coarser than :func:`format_duration` on purpose: a cell that changes every second makes the phase table
     repaint every tick (about 100 ms of CPU with a full screen of rows), for a digit nobody reads at a glance.
     """
+    return format_duration(seconds, with_seconds=False)
+
+
+def format_duration(seconds: float | None, with_seconds: bool = True) -> str:
+    """``75`` -> ``1m15s`` (``1m`` without seconds); ``3700`` -> ``1h01m``; None -> ``""``."""
     if seconds is None:
         return ""
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
-def format_duration(seconds: float | None) -> str:
-    """``75`` -> ``1m15s``; ``3700`` -> ``1h01m``; None -> ``""``."""
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
+        return f"{seconds // 60}m{seconds % 60:02d}s" if with_seconds else f"{seconds // 60}m"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
