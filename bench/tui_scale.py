@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordinator.paths import WorkspacePaths  # noqa: E402
-from coordinator.store import AuditEvent, Store, now_iso  # noqa: E402
+from coordinator.state.store import AuditEvent, Store, now_iso  # noqa: E402
 from coordinator.tui.app import make_app  # noqa: E402
 from coordinator.tui.model import DashboardSource  # noqa: E402
 

@@ -1,6 +1,6 @@
 """coord: a phase-based plan coordinator for AI coding-agent CLIs.
 
-Importing the package loads nothing else; see ``coordinator.cli`` for the entry point.
+Importing the package loads nothing else; see ``coordinator.cli.main`` for the entry point.
 """
 
 from __future__ import annotations

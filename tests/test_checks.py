@@ -14,7 +14,7 @@ import pytest
 
 from coordinator.agents.base import AgentSummary
 from coordinator.agents.codex import CodexAgent
-from coordinator.checks import (
+from coordinator.judge.checks import (
     JudgeInput,
     check_marker,
     find_placeholders,
@@ -226,7 +226,7 @@ def test_verify_timeout_kills_the_whole_group(tmp_path: Path) -> None:
 
 
 def test_verify_timeout_with_sigterm_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("coordinator.checks.KILL_GRACE", 0.2)
+    monkeypatch.setattr("coordinator.judge.checks.KILL_GRACE", 0.2)
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
              "time.sleep(30)"
     result = run_verify(VerifyCommand(run=f"{sys.executable} -c \"{script}\"", timeout=0.5), 0, workspace=tmp_path,

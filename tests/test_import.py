@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coordinator.checks import find_placeholders, parse_status
+from coordinator.judge.checks import find_placeholders, parse_status
 from coordinator.plan.importer import ImportResult, import_plan, make_command, phase_sort_key, split_commands
 from coordinator.plan.loader import load_plan
 from tests.helpers import FAKES, coord, db_rows, status

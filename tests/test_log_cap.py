@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.logfollow import LogFollower
-from coordinator.supervisor import LogCap
+from coordinator.process.supervisor import LogCap
+from coordinator.util.logfollow import LogFollower
 
 MIB = 1024 * 1024
 

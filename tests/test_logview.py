@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.logview import last_activity
+from coordinator.agents.logview import last_activity
 
 THREAD = {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"}
 COMMAND = {"id": "item_1", "type": "command_execution", "command": "/bin/bash -lc 'npm test'",
@@ -49,7 +49,7 @@ def test_last_activity_of_a_missing_log(tmp_path: Path) -> None:
     '{"type":"item.completed","item":"not a mapping"}',
 ])
 def test_json_of_another_shape_is_shown_as_text_not_a_crash(tmp_path: Path, line: str) -> None:
-    from coordinator.logview import describe_line
+    from coordinator.agents.logview import describe_line
 
     path = tmp_path / "worker.log"
     path.write_text(line + "\n", encoding="utf-8")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.agents.pricing import cost_usd, default_prices, find_price, price_attempt, profile_model
 from coordinator.plan.loader import load_plan, validate_plan
 from coordinator.plan.model import AgentProfile, Price
-from coordinator.pricing import cost_usd, default_prices, find_price, price_attempt, profile_model
 
 
 def test_packaged_defaults_load_and_are_sane() -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import TemplateError
+from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.plan.loader import load_plan
 from coordinator.plan.model import Plan
-from coordinator.prompts import (
+from coordinator.prompts.renderer import (
     SAMPLE_REMEDIATION,
     ArtifactPaths,
     PromptRenderer,
@@ -22,7 +23,6 @@ from coordinator.prompts import (
     format_duration,
     packaged_templates_dir,
 )
-from coordinator.verdict import CheckResult, Verdict
 
 PLAN_TEXT = """\
 plan: PLAN-X

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from coordinator.paths import WorkspacePaths
-from coordinator.store import SCHEMA, Store
+from coordinator.state.store import SCHEMA, Store
 
 
 def schema_before_summaries() -> str:

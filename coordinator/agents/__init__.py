@@ -1,6 +1,8 @@
-"""Agent adapters: turn a launch request into argv, and a worker's output into a summary.
+"""Agent CLIs: how each one is started for an attempt and what its log says afterwards (session id, tokens, last
+message, what it was doing), plus the price table that turns tokens into dollars.
 
-``get_agent(profile)`` returns the adapter for a profile's ``base`` (codex, claude, shell).
+Owns: one adapter per agent (``codex``, ``claude``, ``shell``) behind the ``Agent`` protocol, and the registry
+that names them. May import ``plan.model``, ``errors`` and ``util``.
 """
 
 from __future__ import annotations

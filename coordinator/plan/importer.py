@@ -1,6 +1,6 @@
 """Import plans written for people into coord plan YAML (``coord import``, DESIGN section 2).
 
-Who uses it: ``coordinator.import_command`` calls :func:`import_plan`, writes :meth:`ImportResult.yaml_text` and
+Who uses it: ``coordinator.cli.import_cmd`` calls :func:`import_plan`, writes :meth:`ImportResult.yaml_text` and
 validates it with the plan loader. Everything here is a pure function of the files read: nothing is written,
 nothing is run.
 

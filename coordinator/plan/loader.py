@@ -53,7 +53,7 @@ from coordinator.plan.model import (
     Price,
     VerifyCommand,
 )
-from coordinator.prompts import REMEDIATION_TEMPLATE, SAMPLE_REMEDIATION, PromptRenderer
+from coordinator.prompts.renderer import REMEDIATION_TEMPLATE, SAMPLE_REMEDIATION, PromptRenderer
 
 MAX_PLAN_BYTES = 1024 * 1024
 PLAN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

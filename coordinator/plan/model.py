@@ -104,7 +104,7 @@ class Phase:
     protected: tuple[str, ...] = ()
     """Glob patterns (relative to the workspace, ``**`` allowed) of files the worker must leave alone — typically
     the tests an earlier phase wrote. coord hashes them before the worker starts and fails the attempt if any
-    changed, appeared or disappeared (``coordinator.protected``)."""
+    changed, appeared or disappeared (``coordinator.judge.protected``)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class Artifacts:
 class Price:
     """What one model's tokens cost, in USD per 1,000,000 tokens (the unit of OpenAI's and Anthropic's price lists).
 
-    Used by ``coordinator.pricing`` to put a cost on an attempt from its own token counts.
+    Used by ``coordinator.agents.pricing`` to put a cost on an attempt from its own token counts.
     """
 
     input: float

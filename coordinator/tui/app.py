@@ -35,12 +35,10 @@ from textual.widgets import (
     TabPane,
 )
 
-from coordinator.engine import EngineThread
-from coordinator.events import EngineEvent
-from coordinator.logfollow import LogFollower
-from coordinator.monitor import send_command
-from coordinator.status import STATE_STYLES as STATUS_STYLES
-from coordinator.status import plural
+from coordinator.engine.engine import EngineThread
+from coordinator.engine.events import EngineEvent
+from coordinator.process.control_socket import send_command
+from coordinator.states import STATE_STYLES as STATUS_STYLES
 from coordinator.tui.model import (
     DashboardSource,
     PhaseFiles,
@@ -50,6 +48,8 @@ from coordinator.tui.model import (
     read_text,
 )
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
+from coordinator.util.logfollow import LogFollower
+from coordinator.util.text import plural
 
 STATE_STYLES = {**STATUS_STYLES, "blocked": "bold white on red", "hung": "bold white on red"}
 COLUMNS = ("phase", "kind", "title", "state", "attempt", "pid", "elapsed", "cycle", "tokens", "cost")

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.atomic import read_json
 from coordinator.errors import StoreError
-from coordinator.lock import holder_info, is_locked
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Plan
-from coordinator.status import collect_status, epoch_seconds
-from coordinator.store import Store
+from coordinator.state.lock import holder_info, is_locked
+from coordinator.state.status import collect_status, epoch_seconds
+from coordinator.state.store import Store
+from coordinator.util.files import read_json
 
 MAX_FILE_BYTES = 256 * 1024
 """Cap on how much of a report, marker or prompt the detail pane reads."""
@@ -122,7 +122,7 @@ class DashboardSource:
         if self.plan is None:
             return None, None
         if phase_id not in self._artifacts:
-            from coordinator.prompts import PromptRenderer
+            from coordinator.prompts.renderer import PromptRenderer
 
             try:
                 paths = PromptRenderer(Path(self.plan.workspace)).artifact_paths(self.plan, self.plan.phase(phase_id))

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet, RichLog
 
-from coordinator.logview import describe_line
+from coordinator.agents.logview import describe_line
 from coordinator.tui.model import MAX_FILE_BYTES
 
 LOG_STYLES = {

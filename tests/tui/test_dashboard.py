@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import DataTable, Markdown, ProgressBar, RichLog, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from coordinator.engine import EngineThread, RunOptions
+from coordinator.engine.engine import EngineThread, RunOptions
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.loader import load_plan
 from coordinator.tui.app import CoordApp, make_app

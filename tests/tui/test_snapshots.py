@@ -14,7 +14,7 @@ import yaml
 
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.loader import load_plan
-from coordinator.store import AuditEvent, Store
+from coordinator.state.store import AuditEvent, Store
 from coordinator.tui.app import CoordApp, make_app
 from coordinator.tui.model import DashboardSource
 

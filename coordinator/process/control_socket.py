@@ -1,9 +1,8 @@
-"""Signals in and the hang policy.
+"""The coordinator's control socket: the push channel in, and the client other commands use to reach it.
 
-``SignalListener`` is the push channel: a Unix socket where supervisors announce ended attempts and clients
-(``coord remediate``/``stop``, the TUI) send commands. The file-poll fallback lives in the engine loop, which
-looks for ``.signals/<PHASE>-<N>.done|.fail`` every ``poll_fallback`` seconds. ``decide_cycle`` is the pure hang
-policy: given an attempt's observed cycles and its policy, wait or declare it hung.
+``SignalListener`` is a Unix socket where supervisors announce ended attempts and clients (``coord remediate``/
+``stop``, the TUI) send commands, one JSON object per line. When a push is lost, the engine's file poll finds the
+attempt's ``exit.json`` instead. ``send_command`` is the client side.
 """
 
 from __future__ import annotations
@@ -13,53 +12,10 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.plan.model import Policy
-
 MAX_MESSAGE_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class CycleDecision:
-    """Outcome of one poll cycle for one running attempt."""
-
-    hung: bool
-    reason: str = ""
-
-
-def decide_cycle(policy: Policy, cycle: int, silent_cycles: int) -> CycleDecision:
-    """Apply the hang policy after poll cycle number ``cycle`` (1-based) has elapsed.
-
-    Args:
-        policy: the phase's effective policy (``max_cycles``, ``max_silent_cycles``, ``poll_interval``).
-        cycle: cycles observed since the attempt started (or was adopted).
-        silent_cycles: consecutive cycles in which the worker's log did not grow.
-
-    Returns:
-        ``hung=True`` with a reason once a limit is reached.
-    """
-    if policy.max_silent_cycles is not None and silent_cycles >= policy.max_silent_cycles:
-        return CycleDecision(
-            True,
-            f"hung: no output for {silent_cycles} poll cycles ({format_seconds(silent_cycles * policy.poll_interval)})",
-        )
-    if cycle >= policy.max_cycles:
-        return CycleDecision(
-            True,
-            f"hung: still running after {cycle} poll cycles ({format_seconds(cycle * policy.poll_interval)})",
-        )
-    return CycleDecision(False)
-
-
-def format_seconds(seconds: float) -> str:
-    """``1800`` -> ``30 min``; ``0.6`` -> ``0.6 s``; ``90`` -> ``1.5 min``."""
-    if seconds >= 60:
-        minutes = seconds / 60
-        return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
-    return f"{seconds:g} s"
 
 
 class SignalListener:

@@ -1,7 +1,7 @@
 """The per-attempt supervisor process: starts one worker, outlives the coordinator, and records how it ended.
 
-Run as ``python -I coordinator/supervisor.py SPEC.json`` by ``coordinator.launcher``, in a session of its own.
-It must import nothing but the standard library (``-I`` isolates it from the environment and the package).
+Run as ``python -I coordinator/process/supervisor.py SPEC.json`` by ``coordinator.process.launcher``, in a session
+of its own. It must import nothing but the standard library (``-I`` isolates it from the environment and the package).
 
 What it does, in order:
 1. becomes a child subreaper, so descendants that escape the worker's process group are reparented to it;

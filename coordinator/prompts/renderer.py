@@ -46,9 +46,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from coordinator.errors import Problem, TemplateError
+from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import OutsideWorkspace, inside_workspace
 from coordinator.plan.model import Phase, Plan
-from coordinator.verdict import CheckResult, Verdict
 
 REMEDIATION_TEMPLATE = "remediate.md.j2"
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.j2")

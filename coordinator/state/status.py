@@ -1,21 +1,20 @@
 """``coord status``: the run's phases read from the store (read-only; works while a coordinator writes).
 
-``collect_status`` builds the stable JSON document of DESIGN section 2; ``print_status`` renders it as a
-rich table.
+``collect_status`` builds the stable JSON document of DESIGN section 2 (``coord status --json``, and the
+dashboard's view model); ``coordinator.cli.status_table`` prints it for people.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from datetime import datetime
 from typing import Any
 
-from coordinator.launcher import read_exit
-from coordinator.lock import is_locked
 from coordinator.paths import WorkspacePaths
-from coordinator.store import Store
+from coordinator.process.launcher import read_exit
+from coordinator.state.lock import is_locked
+from coordinator.state.store import Store
 
 
 @functools.lru_cache(maxsize=65536)
@@ -125,11 +124,6 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             store.close()
 
 
-def plural(count: int, noun: str) -> str:
-    """``plural(1, "remediation")`` -> ``1 remediation``; ``plural(2, ...)`` -> ``2 remediations``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def _unjudged_exit(attempt: Any) -> str | None:
     """How the attempt's worker ended, from the ``exit.json`` its supervisor wrote, or None while it runs."""
     record = read_exit(attempt)
@@ -138,82 +132,3 @@ def _unjudged_exit(attempt: Any) -> str | None:
     if record.get("signal_name") or record.get("signal"):
         return f"killed by {record.get('signal_name') or record.get('signal')}"
     return f"exit code {record.get('exit_code')}"
-
-
-STATE_STYLES = {
-    "passed": "green",
-    "failed": "red",
-    "blocked": "bold red",
-    "lost": "red",
-    "running": "cyan",
-    "remediating": "yellow",
-    "checking": "magenta",
-    "ended": "magenta",
-    "pending": "dim",
-    "skipped": "dim",
-}
-
-
-def print_status(report: dict[str, Any]) -> None:
-    """Print the status document as a table on stdout, with the reason of each phase not passed below it."""
-    from rich.console import Console
-    from rich.table import Table
-
-    totals = report["totals"]
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    table = Table(title=f"{report['plan']} — {report['title']}", title_justify="left")
-    phases = report["phases"]
-    widest_id = max((len(phase["id"]) for phase in phases), default=5)
-    # Columns that would be empty for every phase are left out, so the verdict keeps its room on 80-120 columns.
-    optional = {
-        "pid": any(phase["pid"] for phase in phases),
-        "elapsed": any(phase["elapsed_s"] is not None for phase in phases),
-        "cycle": any(phase["cycle"] for phase in phases),
-        "tokens": any(phase["tokens"] for phase in phases),
-        "cost": any(phase["cost_usd"] for phase in phases),
-    }
-    table.add_column("phase", no_wrap=True, min_width=max(5, widest_id))
-    table.add_column("kind", no_wrap=True, min_width=6)
-    table.add_column("title", max_width=32, overflow="ellipsis", no_wrap=True)
-    table.add_column("state", no_wrap=True, min_width=11)
-    table.add_column("attempts", justify="right", no_wrap=True)
-    for column, shown in optional.items():
-        if shown:
-            table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", overflow="fold", min_width=20)
-    for phase in phases:
-        style = STATE_STYLES.get(phase["state"], "")
-        verdict = phase["verdict"] or ""
-        if phase["verdict_source"] and phase["verdict_source"] != "checks":
-            verdict += f" ({phase['verdict_source']})"
-        attempts = str(phase["attempts"])
-        if phase["remediations"]:
-            attempts += f" ({phase['remediations']} remediation{'s' if phase['remediations'] != 1 else ''})"
-        values = {
-            "pid": str(phase["pid"] or ""),
-            "elapsed": f"{phase['elapsed_s']:.0f}s" if phase["elapsed_s"] is not None else "",
-            "cycle": str(phase["cycle"] or ""),
-            "tokens": str(phase["tokens"] or ""),
-            "cost": f"${phase['cost_usd']:.2f}" if phase["cost_usd"] else "",
-        }
-        table.add_row(
-            phase["id"],
-            phase["kind"],
-            phase["title"],
-            f"[{style}]{phase['state']}[/]" if style else phase["state"],
-            attempts,
-            *(values[column] for column, shown in optional.items() if shown),
-            verdict,
-        )
-    console.print(table)
-    console.print(
-        f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
-        f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
-        f"{totals['tokens']} tokens · "
-        + (f"${totals['cost_usd']:.2f} · " if optional["cost"] else "")  # only when some attempt had a price
-        + f"run {report['state']}" + (" · paused" if report["paused"] else ""),
-        highlight=False,
-    )
-    for phase in report["phases"]:
-        if phase["state"] != "passed" and phase["reason"]:
-            console.print(f"  {phase['id']}: {phase['reason']}", highlight=False, markup=False)

@@ -81,17 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--remediation", action="store_true", help="the remediation prompt instead")
     render.add_argument("--attempt", type=int, default=None, help="attempt number to render for")
 
-    from coordinator import exec_command, import_command
+    from coordinator.cli import exec_cmd, import_cmd
 
-    import_command.add_parser(commands)
-    exec_command.add_parsers(commands)
+    import_cmd.add_parser(commands)
+    exec_cmd.add_parsers(commands)
     commands.add_parser("init", help="scaffold plans/, templates/ and tmp/ in this repository")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``coord``; returns the process exit status."""
-    from coordinator import exec_command, import_command
+    from coordinator.cli import exec_cmd, import_cmd
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate,
         "render": cmd_render,
         "init": cmd_init,
-        "import": import_command.run,
+        "import": import_cmd.run,
         "tui": cmd_tui,
-        "exec": exec_command.cmd_exec,
-        "wait": exec_command.cmd_wait,
+        "exec": exec_cmd.cmd_exec,
+        "wait": exec_cmd.cmd_wait,
     }
     if args.command is None:
         if not WorkspacePaths(workspace).db.exists():
@@ -233,7 +233,7 @@ def resolve_plan_ref(ref: str | None, workspace: Path) -> tuple[str, str]:
     Raises:
         UsageError: no run is recorded, or the reference matches nothing.
     """
-    from coordinator.store import Store
+    from coordinator.state.store import Store
 
     paths = WorkspacePaths(workspace)
     store = Store.open_readonly(paths)
@@ -269,7 +269,7 @@ def cmd_validate(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.prompts import PromptRenderer
+    from coordinator.prompts.renderer import PromptRenderer
 
     plan = load(args.plan, workspace)
     try:
@@ -288,10 +288,10 @@ def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
 
 def last_failure_context(plan: Any, phase_id: str, workspace: Path) -> Any:
     """The remediation context of a phase's latest recorded attempt, or the sample one if none ran yet."""
-    from coordinator.atomic import read_json
-    from coordinator.engine import LOG_TAIL_BYTES, tail_text
-    from coordinator.prompts import SAMPLE_REMEDIATION, RemediationContext
-    from coordinator.store import Store
+    from coordinator.engine.engine import LOG_TAIL_BYTES, tail_text
+    from coordinator.prompts.renderer import SAMPLE_REMEDIATION, RemediationContext
+    from coordinator.state.store import Store
+    from coordinator.util.files import read_json
 
     store = Store.open_readonly(WorkspacePaths(workspace))
     if store is None:
@@ -315,7 +315,7 @@ def last_failure_context(plan: Any, phase_id: str, workspace: Path) -> Any:
 
 
 def cmd_init(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.prompts import packaged_templates_dir
+    from coordinator.prompts.renderer import packaged_templates_dir
 
     created = []
     for name in ("plans", "templates", "tmp"):
@@ -356,10 +356,10 @@ def install_detach_handlers(engine: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.engine import Engine, RunOptions
-    from coordinator.lock import WorkspaceLock
-    from coordinator.printer import HeadlessPrinter
-    from coordinator.store import Store
+    from coordinator.cli.printer import HeadlessPrinter
+    from coordinator.engine.engine import Engine, RunOptions
+    from coordinator.state.lock import WorkspaceLock
+    from coordinator.state.store import Store
 
     plan = with_overrides(load(args.plan, workspace), args)
     scope = run_scope(plan, args)
@@ -401,7 +401,7 @@ def refuse_missing_executables(plan: Any, phase_ids: Any, workspace: Path, inclu
         PlanError: one problem per profile whose program cannot be found (exit 2).
     """
     from coordinator.agents import missing_executables
-    from coordinator.store import Store
+    from coordinator.state.store import Store
 
     wanted = set(phase_ids) if phase_ids is not None else {phase.id for phase in plan.phases}
     store = None if include_done else Store.open_readonly(WorkspacePaths(workspace))
@@ -417,7 +417,7 @@ def refuse_missing_executables(plan: Any, phase_ids: Any, workspace: Path, inclu
 
 def run_dashboard_with_engine(plan: Any, paths: WorkspacePaths, options: Any, on_exit: Any = None) -> int:
     """``coord run`` in a terminal: the engine on a thread, the dashboard in front of it."""
-    from coordinator.engine import EngineThread
+    from coordinator.engine.engine import EngineThread
     from coordinator.tui.app import run_with_engine
     from coordinator.tui.model import DashboardSource
 
@@ -454,8 +454,8 @@ def forward_to_coordinator(paths: WorkspacePaths, message: dict[str, Any]) -> tu
         LockedError: a coordinator holds the workspace but does not answer on its socket.
         UsageError: it refused the command (the reply's error).
     """
-    from coordinator.lock import holder_info, is_locked
-    from coordinator.monitor import send_command
+    from coordinator.process.control_socket import send_command
+    from coordinator.state.lock import holder_info, is_locked
 
     if not is_locked(paths):
         return None
@@ -472,10 +472,10 @@ def forward_to_coordinator(paths: WorkspacePaths, message: dict[str, Any]) -> tu
 
 
 def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.engine import Engine, RemediationRequest, RunOptions
-    from coordinator.lock import WorkspaceLock
-    from coordinator.printer import HeadlessPrinter
-    from coordinator.store import Store
+    from coordinator.cli.printer import HeadlessPrinter
+    from coordinator.engine.engine import Engine, RemediationRequest, RunOptions
+    from coordinator.state.lock import WorkspaceLock
+    from coordinator.state.store import Store
 
     paths = WorkspacePaths(workspace)
     plan_id, plan_path = resolve_plan_ref(args.plan, workspace)
@@ -504,8 +504,8 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator import launcher
-    from coordinator.store import Store
+    from coordinator.process import launcher
+    from coordinator.state.store import Store
 
     paths = WorkspacePaths(workspace)
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
@@ -533,7 +533,8 @@ def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.status import collect_status, print_status
+    from coordinator.cli.status_table import print_status
+    from coordinator.state.status import collect_status
 
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
     report = collect_status(WorkspacePaths(workspace), plan_id)
@@ -545,8 +546,8 @@ def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
-    from coordinator.logfollow import LogFollower
-    from coordinator.store import Store
+    from coordinator.state.store import Store
+    from coordinator.util.logfollow import LogFollower
 
     paths = WorkspacePaths(workspace)
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
@@ -577,7 +578,7 @@ def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
 
 def attempt_finished(paths: WorkspacePaths, attempt_id: str) -> bool:
     """True once the attempt's worker has ended (its exit record exists, or the store says it is over)."""
-    from coordinator.store import Store
+    from coordinator.state.store import Store
 
     store = Store.open_readonly(paths)
     if store is None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil
 
-from coordinator import supervisor as supervisor_module
-from coordinator.atomic import read_json, write_json_atomic
+from coordinator.process import supervisor as supervisor_module
+from coordinator.util.files import read_json, write_json_atomic
 
 COOKIE = supervisor_module.COOKIE
 

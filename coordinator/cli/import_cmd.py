@@ -1,6 +1,6 @@
 """``coord import``: turn a plan folder written for people into ``plans/<PLAN-ID>.yaml`` (DESIGN section 2).
 
-Who calls it: ``coordinator.cli`` registers :func:`add_parser` and dispatches to :func:`run`. The conversion
+Who calls it: ``coordinator.cli.main`` registers :func:`add_parser` and dispatches to :func:`run`. The conversion
 itself is ``coordinator.plan.importer``; this module resolves paths, writes the plan file atomically after the
 plan loader accepted it, prints the warnings, and with ``--with-progress`` records what existing evidence proves.
 
@@ -11,7 +11,7 @@ copy it in (e.g. to ``project-plans/<name>/``). The plan file goes to ``plans/<P
 says otherwise, and an existing file is replaced only with ``--force``.
 
 ``--with-progress`` (DESIGN sections 4 and 7): for a markdown plan, each phase's completion marker (and its
-report, where one exists) is judged by ``coordinator.checks`` exactly as after a worker -- a marker
+report, where one exists) is judged by ``coordinator.judge.checks`` exactly as after a worker -- a marker
 that says FAIL, names another phase or holds ``$(npm test …)`` instead of output does not pass; verify commands
 are not re-run. spec-kit and Taskmaster plans record their own progress (checkboxes, ``status``). A phase is
 recorded ``passed`` (verdict PASS, ``verdict_source`` ``existing-evidence``) only when its evidence passes and
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, workspace: Path) -> int:
         StoreError: the state store cannot be written.
     """
     from coordinator.plan.importer import FORMAT_NAMES, import_plan
-    from coordinator.prompts import PromptRenderer
+    from coordinator.prompts.renderer import PromptRenderer
 
     workspace = workspace.resolve()
     source = _source_path(args.source, workspace)
@@ -174,7 +174,7 @@ def _write_validated(output: Path, shown: str, text: str, workspace: Path) -> An
 
 def _write(path: Path, text: str, shown: str) -> None:
     """``write_atomic`` with a failure reported as one line naming the plan file."""
-    from coordinator.atomic import write_atomic
+    from coordinator.util.files import write_atomic
 
     try:
         write_atomic(path, text)
@@ -213,7 +213,7 @@ def _judge_files(plan: Any, phase: Any, workspace: Path, renderer: Any) -> tuple
     keeping them midway (stateless4 has them for P04–P05a only), and the marker is what every phase leaves.
     A report that exists is judged, and its FAIL counts.
     """
-    from coordinator.checks import check_marker, check_report
+    from coordinator.judge.checks import check_marker, check_report
 
     paths = renderer.artifact_paths(plan, phase)
     results = []
@@ -245,7 +245,7 @@ def judge_existing_evidence(plan: Any, progress: dict[str, Any] | None, workspac
         One PhaseEvidence per phase, in plan order; a phase is ``passed`` only if its evidence passes and every
         phase it depends on is ``passed``.
     """
-    from coordinator.prompts import PromptRenderer
+    from coordinator.prompts.renderer import PromptRenderer
 
     renderer = PromptRenderer(workspace)
     judged: dict[str, PhaseEvidence] = {}
@@ -281,7 +281,7 @@ def _refuse_run_plan(workspace: Path, plan_id: str) -> None:
     Raises:
         UsageError: the store holds attempts of ``plan_id``.
     """
-    from coordinator.store import Store
+    from coordinator.state.store import Store
 
     paths = WorkspacePaths(workspace)
     store = Store.open_readonly(paths)
@@ -306,8 +306,8 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
         UsageError: coord already ran attempts of this plan (their state would be overwritten).
         StoreError: the store cannot be written.
     """
-    from coordinator.lock import WorkspaceLock
-    from coordinator.store import AuditEvent, Store, now_iso
+    from coordinator.state.lock import WorkspaceLock
+    from coordinator.state.store import AuditEvent, Store, now_iso
 
     paths = WorkspacePaths(workspace)
     lock = WorkspaceLock(paths)

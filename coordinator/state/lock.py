@@ -13,10 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-from coordinator.atomic import read_json, write_json_atomic
 from coordinator.errors import LockedError
 from coordinator.paths import WorkspacePaths
-from coordinator.store import now_iso
+from coordinator.state.store import now_iso
+from coordinator.util.files import read_json, write_json_atomic
 
 
 class WorkspaceLock:

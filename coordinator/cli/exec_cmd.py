@@ -2,7 +2,7 @@
 
 ``coord exec --task TEXT`` starts one agent worker through the same per-attempt supervisor as a plan's phases,
 prints the run id and the paths of its log, meta and summary files, and returns at once. When the worker ends,
-its supervisor runs ``python -m coordinator.exec_command summarize RUN_DIR`` (which writes ``summary.json``) and
+its supervisor runs ``python -m coordinator.cli.exec_cmd summarize RUN_DIR`` (which writes ``summary.json``) and
 then the signal file ``tmp/exec/.signals/RUN_ID.done|.fail``. ``coord wait`` blocks until that many signals
 arrived and prints their summaries, one JSON object per line.
 
@@ -21,10 +21,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from coordinator.atomic import read_json, write_atomic, write_json_atomic
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Policy
+from coordinator.util.files import read_json, write_atomic, write_json_atomic
 
 DEFAULT_RESUME_PROMPT = "Continue where you left off."
 SEEN_SUFFIX = ".seen"
@@ -51,9 +51,9 @@ def exec_dir(paths: WorkspacePaths) -> Path:
 
 def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     """Start the worker and print where its files are; never waits for it."""
-    from coordinator import launcher
     from coordinator.agents import LaunchRequest, get_agent
     from coordinator.plan.model import AgentProfile, Phase, Plan
+    from coordinator.process import launcher
 
     if not args.task and not args.resume:
         raise UsageError("coord exec needs --task TEXT, or --resume SESSION to continue a session")
@@ -105,7 +105,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "socket_path": None,
         "kill_grace": 10.0,
         "log_cap_bytes": int(Policy().log_cap_mib * 1024 * 1024),
-        "after_exit_argv": [sys.executable, "-m", "coordinator.exec_command", "summarize", str(run_dir)],
+        "after_exit_argv": [sys.executable, "-m", "coordinator.cli.exec_cmd", "summarize", str(run_dir)],
     }
     relative = run_dir.relative_to(paths.workspace)
     print(json.dumps({
@@ -121,8 +121,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
 
 def summarize(run_dir: Path) -> dict[str, Any]:
     """Write ``summary.json`` for an ended exec run (run by its supervisor); returns the summary."""
-    from coordinator import pricing
-    from coordinator.agents import get_agent
+    from coordinator.agents import get_agent, pricing
     from coordinator.plan.model import AgentProfile
 
     meta = read_json(run_dir / "meta.json") or {}
@@ -201,9 +200,9 @@ def _acknowledged(signals: Path, run_id: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m coordinator.exec_command summarize RUN_DIR`` (the supervisor's after-exit hook)."""
+    """``python -m coordinator.cli.exec_cmd summarize RUN_DIR`` (the supervisor's after-exit hook)."""
     if len(argv) != 3 or argv[1] != "summarize":
-        print("usage: python -m coordinator.exec_command summarize RUN_DIR", file=sys.stderr)
+        print("usage: python -m coordinator.cli.exec_cmd summarize RUN_DIR", file=sys.stderr)
         return 2
     summarize(Path(argv[2]))
     return 0

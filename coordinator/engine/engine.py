@@ -21,12 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coordinator import failpoints, launcher, pricing, protected
-from coordinator.agents import AgentSummary, LaunchRequest, get_agent
-from coordinator.atomic import read_json, write_atomic, write_json_atomic
-from coordinator.checks import PROTECTED_SNAPSHOT, JudgeInput, judge
-from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
-from coordinator.events import (
+from coordinator.agents import AgentSummary, LaunchRequest, get_agent, pricing
+from coordinator.agents.logview import last_activity
+from coordinator.engine import failpoints
+from coordinator.engine.events import (
     AttemptEnded,
     AttemptLaunched,
     EngineEvent,
@@ -36,13 +34,18 @@ from coordinator.events import (
     RunFinished,
     VerdictReached,
 )
-from coordinator.logview import last_activity
-from coordinator.monitor import SignalListener, decide_cycle
+from coordinator.engine.hang_policy import decide_cycle
+from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
+from coordinator.judge import protected
+from coordinator.judge.checks import PROTECTED_SNAPSHOT, JudgeInput, judge
+from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Phase, Plan
-from coordinator.prompts import PromptRenderer, RemediationContext
-from coordinator.store import AuditEvent, Store, now_iso
-from coordinator.verdict import CheckResult, Verdict
+from coordinator.process import launcher
+from coordinator.process.control_socket import SignalListener
+from coordinator.prompts.renderer import PromptRenderer, RemediationContext
+from coordinator.state.store import AuditEvent, Store, now_iso
+from coordinator.util.files import read_json, write_atomic, write_json_atomic
 
 LOG_TAIL_BYTES = 8192
 """How much of a failed attempt's log goes into the remediation prompt."""

@@ -27,12 +27,12 @@ from typing import Literal
 
 import psutil
 
-from coordinator import protected
 from coordinator.agents.base import AgentSummary
-from coordinator.atomic import read_json
+from coordinator.judge import protected
+from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import OutsideWorkspace, inside_workspace
 from coordinator.plan.model import Phase, VerifyCommand
-from coordinator.verdict import CheckResult, Verdict
+from coordinator.util.files import read_json
 
 Status = Literal["pass", "fail", "unknown"]
 
@@ -698,7 +698,7 @@ def run_verify(
 def check_protected(inp: JudgeInput) -> CheckResult:
     """The ``protected`` check: the files matching ``phase.protected`` are as they were before the worker started.
 
-    Compares ``protected.json`` (written by the engine at launch, ``coordinator.protected.snapshot``) with a new
+    Compares ``protected.json`` (written by the engine at launch, ``coordinator.judge.protected.snapshot``) with a new
     snapshot. Returns a failing CheckResult naming every changed, added or deleted file (up to ten).
     """
     record = read_json(inp.attempt_dir / PROTECTED_SNAPSHOT)

@@ -1,0 +1,44 @@
+"""The hang policy: after each poll cycle of a running attempt, wait on or declare the worker hung.
+
+Pure: it reads the phase's policy and what the engine observed (cycles, silent cycles) and decides; the engine
+does the watching, the logging and the killing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coordinator.plan.model import Policy
+from coordinator.util.timefmt import format_seconds
+
+
+@dataclass(frozen=True)
+class CycleDecision:
+    """Outcome of one poll cycle for one running attempt."""
+
+    hung: bool
+    reason: str = ""
+
+
+def decide_cycle(policy: Policy, cycle: int, silent_cycles: int) -> CycleDecision:
+    """Apply the hang policy after poll cycle number ``cycle`` (1-based) has elapsed.
+
+    Args:
+        policy: the phase's effective policy (``max_cycles``, ``max_silent_cycles``, ``poll_interval``).
+        cycle: cycles observed since the attempt started (or was adopted).
+        silent_cycles: consecutive cycles in which the worker's log did not grow.
+
+    Returns:
+        ``hung=True`` with a reason once a limit is reached.
+    """
+    if policy.max_silent_cycles is not None and silent_cycles >= policy.max_silent_cycles:
+        return CycleDecision(
+            True,
+            f"hung: no output for {silent_cycles} poll cycles ({format_seconds(silent_cycles * policy.poll_interval)})",
+        )
+    if cycle >= policy.max_cycles:
+        return CycleDecision(
+            True,
+            f"hung: still running after {cycle} poll cycles ({format_seconds(cycle * policy.poll_interval)})",
+        )
+    return CycleDecision(False)
