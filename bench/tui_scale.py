@@ -23,6 +23,7 @@ import json
 import os
 import random
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -33,14 +34,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordinator.paths import WorkspacePaths  # noqa: E402
-from coordinator.state.store import AuditEvent, Store, now_iso  # noqa: E402
+from coordinator.state.events import PollCycle  # noqa: E402
+from coordinator.state.store import Store  # noqa: E402
 from coordinator.tui.app import make_app  # noqa: E402
 from coordinator.tui.model import DashboardSource  # noqa: E402
+from coordinator.util.timefmt import now_iso  # noqa: E402
 
 
 def build_store(paths: WorkspacePaths, phases: int, running: int) -> None:
-    store = Store.open(paths)
-    with store.transaction() as tx:
+    """Seed a store with a run in progress, straight in SQL (a fixture: the states are made up, not reached)."""
+    Store.open(paths).close()
+    with sqlite3.connect(paths.db) as tx:
         tx.execute("INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?)",
                    ("PLAN-BENCH", "plans/PLAN-BENCH.yaml", "bench", "running", now_iso(), now_iso()))
         for index in range(phases):
@@ -60,20 +64,19 @@ def build_store(paths: WorkspacePaths, phases: int, running: int) -> None:
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (f"a{index}", "PLAN-BENCH", phase_id, 1, 0, state, "codex", str(attempt_dir), os.getpid(),
                             started, None if state == "running" else now_iso(), 0, 1000, 50))
-    store.close()
 
 
 def churn(paths: WorkspacePaths, running: int, rate: float, stop: threading.Event) -> None:
     """Commit a poll-cycle change and an event ``rate`` times a second, like a coordinator with many workers."""
     store = Store.open(paths)
+    cycles: dict[int, int] = {}
     interval = 1.0 / rate if rate > 0 else 1.0
     while not stop.is_set():
         index = random.randrange(running)
-        with store.transaction() as tx:
-            tx.execute("UPDATE attempts SET cycle=cycle+1, input_tokens=input_tokens+10 WHERE attempt_id=?",
-                       (f"a{index}",))
-            store.record_event(tx, AuditEvent(plan_id="PLAN-BENCH", type="poll_cycle", phase_id=f"P{index:03d}",
-                                              message=f"P{index:03d} attempt 1: poll cycle, still running"))
+        cycles[index] = cycles.get(index, 0) + 1
+        store.record_cycle(f"a{index}", cycles[index], [PollCycle(
+            plan_id="PLAN-BENCH", phase_id=f"P{index:03d}", attempt=1, cycle=cycles[index], max_cycles=6,
+            log_bytes=0, silent_cycles=0, message=f"P{index:03d} attempt 1: poll cycle, still running")])
         stop.wait(interval)
     store.close()
 

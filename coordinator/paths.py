@@ -59,9 +59,6 @@ class WorkspacePaths:
     def attempt_dir(self, plan_id: str, phase_id: str, number: int) -> Path:
         return self.plan_dir(plan_id) / phase_id / str(number)
 
-    def signals_dir(self, plan_id: str) -> Path:
-        return self.plan_dir(plan_id) / ".signals"
-
     def socket_path(self) -> Path:
         """The control socket; kept short because AF_UNIX paths are limited to 108 bytes."""
         base = Path(os.environ.get("COORD_RUNTIME_DIR") or tempfile.gettempdir()) / f"coord-{os.getuid()}"

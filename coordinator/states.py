@@ -125,7 +125,6 @@ ATTEMPT_MOVES: dict[AttemptState | None, frozenset[AttemptState]] = {
     AttemptState.CHECKING: frozenset({
         AttemptState.PASSED,  # CHECKING -> PASSED: judged PASS
         AttemptState.FAILED,  # CHECKING -> FAILED: judged FAIL
-        AttemptState.LOST,  # CHECKING -> LOST: judged FAIL as lost (a supervisor gone mid-judging)
     }),
     AttemptState.PASSED: frozenset(),
     AttemptState.FAILED: frozenset(),
@@ -183,9 +182,16 @@ PLAN_MOVES: dict[PlanState | None, frozenset[PlanState]] = {
         PlanState.RUNNING,  # RUNNING -> RUNNING: a restarted coordinator (the last one died)
         PlanState.FINISHED,  # RUNNING -> FINISHED: nothing more to do
         PlanState.DETACHED,  # RUNNING -> DETACHED: Ctrl-C or SIGTERM, workers keep running
+        PlanState.IMPORTED,  # RUNNING -> IMPORTED: imported again while no attempt ran (the import checks)
     }),
-    PlanState.FINISHED: frozenset({PlanState.RUNNING}),  # FINISHED -> RUNNING: `coord run` or `remediate` again
-    PlanState.DETACHED: frozenset({PlanState.RUNNING}),  # DETACHED -> RUNNING: the next coordinator reattaches
+    PlanState.FINISHED: frozenset({
+        PlanState.RUNNING,  # FINISHED -> RUNNING: `coord run` or `coord remediate` again
+        PlanState.IMPORTED,  # FINISHED -> IMPORTED: imported again while no attempt ran (the import checks)
+    }),
+    PlanState.DETACHED: frozenset({
+        PlanState.RUNNING,  # DETACHED -> RUNNING: the next coordinator reattaches
+        PlanState.IMPORTED,  # DETACHED -> IMPORTED: imported again while no attempt ran (the import checks)
+    }),
     PlanState.IMPORTED: frozenset({
         PlanState.RUNNING,  # IMPORTED -> RUNNING: the first `coord run`
         PlanState.IMPORTED,  # IMPORTED -> IMPORTED: imported again

@@ -14,10 +14,11 @@ import pytest
 from coordinator.agents import get_agent
 from coordinator.agents.base import LaunchRequest, WorkerCommand
 from coordinator.agents.claude import ClaudeAgent
-from coordinator.agents.codex import CodexAgent, CodexSummary, parse_event_line
+from coordinator.agents.codex import CodexAgent, CodexSummary
+from coordinator.agents.jsonl import parse_event_line
 from coordinator.agents.shell import ShellAgent
 from coordinator.errors import UsageError
-from coordinator.plan.model import AgentProfile, Phase, Plan
+from coordinator.plan.model import AgentProfile
 
 THREAD = "01a20c94-8cbe-77a1-98f0-d36b7f2783ed"
 
@@ -26,28 +27,26 @@ def make_request(tmp_path: Path, profile: AgentProfile, *, script: tuple[str, ..
                  resume: str | None = None, prompt: str = "do the phase", attempt: int = 1) -> LaunchRequest:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    phase = Phase(id="P01", kind="impl", title="t", index=0, agent=profile.name, script=script)
-    plan = Plan(id="PLAN-T", title="t", path="plans/PLAN-T.yaml", workspace=str(workspace), phases=(phase,),
-                agents={profile.name: profile})
     attempt_dir = workspace / "tmp" / "PLAN-T" / "P01" / str(attempt)
     attempt_dir.mkdir(parents=True, exist_ok=True)
     prompt_path = attempt_dir / "prompt.md"
     prompt_path.write_text(prompt, encoding="utf-8")
-    return LaunchRequest(plan=plan, phase=phase, profile=profile, prompt_path=prompt_path, attempt_dir=attempt_dir,
-                         workdir=workspace, attempt_number=attempt, resume_session=resume)
+    return LaunchRequest(prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workspace, resume_session=resume,
+                         script=script, phase_id="P01")
 
 
 def launch(command: WorkerCommand, request: LaunchRequest, timeout: float = 20, **extra_env: str) -> int:
     """Run a worker the way the supervisor does: stdin from the prompt file, stdout+stderr into worker.log,
     cwd = workdir, env = os.environ + COORD_* + command.env; returns the exit code."""
-    workspace = Path(request.plan.workspace)
+    workspace = request.workdir
+    attempt = int(request.attempt_dir.name)
     env = {
         **os.environ,
         "COORD_ATTEMPT_ID": str(uuid.uuid4()),
-        "COORD_PLAN_ID": request.plan.id,
-        "COORD_PHASE_ID": request.phase.id,
-        "COORD_ATTEMPT": str(request.attempt_number),
-        "COORD_REMEDIATION": "1" if request.attempt_number > 1 else "0",
+        "COORD_PLAN_ID": "PLAN-T",
+        "COORD_PHASE_ID": request.phase_id,
+        "COORD_ATTEMPT": str(attempt),
+        "COORD_REMEDIATION": "1" if attempt > 1 else "0",
         "COORD_WORKSPACE": str(workspace),
         "COORD_REPORT_PATH": str(workspace / "reports" / "P01-worker.md"),
         "COORD_COMPLETED_PATH": str(workspace / ".completed" / "P01.md"),
@@ -161,7 +160,7 @@ def test_summarize_a_real_fake_run(tmp_path: Path, fake_codex: Path) -> None:
     assert summary.commands == 2  # `ls` and the report write
     assert summary.file_changes == 2  # built.txt and the marker
     assert summary.failed_commands == 0
-    assert summary.last_message == "Wrote " + str(Path(request.plan.workspace) / "reports" / "P01-worker.md") \
+    assert summary.last_message == "Wrote " + str(request.workdir / "reports" / "P01-worker.md") \
         + ". Status: PASS"
     assert summary.input_tokens == 1200 + len("do the phase") // 4
     assert summary.cached_input_tokens == 200 and summary.output_tokens == 34 and summary.reasoning_tokens == 8

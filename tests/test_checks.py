@@ -14,15 +14,9 @@ import pytest
 
 from coordinator.agents.base import AgentSummary
 from coordinator.agents.codex import CodexAgent
-from coordinator.judge.checks import (
-    JudgeInput,
-    check_marker,
-    find_placeholders,
-    judge,
-    names_phase,
-    parse_status,
-    run_verify,
-)
+from coordinator.judge.checks import JudgeInput, check_marker, judge
+from coordinator.judge.report_text import find_placeholders, names_phase, parse_status
+from coordinator.judge.verify_commands import run_verify
 from coordinator.plan.model import AgentProfile, Checks, Phase, VerifyCommand
 from tests.helpers import processes_with_cookie
 
@@ -226,7 +220,7 @@ def test_verify_timeout_kills_the_whole_group(tmp_path: Path) -> None:
 
 
 def test_verify_timeout_with_sigterm_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("coordinator.judge.checks.KILL_GRACE", 0.2)
+    monkeypatch.setattr("coordinator.judge.verify_commands.KILL_GRACE", 0.2)
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
              "time.sleep(30)"
     result = run_verify(VerifyCommand(run=f"{sys.executable} -c \"{script}\"", timeout=0.5), 0, workspace=tmp_path,
@@ -249,7 +243,7 @@ def test_verify_output_tail_is_capped_with_a_note(tmp_path: Path) -> None:
     result = verify(tmp_path, f"{sys.executable} -c \"print('x' * 9999)\"")
     assert result.output_tail is not None
     first, rest = result.output_tail.split("\n", 1)
-    assert first == "… 5904 more bytes in tmp/PLAN-T/P01/1/verify-0.log"
+    assert first == "… 5904 earlier bytes in tmp/PLAN-T/P01/1/verify-0.log"
     assert len(rest.encode()) == 4096
 
 

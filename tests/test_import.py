@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coordinator.judge.checks import find_placeholders, parse_status
-from coordinator.plan.importer import ImportResult, import_plan, make_command, phase_sort_key, split_commands
-from coordinator.plan.loader import load_plan
+from coordinator.judge.report_text import find_placeholders, parse_status
+from coordinator.plan.importers import ImportResult, import_plan
+from coordinator.plan.importers.markdown_plans import phase_sort_key
+from coordinator.plan.importers.shell_blocks import make_command, split_commands
+from coordinator.prompts.validate import load_checked_plan as load_plan
 from tests.helpers import FAKES, coord, db_rows, status
 
 REAL_PLANS = Path(__file__).resolve().parents[2] / "shared" / "real-plans"

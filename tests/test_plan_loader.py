@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitStatus, PlanError
-from coordinator.plan.loader import load_plan, parse_duration, validate_plan
 from coordinator.plan.model import AgentProfile, Policy, VerifyCommand
+from coordinator.prompts.validate import load_checked_plan as load_plan
+from coordinator.prompts.validate import validate_checked_plan as validate_plan
+from coordinator.util.timefmt import parse_duration
 
 PLAN = Path("plans/P.yaml")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.engine import failpoints
+from coordinator.util import failpoints
 from tests.helpers import coord, db_rows, write_plan
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ def test_older_store_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> Non
     store = Store.open(paths)
     try:
         row = store.attempt("a1")
-        assert row["state"] == "passed" and row["commands"] == 0 and row["last_message"] is None
+        assert row is not None and row.state == "passed" and row.commands == 0 and row.last_message is None
     finally:
         store.close()
 
@@ -63,8 +63,8 @@ def test_a_reader_never_sees_a_half_created_store(tmp_path: Path) -> None:
             if reader is None:
                 continue
             try:
-                reader.attempt_rows("P")
-                reader.phase_rows("P")
+                reader.attempts("P")
+                reader.phases("P")
                 reader.events("P")
             except Exception as exc:  # noqa: BLE001
                 failures.append(exc)

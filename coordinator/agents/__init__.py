@@ -12,9 +12,16 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from coordinator.agents.base import Agent, AgentSummary, LaunchRequest, WorkerCommand, executable
+from coordinator.agents.base import Agent, AgentBase, AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.claude import ClaudeAgent
+from coordinator.agents.codex import CodexAgent
+from coordinator.agents.shell import ShellAgent
 from coordinator.errors import Problem
 from coordinator.plan.model import AgentProfile, Plan
+
+AGENTS: dict[str, type[Agent]] = {"codex": CodexAgent, "claude": ClaudeAgent, "shell": ShellAgent}
+"""Every adapter by the profile ``base`` that selects it: the one table to extend with a new agent (and its
+name in ``plan.model.BUILTIN_AGENTS``, which plan files are checked against; a test holds the two together)."""
 
 
 def get_agent(profile: AgentProfile) -> Agent:
@@ -23,19 +30,12 @@ def get_agent(profile: AgentProfile) -> Agent:
     Raises:
         KeyError: unknown base (the plan loader rejects these before a run).
     """
-    if profile.base == "codex":
-        from coordinator.agents.codex import CodexAgent
+    return AGENTS[profile.base](profile)
 
-        return CodexAgent(profile)
-    if profile.base == "claude":
-        from coordinator.agents.claude import ClaudeAgent
 
-        return ClaudeAgent(profile)
-    if profile.base == "shell":
-        from coordinator.agents.shell import ShellAgent
-
-        return ShellAgent(profile)
-    raise KeyError(profile.base)
+def can_resume(profile: AgentProfile) -> bool:
+    """True when the profile's agent can continue an earlier attempt's session."""
+    return AGENTS[profile.base].can_resume
 
 
 def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> list[Problem]:
@@ -60,7 +60,7 @@ def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> l
             continue
         checked.add(phase.agent)
         profile = plan.agents[phase.agent]
-        program = executable(profile)
+        program = get_agent(profile).program
         if os.sep not in program:
             search_path = dict(profile.env).get("PATH", os.environ.get("PATH", os.defpath))
             if shutil.which(program, path=search_path) is None:
@@ -75,5 +75,5 @@ def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> l
     return problems
 
 
-__all__ = ["Agent", "AgentSummary", "LaunchRequest", "WorkerCommand", "executable", "get_agent",
-           "missing_executables"]
+__all__ = ["AGENTS", "Agent", "AgentBase", "AgentSummary", "LaunchRequest", "WorkerCommand", "can_resume",
+           "get_agent", "missing_executables"]

@@ -8,35 +8,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from coordinator.plan.model import AgentProfile, Phase, Plan
-
-DEFAULT_EXECUTABLES = {"codex": "codex", "claude": "claude", "shell": "/bin/sh"}
-"""The program each built-in adapter runs when its profile sets no ``binary``."""
-
-
-def executable(profile: AgentProfile) -> str:
-    """The program an agent profile (``plan.model.AgentProfile``) starts: its ``binary``, else its base's default."""
-    return profile.binary or DEFAULT_EXECUTABLES[profile.base]
+from coordinator.plan.model import AgentProfile
 
 
 @dataclass(frozen=True)
 class LaunchRequest:
     """Everything an adapter may use to build a worker's command line."""
 
-    plan: Plan
-    phase: Phase
-    profile: AgentProfile
     prompt_path: Path
     """Absolute path of the rendered prompt (``tmp/PLAN/P07/N/prompt.md``)."""
     attempt_dir: Path
     """Absolute path of the attempt folder; adapters may put files there (e.g. codex ``-o last.txt``)."""
     workdir: Path
     """Absolute directory the worker runs in."""
-    attempt_number: int
     resume_session: str | None = None
     """Session id to resume (remediation policy ``resume``), or None for a fresh session."""
+    script: tuple[str, ...] = ()
+    """The phase's ``script`` commands (the shell agent runs them)."""
+    phase_id: str = ""
+    """The phase, for messages."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +76,20 @@ class AgentSummary:
 
 
 class Agent(Protocol):
-    """An agent adapter (codex, claude, shell)."""
+    """An agent adapter (codex, claude, shell): what the engine, the judge and the checks before a run use."""
 
     profile: AgentProfile
+    can_resume: ClassVar[bool]
+    """Whether a remediation can continue the previous attempt's agent session."""
+    requires_completed_turn: ClassVar[bool]
+    """True when exit 0 alone is not success (codex needs ``turn.completed``)."""
+
+    def __init__(self, profile: AgentProfile) -> None: ...
+
+    @property
+    def program(self) -> str:
+        """The program the worker runs: the profile's ``binary``, else the adapter's default."""
+        ...
 
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return the worker's command for this attempt.
@@ -96,11 +99,35 @@ class Agent(Protocol):
         """
         ...
 
-    def summarize(self, log_path: Path, attempt_dir: Path) -> AgentSummary:
-        """Parse the worker's log (stdout and stderr merged) into a summary; never raises on bad lines."""
+    def summarize(self, log_path: Path, attempt_dir: Path,
+                  previous_usage: dict[str, Any] | None = None) -> AgentSummary:
+        """Parse the worker's log (stdout and stderr merged) into a summary; never raises on bad lines.
+
+        Args:
+            log_path: the attempt's ``worker.log``.
+            attempt_dir: the attempt folder (adapters may read files they asked the agent to write there).
+            previous_usage: on a resumed session, the ``cumulative_usage`` the attempt before recorded in its
+                ``summary.json``, so this attempt's own tokens and cost are the difference; None otherwise.
+        """
         ...
 
+
+class AgentBase:
+    """What every adapter shares; a new adapter subclasses it, sets the three facts below and implements
+    ``build_command`` and ``summarize``.
+
+    Args:
+        profile: the agent profile of the plan (``plan.model.AgentProfile``).
+    """
+
+    default_binary: ClassVar[str] = ""
+    """The program run when the profile sets no ``binary``."""
+    can_resume: ClassVar[bool] = False
+    requires_completed_turn: ClassVar[bool] = True
+
+    def __init__(self, profile: AgentProfile) -> None:
+        self.profile = profile
+
     @property
-    def requires_completed_turn(self) -> bool:
-        """True when exit 0 alone is not success (codex needs ``turn.completed``)."""
-        ...
+    def program(self) -> str:
+        return self.profile.binary or self.default_binary

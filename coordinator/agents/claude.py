@@ -25,21 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
-from coordinator.agents.codex import iter_log_events
-from coordinator.plan.model import AgentProfile
+from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
 
 COMMAND_TOOLS = frozenset({"Bash", "PowerShell"})
 """Tools whose uses count as ``commands``."""
 FILE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 """Tools whose uses count as ``file_changes``."""
 
-_MAX_EVENT_CHARS = 1000
-"""Cap on the raw last event kept in the summary (it goes into evidence and remediation prompts)."""
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _number(value: Any) -> float | None:
@@ -77,7 +72,7 @@ def _own_cost(result: dict[str, Any], previous_usage: dict[str, Any] | None) -> 
     return total
 
 
-class ClaudeAgent:
+class ClaudeAgent(AgentBase):
     """The ``claude`` adapter.
 
     Args:
@@ -86,13 +81,9 @@ class ClaudeAgent:
             ``--allowedTools …``), otherwise claude denies the tools that would prompt.
     """
 
-    def __init__(self, profile: AgentProfile) -> None:
-        self.profile = profile
-
-    @property
-    def requires_completed_turn(self) -> bool:
-        """Success also needs a ``result`` event with subtype ``success`` and ``is_error`` false."""
-        return True
+    default_binary = "claude"
+    can_resume = True
+    requires_completed_turn = True  # success also needs a `result` event: subtype `success`, `is_error` false
 
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return ``claude -p --output-format stream-json --verbose [--model M] [--resume ID] [ARGS…]``.
@@ -102,7 +93,7 @@ class ClaudeAgent:
         by the workdir's project folder (``~/.claude/projects/<cwd>``), so a resumed phase must keep its workdir.
         """
         profile = self.profile
-        argv = [executable(profile), "-p", "--output-format", "stream-json", "--verbose"]
+        argv = [self.program, "-p", "--output-format", "stream-json", "--verbose"]
         if profile.model:
             argv += ["--model", profile.model]
         if request.resume_session:
@@ -134,7 +125,7 @@ class ClaudeAgent:
         tools: dict[str, str] = {}
         last_event: str | None = None
         for event, line in iter_log_events(log_path):
-            last_event = line.strip()[:_MAX_EVENT_CHARS]
+            last_event = line.strip()[:MAX_EVENT_CHARS]
             kind = event["type"]
             if kind == "system" and event.get("subtype") == "init" and session_id is None:
                 value = event.get("session_id")
@@ -154,16 +145,15 @@ class ClaudeAgent:
         tool_uses: dict[str, int] = {}
         for name in tools.values():
             tool_uses[name] = tool_uses.get(name, 0) + 1
-        counts = {
-            "commands": sum(n for name, n in tool_uses.items() if name in COMMAND_TOOLS),
-            "file_changes": sum(n for name, n in tool_uses.items() if name in FILE_TOOLS),
-            "tool_uses": tool_uses,
-            "last_event": last_event,
-        }
+        commands = sum(n for name, n in tool_uses.items() if name in COMMAND_TOOLS)
+        file_changes = sum(n for name, n in tool_uses.items() if name in FILE_TOOLS)
         if result is None:
-            return ClaudeSummary(session_id=session_id, last_message=last_text, completed=False, **counts)
-        usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-        details = usage.get("output_tokens_details") if isinstance(usage.get("output_tokens_details"), dict) else {}
+            return ClaudeSummary(session_id=session_id, last_message=last_text, completed=False, commands=commands,
+                                 file_changes=file_changes, tool_uses=tool_uses, last_event=last_event)
+        raw_usage = result.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        raw_details = usage.get("output_tokens_details")
+        details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
         completed = result.get("subtype") == "success" and not result.get("is_error")
         message = result.get("result") if isinstance(result.get("result"), str) else None
         errors = result.get("errors")
@@ -173,11 +163,11 @@ class ClaudeAgent:
         return ClaudeSummary(
             session_id=session_id or result_session,
             # Anthropic counts cache reads and writes apart from input_tokens; coord's input_tokens include them.
-            input_tokens=_int(usage.get("input_tokens")) + _int(usage.get("cache_read_input_tokens"))
-            + _int(usage.get("cache_creation_input_tokens")),
-            cached_input_tokens=_int(usage.get("cache_read_input_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
-            reasoning_tokens=_int(details.get("thinking_tokens")),
+            input_tokens=as_int(usage.get("input_tokens")) + as_int(usage.get("cache_read_input_tokens"))
+            + as_int(usage.get("cache_creation_input_tokens")),
+            cached_input_tokens=as_int(usage.get("cache_read_input_tokens")),
+            output_tokens=as_int(usage.get("output_tokens")),
+            reasoning_tokens=as_int(details.get("thinking_tokens")),
             cost_usd=_own_cost(result, previous_usage),
             last_message=message if message is not None else last_text,
             completed=completed,
@@ -186,6 +176,9 @@ class ClaudeAgent:
                 or str(result.get("subtype") or "error")
             ),
             cumulative_usage={"total_cost_usd": total} if total is not None else {},
-            **counts,
+            commands=commands,
+            file_changes=file_changes,
+            tool_uses=tool_uses,
+            last_event=last_event,
         )
 

@@ -7,28 +7,20 @@ Who calls it: the engine asks :meth:`CodexAgent.build_command` for a worker's ar
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
+from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
 from coordinator.errors import UsageError
-from coordinator.plan.model import AgentProfile
 
 LAST_MESSAGE_FILE = "last-message.txt"
 """Name of the ``-o/--output-last-message`` file inside the attempt folder."""
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-USAGE_KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-              "reasoning_output_tokens")
-"""Keys of ``turn.completed.usage`` (the last two appeared after the stored codex sources; both may be absent)."""
-
-_MAX_EVENT_CHARS = 1000
-"""Cap on the raw last event kept in the summary (it goes into evidence and remediation prompts)."""
 
 
 @dataclass(frozen=True)
@@ -48,61 +40,6 @@ class CodexSummary(AgentSummary):
     last_event: str | None = None
 
 
-def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` keeping the FIRST of duplicate keys.
-
-    codex 0.169 prints web_search items as ``{"id":"item_2","type":"web_search","id":"ws_1",…}``; the first
-    ``id`` is the item id that ``item.started`` and ``item.completed`` share.
-    """
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        result.setdefault(key, value)
-    return result
-
-
-def parse_event_line(line: str) -> dict[str, Any] | None:
-    """Parse one line of a worker log as a codex JSON event.
-
-    Args:
-        line: one line of ``worker.log`` (stdout and stderr merged, so it may be a warning, or an event glued
-            to the end of a stderr fragment that lacked a newline).
-
-    Returns:
-        The event object (it has a string ``type``), or None for anything else (noise, torn JSON).
-    """
-    text = line.strip()
-    if not text:
-        return None
-    start = 0 if text.startswith("{") else text.find('{"type"')
-    if start < 0:
-        return None
-    try:
-        value = json.loads(text[start:], object_pairs_hook=_first_key_wins)
-    except ValueError:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        return value
-    return None
-
-
-def iter_log_events(log_path: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    """Yield ``(event, raw line)`` for each JSON event line of a worker log; other lines (stderr noise, torn
-    lines) are skipped, and a missing log yields nothing."""
-    try:
-        handle = open(log_path, encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    with handle:
-        for line in handle:
-            event = parse_event_line(line)
-            if event is not None:
-                yield event, line
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def _usage_delta(cumulative: dict[str, int], previous: dict[str, Any] | None) -> dict[str, int]:
     """This attempt's own usage: ``cumulative`` minus ``previous`` (both thread totals).
 
@@ -111,26 +48,22 @@ def _usage_delta(cumulative: dict[str, int], previous: dict[str, Any] | None) ->
     """
     if not previous:
         return dict(cumulative)
-    delta = {key: cumulative.get(key, 0) - _int(previous.get(key)) for key in cumulative}
+    delta = {key: cumulative.get(key, 0) - as_int(previous.get(key)) for key in cumulative}
     if any(value < 0 for value in delta.values()):
         return dict(cumulative)
     return delta
 
 
-class CodexAgent:
+class CodexAgent(AgentBase):
     """The ``codex`` adapter.
 
     Args:
         profile: the agent profile (``binary``, ``model``, ``sandbox``, ``dangerous``, ``config``, ``args``, ``env``).
     """
 
-    def __init__(self, profile: AgentProfile) -> None:
-        self.profile = profile
-
-    @property
-    def requires_completed_turn(self) -> bool:
-        """codex exits 0 on some failures, so success also needs a ``turn.completed`` event."""
-        return True
+    default_binary = "codex"
+    can_resume = True
+    requires_completed_turn = True  # codex exits 0 on some failures: success also needs a `turn.completed`
 
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Build ``codex exec`` argv for a fresh thread or a resume, with the prompt file as stdin.
@@ -152,7 +85,7 @@ class CodexAgent:
                 name that matches nothing silently starts a new thread (exit 0), which would hide a lost session.
         """
         profile = self.profile
-        head: list[str] = [executable(profile)]
+        head: list[str] = [self.program]
         for override in profile.config:
             head += ["-c", override]
         head.append("exec")
@@ -204,7 +137,7 @@ class CodexAgent:
         top_error: str | None = None
         last_event: str | None = None
         for event, line in iter_log_events(log_path):
-            last_event = line.strip()[:_MAX_EVENT_CHARS]
+            last_event = line.strip()[:MAX_EVENT_CHARS]
             kind = event["type"]
             if kind == "thread.started":
                 thread_id = event.get("thread_id")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.codex import parse_event_line
+from coordinator.agents.jsonl import parse_event_line
+from coordinator.util.files import tail_bytes
 
 MAX_LINE_CHARS = 400
 
@@ -91,13 +92,7 @@ def last_activity(log_path: Path) -> str:
         One phrase: a command still running (a codex ``item.started`` without its ``item.completed``), the last
         event or line of output, or that the worker printed nothing at all.
     """
-    try:
-        with open(log_path, "rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - LAST_ACTIVITY_BYTES))
-            tail = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        tail = ""
+    tail = (tail_bytes(log_path, LAST_ACTIVITY_BYTES) or (b"", 0))[0].decode("utf-8", errors="replace")
     lines = [line for line in tail.splitlines() if line.strip()]
     if not lines:
         return "the worker printed nothing at all (did it start? is it waiting for a login or for input?)"

@@ -7,12 +7,12 @@ plain commands). The plan is trusted code (DESIGN section 3), so each ``script``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
-from coordinator.agents.base import AgentSummary, LaunchRequest, WorkerCommand, executable
+from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
 from coordinator.errors import UsageError
-from coordinator.plan.model import AgentProfile
+from coordinator.util.files import tail_bytes
 
 RUNNER = 'for c in "$@"; do printf "$ %s\\n" "$c"; /bin/sh -c "$c" || exit $?; done'
 """A fixed loop over its positional arguments: echo each command, run it in its own ``sh -c``, stop at the first
@@ -22,7 +22,7 @@ so a ``;`` or quote inside one command cannot leak into the next."""
 _TAIL_BYTES = 64 * 1024
 
 
-class ShellAgent:
+class ShellAgent(AgentBase):
     """The ``shell`` adapter.
 
     Args:
@@ -30,13 +30,9 @@ class ShellAgent:
             worker's environment; ``model``, ``sandbox`` and ``args`` do not apply and are ignored.
     """
 
-    def __init__(self, profile: AgentProfile) -> None:
-        self.profile = profile
-
-    @property
-    def requires_completed_turn(self) -> bool:
-        """Exit status alone tells whether the script succeeded."""
-        return False
+    default_binary = "/bin/sh"
+    can_resume = False
+    requires_completed_turn = False  # the exit status alone tells whether the script succeeded
 
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return ``/bin/sh -c RUNNER coord-shell CMD…`` for the phase's ``script``; no stdin.
@@ -44,14 +40,15 @@ class ShellAgent:
         Raises:
             UsageError: the phase has no ``script`` commands.
         """
-        script = tuple(request.phase.script)
+        script = tuple(request.script)
         if not script:
-            raise UsageError(f"phase {request.phase.id} uses the shell agent but has no `script` commands")
-        shell = executable(self.profile)
+            raise UsageError(f"phase {request.phase_id} uses the shell agent but has no `script` commands")
+        shell = self.program
         argv = (shell, "-c", RUNNER, "coord-shell", *script)
         return WorkerCommand(argv=argv, stdin_path=None, env=dict(self.profile.env))
 
-    def summarize(self, log_path: Path, attempt_dir: Path) -> AgentSummary:
+    def summarize(self, log_path: Path, attempt_dir: Path,
+                  previous_usage: dict[str, Any] | None = None) -> AgentSummary:
         """Summary of a shell run: always ``completed``; last message = the last non-empty log line.
 
         Args:
@@ -59,13 +56,7 @@ class ShellAgent:
             attempt_dir: unused (kept for the protocol).
         """
         last: str | None = None
-        try:
-            with open(log_path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                handle.seek(max(0, size - _TAIL_BYTES))
-                data = handle.read()
-        except OSError:
-            data = b""
+        data = (tail_bytes(log_path, _TAIL_BYTES) or (b"", 0))[0]
         for line in reversed(data.decode("utf-8", errors="replace").splitlines()):
             if line.strip():
                 last = line.strip()

@@ -25,6 +25,7 @@ from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Policy
 from coordinator.util.files import read_json, write_atomic, write_json_atomic
+from coordinator.util.timefmt import now_iso
 
 DEFAULT_RESUME_PROMPT = "Continue where you left off."
 SEEN_SUFFIX = ".seen"
@@ -52,8 +53,9 @@ def exec_dir(paths: WorkspacePaths) -> Path:
 def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     """Start the worker and print where its files are; never waits for it."""
     from coordinator.agents import LaunchRequest, get_agent
-    from coordinator.plan.model import AgentProfile, Phase, Plan
-    from coordinator.process import launcher
+    from coordinator.engine.launch import supervisor_spec
+    from coordinator.plan.model import AgentProfile
+    from coordinator.process.local import start_supervisor
 
     if not args.task and not args.resume:
         raise UsageError("coord exec needs --task TEXT, or --resume SESSION to continue a session")
@@ -68,13 +70,8 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     prompt_path = run_dir / "prompt.md"
     write_atomic(prompt_path, prompt if prompt.endswith("\n") else prompt + "\n")
     profile = AgentProfile(name=args.agent, base=args.agent, binary=args.binary, model=args.model, args=tuple(extra))
-    phase = Phase(id="exec", kind="exec", title=prompt.splitlines()[0][:80] if prompt.strip() else "exec", index=0,
-                  instructions=prompt, agent=args.agent)
-    plan = Plan(id="exec", title="coord exec", path="", workspace=str(paths.workspace), phases=(phase,),
-                agents={args.agent: profile}, agent=args.agent)
     command = get_agent(profile).build_command(LaunchRequest(
-        plan=plan, phase=phase, profile=profile, prompt_path=prompt_path, attempt_dir=run_dir,
-        workdir=paths.workspace, attempt_number=1, resume_session=args.resume,
+        prompt_path=prompt_path, attempt_dir=run_dir, workdir=paths.workspace, resume_session=args.resume,
     ))
     attempt_id = str(uuid.uuid4())
     signal_dir = exec_dir(paths) / ".signals"
@@ -88,25 +85,15 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "task": args.task,
         "resume": args.resume,
         "workdir": str(paths.workspace),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": now_iso(),
     }
     write_json_atomic(run_dir / "meta.json", meta)
-    spec = {
-        "attempt_id": attempt_id,
-        "phase_id": run_id,
-        "attempt_number": 1,
-        "argv": list(command.argv),
-        "cwd": str(paths.workspace),
-        "env": {"COORD_ATTEMPT_ID": attempt_id, "COORD_PROMPT_FILE": str(prompt_path), **command.env},
-        "stdin_path": command.stdin_path,
-        "log_path": str(run_dir / "worker.log"),
-        "attempt_dir": str(run_dir),
-        "signal_path": str(signal_dir / run_id),
-        "socket_path": None,
-        "kill_grace": 10.0,
-        "log_cap_bytes": int(Policy().log_cap_mib * 1024 * 1024),
-        "after_exit_argv": [sys.executable, "-m", "coordinator.cli.exec_cmd", "summarize", str(run_dir)],
-    }
+    spec = supervisor_spec(
+        attempt_id, run_id, 1, command, cwd=paths.workspace, attempt_dir=run_dir,
+        env={"COORD_ATTEMPT_ID": attempt_id, "COORD_PROMPT_FILE": str(prompt_path)}, policy=Policy(),
+        socket_path=None, signal_path=signal_dir / run_id,
+        after_exit_argv=(sys.executable, "-m", "coordinator.cli.exec_cmd", "summarize", str(run_dir)),
+    )
     relative = run_dir.relative_to(paths.workspace)
     print(json.dumps({
         "run_id": run_id,
@@ -115,26 +102,24 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "summary": str(relative / "summary.json"),
     }))
     sys.stdout.flush()
-    launcher.start_supervisor(spec, run_dir)  # not waited for: the supervisor outlives this command
+    start_supervisor(spec)  # not waited for: the supervisor outlives this command
     return ExitStatus.OK
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:
     """Write ``summary.json`` for an ended exec run (run by its supervisor); returns the summary."""
-    from coordinator.agents import get_agent, pricing
+    from coordinator.agents import get_agent
+    from coordinator.engine.judging import priced_summary
     from coordinator.plan.model import AgentProfile
+    from coordinator.process.records import ExitRecord
 
     meta = read_json(run_dir / "meta.json") or {}
-    exit_info = read_json(run_dir / "exit.json") or {}
+    exit_record = ExitRecord.read(run_dir, str(meta.get("attempt_id"))) or ExitRecord(attempt_id="")
     profile = AgentProfile(name=meta.get("agent", "codex"), base=meta.get("agent", "codex"), model=meta.get("model"))
     agent = get_agent(profile)
-    summary = agent.summarize(run_dir / "worker.log", run_dir)
-    cost = summary.cost_usd
-    if cost is None:  # codex reports no cost: price its tokens from the packaged table (None for unknown models)
-        priced = pricing.price_attempt(profile, summary.input_tokens, summary.cached_input_tokens,
-                                       summary.output_tokens, {})
-        cost = priced.cost_usd if priced is not None else None
-    succeeded = exit_info.get("exit_code") == 0 and (summary.completed or not agent.requires_completed_turn)
+    # The agent's own cost figure, else its tokens priced from the packaged table (None for unknown models).
+    summary, _price = priced_summary(agent, profile, run_dir, {})
+    succeeded = exit_record.exit_code == 0 and (summary.completed or not agent.requires_completed_turn)
     if meta.get("resume") and summary.session_id not in (None, meta["resume"]):
         succeeded = False  # a resume that came back in another thread lost the session
     record = {
@@ -142,15 +127,15 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "status": "done" if succeeded else "fail",
         "session_id": summary.session_id,
         "resumed": meta.get("resume"),
-        "exit_code": exit_info.get("exit_code"),
-        "signal": exit_info.get("signal"),
+        "exit_code": exit_record.exit_code,
+        "signal": exit_record.signal,
         "input_tokens": summary.input_tokens,
         "cached_input_tokens": summary.cached_input_tokens,
         "output_tokens": summary.output_tokens,
-        "cost_usd": cost,
-        "started_at": exit_info.get("started_at"),
-        "ended_at": exit_info.get("ended_at"),
-        "duration_s": exit_info.get("duration_s"),
+        "cost_usd": summary.cost_usd,
+        "started_at": exit_record.started_at,
+        "ended_at": exit_record.ended_at,
+        "duration_s": exit_record.duration_s,
         "last_message": summary.last_message,
         "error": summary.error,
     }

@@ -34,6 +34,7 @@ from typing import Any
 
 from coordinator.errors import ExitStatus, PlanError, UsageError
 from coordinator.paths import WorkspacePaths
+from coordinator.states import PhaseState
 
 EVIDENCE_SOURCE = "existing-evidence"
 """``phases.verdict_source`` of a verdict taken from files that existed before coord ran the phase."""
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace, workspace: Path) -> int:
         LockedError: ``--with-progress`` while a coordinator holds the workspace.
         StoreError: the state store cannot be written.
     """
-    from coordinator.plan.importer import FORMAT_NAMES, import_plan
+    from coordinator.plan.importers import FORMAT_NAMES, import_plan
     from coordinator.prompts.renderer import PromptRenderer
 
     workspace = workspace.resolve()
@@ -145,7 +146,7 @@ def _write_validated(output: Path, shown: str, text: str, workspace: Path) -> An
     Raises:
         PlanError: every problem, named after the output file.
     """
-    from coordinator.plan.loader import load_plan
+    from coordinator.prompts.validate import load_checked_plan as load_plan
 
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -192,14 +193,14 @@ class PhaseEvidence:
 
     Attributes:
         phase_id: the phase.
-        state: ``passed`` or ``pending``.
+        state: ``PASSED`` or ``PENDING``.
         verdict: ``PASS`` when passed, ``FAIL`` when evidence exists and fails its checks, else None.
         reason: the deciding detail (the failing check's sentence, or why passing evidence does not count).
         evidence_passed: the evidence alone passes (before dependencies are considered).
     """
 
     phase_id: str
-    state: str
+    state: PhaseState
     verdict: str | None
     reason: str | None
     evidence_passed: bool
@@ -259,19 +260,20 @@ def judge_existing_evidence(plan: Any, progress: dict[str, Any] | None, workspac
             reason = record.detail if record else None
         else:
             passed, exists, reason = _judge_files(plan, phase, workspace, renderer)
-        blockers = [dep for dep in phase.depends_on if judged.get(dep) is None or judged[dep].state != "passed"]
+        blockers = [dep for dep in phase.depends_on
+                    if judged.get(dep) is None or judged[dep].state != PhaseState.PASSED]
         causes = list(dict.fromkeys(root.get(dep, dep) for dep in blockers))
         root[phase.id] = causes[0] if causes else phase.id
         if passed and not blockers:
-            judged[phase.id] = PhaseEvidence(phase.id, "passed", "PASS", reason, True)
+            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PASSED, "PASS", reason, True)
             root.pop(phase.id)
         elif passed:
             note = f"existing evidence passes, but not counted: {', '.join(causes)} before it has not passed"
-            judged[phase.id] = PhaseEvidence(phase.id, "pending", None, note, True)
+            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PENDING, None, note, True)
         elif exists and progress is None:
-            judged[phase.id] = PhaseEvidence(phase.id, "pending", "FAIL", reason, False)
+            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PENDING, "FAIL", reason, False)
         else:
-            judged[phase.id] = PhaseEvidence(phase.id, "pending", None, reason if exists else None, False)
+            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PENDING, None, reason if exists else None, False)
     return [judged[phase.id] for phase in plan.phases]
 
 
@@ -288,7 +290,7 @@ def _refuse_run_plan(workspace: Path, plan_id: str) -> None:
     if store is None:
         return
     try:
-        count = len(store.attempt_rows(plan_id))
+        count = len(store.attempts(plan_id))
     finally:
         store.close()
     if count:
@@ -306,8 +308,10 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
         UsageError: coord already ran attempts of this plan (their state would be overwritten).
         StoreError: the store cannot be written.
     """
+    from coordinator.state.events import ExistingEvidence, PlanImported
     from coordinator.state.lock import WorkspaceLock
-    from coordinator.state.store import AuditEvent, Store, now_iso
+    from coordinator.state.records import ImportedPhase
+    from coordinator.state.store import Store
 
     paths = WorkspacePaths(workspace)
     lock = WorkspaceLock(paths)
@@ -315,7 +319,7 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
     try:
         store = Store.open(paths)
         try:
-            attempts = store.attempt_rows(plan.id)
+            attempts = store.attempts(plan.id)
             if attempts:
                 # Checked before writing too; this catches a run that started in between.
                 raise UsageError(
@@ -323,38 +327,26 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
                     f"--with-progress only seeds a plan coord has not run (the plan file {plan_path} was written)"
                 )
             kinds = {phase.id: phase for phase in plan.phases}
-            passed = [item.phase_id for item in judged if item.state == "passed"]
-            with store.transaction() as tx:
-                stamp = now_iso()
-                tx.execute(
-                    "INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?) "
-                    "ON CONFLICT(plan_id) DO UPDATE SET path=excluded.path, title=excluded.title, "
-                    "state=excluded.state, updated_at=excluded.updated_at",
-                    (plan.id, plan_path, plan.title, "imported", stamp, stamp),
-                )
-                # No attempt exists (checked above), so rows from an earlier import can simply be replaced.
-                tx.execute("DELETE FROM phases WHERE plan_id=?", (plan.id,))
-                for item in judged:
-                    phase = kinds[item.phase_id]
-                    tx.execute(
-                        "INSERT INTO phases (plan_id, phase_id, position, kind, title, state, attempts, verdict, "
-                        "verdict_source, reason, updated_at) VALUES (?,?,?,?,?,?,0,?,?,?,?)",
-                        (plan.id, phase.id, phase.index, phase.kind, phase.title, item.state, item.verdict,
-                         EVIDENCE_SOURCE if item.verdict else None, item.reason, stamp),
-                    )
-                    if item.verdict:
-                        store.record_event(tx, AuditEvent(
-                            plan_id=plan.id, type="existing_evidence", phase_id=phase.id,
-                            message=f"{phase.id}: {item.verdict} from existing evidence — {item.reason}",
-                            data={"verdict": item.verdict, "source": EVIDENCE_SOURCE},
-                        ))
-                resume = next((item.phase_id for item in judged if item.state != "passed"), None)
-                store.record_event(tx, AuditEvent(
-                    plan_id=plan.id, type="plan_imported",
-                    message=f"{plan.id} imported from {source}: {len(passed)}/{len(judged)} phases passed by "
-                            f"existing evidence" + (f"; resumes at {resume}" if resume else ""),
-                    data={"source": source, "plan_path": plan_path, "passed": passed, "resume_at": resume},
-                ))
+            passed = [item.phase_id for item in judged if item.state == PhaseState.PASSED]
+            phases = []
+            events: list[Any] = []
+            for item in judged:
+                phase = kinds[item.phase_id]
+                phases.append(ImportedPhase(
+                    phase_id=phase.id, position=phase.index, kind=phase.kind, title=phase.title,
+                    state=PhaseState(item.state), verdict=item.verdict,
+                    verdict_source=EVIDENCE_SOURCE if item.verdict else None, reason=item.reason))
+                if item.verdict:
+                    events.append(ExistingEvidence(
+                        plan_id=plan.id, phase_id=phase.id, verdict=item.verdict, source=EVIDENCE_SOURCE,
+                        message=f"{phase.id}: {item.verdict} from existing evidence — {item.reason}"))
+            resume = next((item.phase_id for item in judged if item.state != PhaseState.PASSED), None)
+            events.append(PlanImported(
+                plan_id=plan.id, source=source, plan_path=plan_path, passed=tuple(passed), resume_at=resume,
+                message=f"{plan.id} imported from {source}: {len(passed)}/{len(judged)} phases passed by "
+                        f"existing evidence" + (f"; resumes at {resume}" if resume else ""),
+            ))
+            store.seed_imported_plan(plan.id, plan_path, plan.title, phases, events)
         finally:
             store.close()
     finally:
@@ -363,8 +355,8 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
 
 def print_progress(plan: Any, judged: list[PhaseEvidence], plan_path: str) -> None:
     """Say how far the existing evidence goes, where the plan resumes, and which evidence failed."""
-    passed = [item.phase_id for item in judged if item.state == "passed"]
-    resume = next((item.phase_id for item in judged if item.state != "passed"), None)
+    passed = [item.phase_id for item in judged if item.state == PhaseState.PASSED]
+    resume = next((item.phase_id for item in judged if item.state != PhaseState.PASSED), None)
     line = f"existing evidence: {len(passed)}/{len(judged)} phases passed"
     if resume is None:
         print(line + "; every phase is done")
@@ -373,6 +365,6 @@ def print_progress(plan: Any, judged: list[PhaseEvidence], plan_path: str) -> No
     for item in judged:
         if item.verdict == "FAIL":
             print(f"  {item.phase_id}: FAIL from existing evidence: {item.reason}")
-    ignored = [item.phase_id for item in judged if item.evidence_passed and item.state != "passed"]
+    ignored = [item.phase_id for item in judged if item.evidence_passed and item.state != PhaseState.PASSED]
     if ignored:
         print(f"  not counted (passing evidence after an unfinished phase): {', '.join(ignored)}")

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from coordinator.engine.events import EngineEvent, Notice, RunFinished, VerdictReached
+from coordinator.state.events import EngineEvent, Notice, RunFinished, VerdictReached
 
 
 class HeadlessPrinter:

@@ -1,11 +1,15 @@
 """Verdict and evidence values (DESIGN section 7): what ``checks`` produces and the engine, store, remediation
-prompt and TUI all read. ``evidence.json`` is ``Verdict.to_dict()``.
+prompt and TUI all read. ``evidence.json`` is ``Verdict.to_dict()``, and every reader of it goes through
+:meth:`Verdict.read`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
+
+from coordinator.util.files import read_json, write_json_atomic
 
 CheckStatus = Literal["pass", "fail", "skipped", "off"]
 """``off``: switched off by the plan (recorded, never silent); ``skipped``: not run because of an earlier failure."""
@@ -22,7 +26,7 @@ class CheckResult:
         path: workspace-relative file the check read (report, marker, verify output log), if any.
         argv: the command run (verify checks).
         exit_code: the command's or worker's exit code, if any.
-        output_tail: last bytes of the relevant output, capped, with a "… N more bytes in PATH" note.
+        output_tail: last bytes of the relevant output, capped, with a "… N earlier bytes in PATH" note.
     """
 
     name: str
@@ -49,9 +53,6 @@ class Verdict:
     def label(self) -> str:
         return "PASS" if self.passed else "FAIL"
 
-    def failed_checks(self) -> tuple[CheckResult, ...]:
-        return tuple(check for check in self.checks if check.status == "fail")
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.label,
@@ -61,15 +62,51 @@ class Verdict:
             "checks": [asdict(check) for check in self.checks],
         }
 
+    def write(self, path: Path) -> None:
+        """Write ``evidence.json`` atomically.
+
+        Raises:
+            OSError: it could not be written.
+        """
+        write_json_atomic(path, self.to_dict())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        checks = tuple(
-            CheckResult(**{**check, "argv": tuple(check["argv"]) if check.get("argv") else None})
-            for check in data.get("checks", [])
-        )
+        """The verdict in an ``evidence.json`` object; unknown keys are ignored, missing ones take defaults.
+
+        Raises:
+            ValueError: ``passed`` or ``reason`` is missing.
+        """
+        if "passed" not in data or "reason" not in data:
+            raise ValueError("evidence without passed/reason")
+        checks = []
+        for check in data.get("checks") or []:
+            if not isinstance(check, dict):
+                continue
+            known = {key: value for key, value in check.items() if key in _CHECK_FIELDS}
+            known.setdefault("name", "?")
+            known.setdefault("status", "fail")
+            known.setdefault("detail", "")
+            if known.get("argv"):
+                known["argv"] = tuple(known["argv"])
+            checks.append(CheckResult(**known))
         return cls(
             passed=bool(data["passed"]),
             reason=str(data["reason"]),
-            checks=checks,
+            checks=tuple(checks),
             source=str(data.get("source", "checks")),
         )
+
+    @classmethod
+    def read(cls, path: Path) -> Verdict | None:
+        """The verdict in ``evidence.json`` at ``path``, or None when it is missing, torn or not evidence."""
+        data = read_json(path)
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError):
+            return None
+
+
+_CHECK_FIELDS = frozenset(field.name for field in fields(CheckResult))

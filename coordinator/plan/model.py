@@ -10,6 +10,8 @@ from typing import Literal
 
 BUILTIN_AGENTS = ("codex", "claude", "shell")
 BUILTIN_KINDS = ("stub", "test", "impl", "verify")
+REMEDIATION_KIND = "remediate"
+"""Reserved kind: its template (``remediate.md.j2``) renders the remediation prompts; no phase may use it."""
 
 
 @dataclass(frozen=True)

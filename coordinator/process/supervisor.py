@@ -12,10 +12,12 @@ What it does, in order:
    grace period, KILL to the group;
 5. when the worker has ended, kills every remaining process of the attempt (group members, subreaped orphans,
    anything carrying the cookie) and reaps them;
-6. writes ``exit.json`` atomically (exit code or signal, times, stop request, stragglers), then the signal file
-   ``.signals/<PHASE>-<N>.done|.fail``, then pokes the coordinator's socket (best effort).
+6. writes ``exit.json`` atomically (exit code or signal, times, stop request, stragglers), runs the after-exit
+   command if any, writes the signal file if the spec names one (``coord exec``'s ``RUN_ID.done|.fail``), then
+   pokes the coordinator's socket (best effort; the coordinator's file poll finds ``exit.json`` otherwise).
 
-The spec (JSON) is written by the launcher; its keys are listed in ``SPEC_KEYS``.
+The spec (JSON) is written by the coordinator (``process.records.SupervisorSpec``); its keys are listed in
+``SPEC_KEYS``, and ``tests/unit/process/test_records.py`` holds the two to each other.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import sys
 import tempfile
 import time
+from typing import Any
 
 SPEC_KEYS = (
     "attempt_id",  # uuid; the cookie every process of the attempt carries
@@ -40,7 +43,7 @@ SPEC_KEYS = (
     "stdin_path",  # str or None (/dev/null)
     "log_path",
     "attempt_dir",  # identity.json and exit.json go here
-    "signal_path",  # without the .done/.fail suffix
+    "signal_path",  # str or None; without the .done/.fail suffix
     "socket_path",  # str or None
     "kill_grace",  # seconds between TERM and KILL
     # optional: "log_cap_bytes", int or None; beyond it the middle of worker.log is dropped (see LogCap)
@@ -213,7 +216,7 @@ class LogCap:
         self.tail = self.cap // 4
         self.dropped = 0
         self.unsupported: str | None = None
-        self._collapse = None
+        self._collapse: Any = None  # libc's fallocate, once found
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             self._collapse = getattr(libc, "fallocate64", None) or libc.fallocate
@@ -224,7 +227,7 @@ class LogCap:
     def enforce(self) -> None:
         """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat). Never raises:
         a cap that cannot be kept must not cost the attempt its exit record."""
-        if self.unsupported is not None:
+        if self.unsupported is not None or self._collapse is None:
             return
         try:
             size = os.fstat(self.fd).st_size
@@ -503,11 +506,12 @@ class Supervisor:
         }
         write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
         self.run_after_exit()
-        write_atomic(
-            f"{spec['signal_path']}.{result}",
-            {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"],
-             "error": start_error or self.exec_error},
-        )
+        if spec.get("signal_path"):
+            write_atomic(
+                f"{spec['signal_path']}.{result}",
+                {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"],
+                 "error": start_error or self.exec_error},
+            )
         notify_error = self.notify(result)
         if notify_error:
             with open(spec["log_path"], "a", encoding="utf-8") as log:

@@ -1,8 +1,9 @@
 """Prompt rendering: the Jinja2 environment over ``<workspace>/templates`` and the packaged default templates.
 
-Who uses it: the plan loader dry-renders every phase (and the remediation prompt) at load time so template
-errors stop a run before anything is launched; the engine renders ``prompt.md`` for each attempt; the checks
-read the evidence paths from ``artifact_paths``; ``coord render`` prints a prompt exactly as a worker gets it.
+Who uses it: ``prompts.validate`` dry-renders every phase (and the remediation prompt) when a plan is loaded so
+template errors stop a run before anything is launched; the engine renders ``prompt.md`` for each attempt; the
+checks read the evidence paths from ``artifact_paths``; ``coord render`` prints a prompt exactly as a worker gets
+it.
 
 Templates are looked up by name in ``<workspace>/templates`` first, then in the packaged
 ``coordinator/templates``. A normal attempt uses ``<kind>.md.j2``; a remediation attempt uses
@@ -48,9 +49,9 @@ from jinja2.utils import missing
 from coordinator.errors import Problem, TemplateError
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import OutsideWorkspace, inside_workspace
-from coordinator.plan.model import Phase, Plan
+from coordinator.plan.model import REMEDIATION_KIND, Phase, Plan
 
-REMEDIATION_TEMPLATE = "remediate.md.j2"
+REMEDIATION_TEMPLATE = f"{REMEDIATION_KIND}.md.j2"
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.j2")
 _CHECK_KEYS = ("name", "status", "detail", "path", "argv", "exit_code", "output_tail")
 
@@ -453,11 +454,10 @@ class PromptRenderer:
                 message=f"template '{exc.name}' not found ({what})",
                 line=line,
             )
-        filename, line = self._template_frame(exc)
-        if filename is None:
-            filename = self.template_path(name)
+        frame_file, line = self._template_frame(exc)
+        source: str | Path | None = frame_file if frame_file is not None else self.template_path(name)
         return Problem(
-            file=self.display_path(filename, name), field="", message=f"{_exception_text(exc)} ({what})", line=line
+            file=self.display_path(source, name), field="", message=f"{_exception_text(exc)} ({what})", line=line
         )
 
     def _template_frame(self, exc: BaseException) -> tuple[str | None, int | None]:

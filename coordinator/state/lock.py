@@ -15,8 +15,8 @@ from pathlib import Path
 
 from coordinator.errors import LockedError
 from coordinator.paths import WorkspacePaths
-from coordinator.state.store import now_iso
 from coordinator.util.files import read_json, write_json_atomic
+from coordinator.util.timefmt import now_iso
 
 
 class WorkspaceLock:

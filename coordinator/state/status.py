@@ -6,26 +6,16 @@ dashboard's view model); ``coordinator.cli.status_table`` prints it for people.
 
 from __future__ import annotations
 
-import functools
 import time
-from datetime import datetime
 from typing import Any
 
 from coordinator.paths import WorkspacePaths
-from coordinator.process.launcher import read_exit
+from coordinator.process.records import ExitRecord
 from coordinator.state.lock import is_locked
+from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-
-
-@functools.lru_cache(maxsize=65536)
-def epoch_seconds(stamp: str | None) -> float | None:
-    """``2026-11-24T08:00:00+0000`` (the store's format) -> seconds since the epoch; None if unparseable."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return None
+from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, LIVE_ATTEMPT_STATES, PhaseState
+from coordinator.util.timefmt import epoch_seconds
 
 
 def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None,
@@ -52,70 +42,72 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         assert store is not None
     now = time.time() if now is None else now
     try:
-        plan = store.plan_row(plan_id)
-        by_phase: dict[str, list[Any]] = {}
-        for attempt in store.attempt_rows(plan_id):
-            by_phase.setdefault(attempt["phase_id"], []).append(attempt)
-        phases = []
-        totals = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
-                  "remediations": 0, "tokens": 0, "cost_usd": 0.0}
+        plan = store.plan(plan_id)
+        by_phase: dict[str, list[AttemptRecord]] = {}
+        for attempt in store.attempts(plan_id):
+            by_phase.setdefault(attempt.phase_id, []).append(attempt)
+        phases: list[dict[str, Any]] = []
+        totals: dict[str, Any] = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
+                                  "remediations": 0, "tokens": 0, "cost_usd": 0.0}
         unwatched = not is_locked(paths)  # no coordinator: an attempt that ended stays unjudged until one runs
-        for row in store.phase_rows(plan_id):
-            attempts = by_phase.get(row["phase_id"], [])
+        for row in store.phases(plan_id):
+            attempts = by_phase.get(row.phase_id, [])
             last = attempts[-1] if attempts else None
-            running = last is not None and last["state"] in ("launching", "running", "stopping")
-            state, reason = row["state"], row["reason"]
-            ended = _unjudged_exit(last) if running and unwatched else None
+            running = last is not None and last.state in LIVE_ATTEMPT_STATES
+            state: str = row.state
+            reason = row.reason
+            ended = _unjudged_exit(last) if last is not None and running and unwatched else None
             if ended is not None:
-                running, state = False, "ended"
+                running, state = False, ENDED_UNJUDGED
                 reason = (f"its worker ended ({ended}) while no coordinator ran; "
-                          f"`coord run {plan['path'] if plan else 'PLAN'}` judges it")
-            tokens = sum(a["input_tokens"] + a["output_tokens"] for a in attempts)
-            costs = [a["cost_usd"] for a in attempts if a["cost_usd"] is not None]
+                          f"`coord run {plan.path if plan else 'PLAN'}` judges it")
+            tokens = sum(a.input_tokens + a.output_tokens for a in attempts)
+            costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
             elapsed = None
-            if last is not None and epoch_seconds(last["started_at"]) is not None:
-                end = now if running else (epoch_seconds(last["ended_at"]) or now)
-                elapsed = round(max(0.0, end - epoch_seconds(last["started_at"])), 1)
+            started = epoch_seconds(last.started_at) if last is not None else None
+            if last is not None and started is not None:
+                end = now if running else (epoch_seconds(last.ended_at) or now)
+                elapsed = round(max(0.0, end - started), 1)
             phases.append({
-                "id": row["phase_id"],
-                "kind": row["kind"],
-                "title": row["title"],
-                "state": state,
+                "id": row.phase_id,
+                "kind": row.kind,
+                "title": row.title,
+                "state": str(state),
                 "attempts": len(attempts),
-                "remediations": sum(1 for a in attempts if a["remediation"]),
-                "pid": last["worker_pid"] if running else None,
+                "remediations": sum(1 for a in attempts if a.remediation),
+                "pid": last.worker_pid if last is not None and running else None,
                 "elapsed_s": elapsed,
-                "cycle": last["cycle"] if last is not None else 0,
+                "cycle": last.cycle if last is not None else 0,
                 "tokens": tokens,
                 "cost_usd": round(sum(costs), 6) if costs else None,
-                "verdict": row["verdict"],
-                "verdict_source": row["verdict_source"],
+                "verdict": row.verdict,
+                "verdict_source": row.verdict_source,
                 "reason": reason,
-                "stop_reason": last["stop_reason"] if last is not None else None,
-                "session_id": last["session_id"] if last is not None else None,
-                "commands": sum(a["commands"] for a in attempts),
-                "file_changes": sum(a["file_changes"] for a in attempts),
-                "last_message": last["last_message"] if last is not None else None,
+                "stop_reason": last.stop_reason if last is not None else None,
+                "session_id": last.session_id if last is not None else None,
+                "commands": sum(a.commands for a in attempts),
+                "file_changes": sum(a.file_changes for a in attempts),
+                "last_message": last.last_message if last is not None else None,
             })
             totals["phases"] += 1
             totals["attempts"] += len(attempts)
             totals["remediations"] += phases[-1]["remediations"]
             totals["tokens"] += tokens
             totals["cost_usd"] += sum(costs)
-            if row["state"] in ("passed", "failed", "blocked"):
-                totals[row["state"]] += 1
+            if row.state in (PhaseState.PASSED, PhaseState.FAILED, PhaseState.BLOCKED):
+                totals[str(row.state)] += 1
             if running:
                 totals["running"] += 1
         totals["cost_usd"] = round(totals["cost_usd"], 6)
         return {
             "plan": plan_id,
-            "title": plan["title"] if plan else "",
-            "path": plan["path"] if plan else None,
-            "state": plan["state"] if plan else "unknown",
-            "paused": bool(plan["paused"]) if plan else False,
-            "started_at": plan["started_at"] if plan else None,
+            "title": plan.title if plan else "",
+            "path": plan.path if plan else None,
+            "state": str(plan.state) if plan else "unknown",
+            "paused": bool(plan.paused) if plan else False,
+            "started_at": plan.started_at if plan else None,
             # When the run stopped (finished, or detached with workers left): its clock stops there too.
-            "ended_at": plan["updated_at"] if plan and plan["state"] in ("finished", "detached") else None,
+            "ended_at": plan.updated_at if plan and plan.state in ENDED_PLAN_STATES else None,
             "phases": phases,
             "totals": totals,
         }
@@ -124,11 +116,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             store.close()
 
 
-def _unjudged_exit(attempt: Any) -> str | None:
+def _unjudged_exit(attempt: AttemptRecord) -> str | None:
     """How the attempt's worker ended, from the ``exit.json`` its supervisor wrote, or None while it runs."""
-    record = read_exit(attempt)
-    if record is None:
-        return None
-    if record.get("signal_name") or record.get("signal"):
-        return f"killed by {record.get('signal_name') or record.get('signal')}"
-    return f"exit code {record.get('exit_code')}"
+    record = ExitRecord.read(attempt.directory, attempt.attempt_id)
+    return record.how if record is not None else None

@@ -1,8 +1,11 @@
 """The coordinator's durable truth: SQLite ``tmp/coord.db`` (WAL), the ``events.jsonl`` audit trail and the
 ``worker-pids.txt`` audit file.
 
-Who calls it: the engine writes through ``Store.transaction()`` (``BEGIN IMMEDIATE``; committed before the change
-is acted on); ``coord status``/``logs`` and the TUI read through ``Store.open_readonly``.
+Who calls it: the engine and ``coord import --with-progress`` write through the named methods below, each one
+transaction that checks the state move against ``coordinator.states`` and records its events with it (committed
+before the caller acts on the change); ``coord status``/``logs`` and the dashboard read through
+:meth:`Store.open_readonly`. No SQL runs anywhere else. Rows come back as the typed records of
+``state.records``.
 """
 
 from __future__ import annotations
@@ -10,113 +13,37 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 from coordinator.errors import StoreError
 from coordinator.paths import WorkspacePaths
+from coordinator.state.events import EngineEvent
+from coordinator.state.records import (
+    AttemptEnd,
+    AttemptRecord,
+    EventRecord,
+    ImportedPhase,
+    NewAttempt,
+    PhaseRecord,
+    PlanRecord,
+    from_row,
+)
+from coordinator.state.schema import SCHEMA, SCHEMA_VERSION, add_missing_columns, missing_columns
+from coordinator.states import (
+    ACTIVE_ATTEMPT_STATES,
+    ATTEMPT_MOVES,
+    PHASE_MOVES,
+    PLAN_MOVES,
+    AttemptState,
+    PhaseState,
+    PlanState,
+    check_move,
+)
+from coordinator.util.timefmt import now_iso
 
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS plans (
-    plan_id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    title TEXT NOT NULL,
-    state TEXT NOT NULL,               -- running, finished, detached
-    paused INTEGER NOT NULL DEFAULT 0,
-    started_at TEXT,
-    updated_at TEXT
-);
-CREATE TABLE IF NOT EXISTS phases (
-    plan_id TEXT NOT NULL,
-    phase_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    title TEXT NOT NULL,
-    state TEXT NOT NULL,               -- pending running checking passed failed remediating blocked lost skipped
-    attempts INTEGER NOT NULL DEFAULT 0,
-    verdict TEXT,                      -- PASS / FAIL of the last judged attempt
-    verdict_source TEXT,
-    reason TEXT,
-    updated_at TEXT,
-    PRIMARY KEY (plan_id, phase_id)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id TEXT PRIMARY KEY,       -- uuid; the cookie its processes carry
-    plan_id TEXT NOT NULL,
-    phase_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    remediation INTEGER NOT NULL,
-    state TEXT NOT NULL,               -- launching running stopping checking passed failed lost
-    agent TEXT NOT NULL,
-    attempt_dir TEXT NOT NULL,
-    resume_session TEXT,
-    note TEXT,
-    supervisor_pid INTEGER,
-    worker_pid INTEGER,
-    started_at TEXT,
-    ended_at TEXT,
-    exit_code INTEGER,
-    signal INTEGER,
-    stop_reason TEXT,
-    cycle INTEGER NOT NULL DEFAULT 0,
-    verdict TEXT,
-    reason TEXT,
-    session_id TEXT,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL,
-    last_message TEXT,                 -- the agent's final message (capped at 4000 characters)
-    commands INTEGER NOT NULL DEFAULT 0,
-    file_changes INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (plan_id, phase_id, number)
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    plan_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    type TEXT NOT NULL,
-    phase_id TEXT,
-    attempt INTEGER,
-    message TEXT NOT NULL,
-    data TEXT NOT NULL DEFAULT '{}'
-);
-"""
-
-ACTIVE_ATTEMPT_STATES = ("launching", "running", "stopping", "checking")
-
-
-def now_iso() -> str:
-    """Local time with offset, second precision: ``2026-11-24T08:00:00+0000`` (the audit files' format)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """One audit record: a row of ``events`` and a line of ``events.jsonl``."""
-
-    plan_id: str
-    type: str
-    message: str
-    phase_id: str | None = None
-    attempt: int | None = None
-    data: dict[str, Any] | None = None
-
-
-ADDED_COLUMNS = {
-    "attempts": {
-        "last_message": "TEXT",
-        "commands": "INTEGER NOT NULL DEFAULT 0",
-        "file_changes": "INTEGER NOT NULL DEFAULT 0",
-    },
-}
-"""Columns added after a table was first created: stores made by an earlier coord get them on open."""
+LAST_MESSAGE_CHARS = 4000
+"""An agent's final message is kept up to this many characters."""
 
 
 def _damage_hint(exc: sqlite3.DatabaseError) -> str:
@@ -127,33 +54,21 @@ def _damage_hint(exc: sqlite3.DatabaseError) -> str:
     return ""
 
 
-def _missing_columns(connection: sqlite3.Connection) -> list[tuple[str, str, str]]:
-    """(table, column, declaration) of every ``ADDED_COLUMNS`` entry the database lacks."""
-    missing = []
-    for table, columns in ADDED_COLUMNS.items():
-        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        missing += [(table, name, declaration) for name, declaration in columns.items() if name not in present]
-    return missing
-
-
-def _add_missing_columns(connection: sqlite3.Connection) -> None:
-    for table, name, declaration in _missing_columns(connection):
-        connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
-
-
 class Store:
     """SQLite state of one workspace.
 
-    Writes happen only inside :meth:`transaction`; events recorded there are appended to ``events.jsonl`` right
-    after the commit (the file is a mirror for people and scripts; the database is the truth).
+    Every write is one of the named methods; each runs in one ``BEGIN IMMEDIATE`` transaction, refuses a state
+    move ``coordinator.states`` does not have (``IllegalTransition``), and records its events in the same
+    transaction. After the commit the events are appended to ``events.jsonl`` (a mirror for people and scripts;
+    the database is the truth) and handed to every subscriber (:meth:`subscribe`).
     """
 
     def __init__(self, paths: WorkspacePaths, connection: sqlite3.Connection, readonly: bool) -> None:
         self.paths = paths
         self.connection = connection
         self.readonly = readonly
-        self._pending_events: list[tuple[AuditEvent, str]] = []
-        self._after_commit: list[Callable[[], None]] = []
+        self._pending_events: list[tuple[EngineEvent, str]] = []
+        self._subscribers: list[Callable[[EngineEvent], None]] = []
         self._mirror_warned = False
 
     @classmethod
@@ -175,7 +90,7 @@ class Store:
             connection.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
             connection.execute("BEGIN IMMEDIATE")
             try:
-                _add_missing_columns(connection)
+                add_missing_columns(connection)
                 row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
                     connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -211,7 +126,7 @@ class Store:
         if not stamped:
             connection.close()
             return None
-        if _missing_columns(connection):
+        if missing_columns(connection):
             # Made by an older coord: add the new columns (what `coord run` would do) rather than fail on them.
             connection.close()
             Store.open(paths).close()
@@ -221,8 +136,17 @@ class Store:
     def close(self) -> None:
         self.connection.close()
 
+    def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
+        """Call ``callback`` with every event once the transaction that recorded it has committed.
+
+        A subscriber that raises is ignored for that event: a display problem must never stop the engine.
+        """
+        self._subscribers.append(callback)
+
+    # --- transactions ------------------------------------------------------------------------------------
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``); committed on exit, rolled back on an exception.
 
         Raises:
@@ -237,7 +161,6 @@ class Store:
             self.connection.execute("COMMIT")
         except BaseException as exc:
             self._pending_events.clear()
-            self._after_commit.clear()
             try:
                 self.connection.execute("ROLLBACK")
             except sqlite3.DatabaseError:
@@ -254,41 +177,34 @@ class Store:
                     self._mirror_warned = True
                     print(f"coord: warning: cannot append to events.jsonl ({exc}); the state store has every "
                           "event", file=sys.stderr)
-        callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
-            callback()
+        for event, _at in pending:
+            for callback in self._subscribers:
+                try:
+                    callback(event)
+                except Exception:  # noqa: BLE001 - a display problem must never stop the engine
+                    pass
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the current transaction has committed (dropped if it rolls back)."""
-        self._after_commit.append(callback)
+    def _record(self, tx: sqlite3.Connection, events: Sequence[EngineEvent]) -> None:
+        for event in events:
+            at = now_iso()
+            tx.execute(
+                "INSERT INTO events (plan_id, at, type, phase_id, attempt, message, data) VALUES (?,?,?,?,?,?,?)",
+                (event.plan_id, at, event.type_name, event.phase_id, event.attempt, event.message,
+                 json.dumps(event.data(), sort_keys=True)),
+            )
+            self._pending_events.append((event, at))
 
-    def record_event(self, connection: sqlite3.Connection, event: AuditEvent) -> None:
-        """Insert ``event`` inside the current transaction; mirrored to ``events.jsonl`` after the commit."""
-        at = now_iso()
-        connection.execute(
-            "INSERT INTO events (plan_id, at, type, phase_id, attempt, message, data) VALUES (?,?,?,?,?,?,?)",
-            (
-                event.plan_id,
-                at,
-                event.type,
-                event.phase_id,
-                event.attempt,
-                event.message,
-                json.dumps(event.data or {}, sort_keys=True),
-            ),
-        )
-        self._pending_events.append((event, at))
-
-    def _append_jsonl(self, event: AuditEvent, at: str) -> None:
+    def _append_jsonl(self, event: EngineEvent, at: str) -> None:
         path = self.paths.events_file(event.plan_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"at": at, "type": event.type, "plan": event.plan_id, "message": event.message}
+        record: dict[str, object] = {"at": at, "type": event.type_name, "plan": event.plan_id,
+                                     "message": event.message}
         if event.phase_id is not None:
             record["phase"] = event.phase_id
         if event.attempt is not None:
             record["attempt"] = event.attempt
-        if event.data:
-            record["data"] = event.data
+        if event.data():
+            record["data"] = event.data()
         line = json.dumps(record, sort_keys=True)
         with open(path, "a+b") as handle:
             # A crash mid-append can leave a torn last line; start ours on a fresh line so it stays parseable.
@@ -298,6 +214,219 @@ class Store:
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
             handle.write(line.encode() + b"\n")
+
+    def _move_attempt(self, tx: sqlite3.Connection, attempt_id: str, new: AttemptState) -> sqlite3.Row:
+        row = tx.execute("SELECT state, number, plan_id, phase_id FROM attempts WHERE attempt_id=?",
+                         (attempt_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.paths.db}: no attempt {attempt_id} is recorded")
+        check_move(f"attempt {row['number']} of {row['phase_id']}", ATTEMPT_MOVES, AttemptState, row["state"], new)
+        return row
+
+    def _move_phase(self, tx: sqlite3.Connection, plan_id: str, phase_id: str, new: PhaseState) -> None:
+        row = tx.execute("SELECT state FROM phases WHERE plan_id=? AND phase_id=?", (plan_id, phase_id)).fetchone()
+        check_move(f"phase {phase_id}", PHASE_MOVES, PhaseState, row["state"] if row else None, new)
+
+    def _move_plan(self, tx: sqlite3.Connection, plan_id: str, new: PlanState) -> None:
+        row = tx.execute("SELECT state FROM plans WHERE plan_id=?", (plan_id,)).fetchone()
+        check_move(f"plan {plan_id}", PLAN_MOVES, PlanState, row["state"] if row else None, new)
+
+    # --- writes: the plan --------------------------------------------------------------------------------
+
+    def record_plan(self, plan_id: str, path: str, title: str, phases: Sequence[tuple[str, int, str, str]], *,
+                    clear_pause: bool, events: Sequence[EngineEvent] = ()) -> PlanRecord:
+        """Record a plan as running and its phases; phases already known keep their state and attempts (resume).
+
+        Args:
+            phases: (phase id, position, kind, title) of every phase of the plan.
+            clear_pause: lift a person's pause (a new `coord run`); False keeps it (a stand-alone remediation).
+
+        Returns:
+            The plan as recorded.
+        """
+        with self._transaction() as tx:
+            self._move_plan(tx, plan_id, PlanState.RUNNING)
+            stamp = now_iso()
+            tx.execute(
+                "INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(plan_id) DO UPDATE SET path=excluded.path, title=excluded.title, state=excluded.state, "
+                "updated_at=excluded.updated_at" + (", paused=0" if clear_pause else ""),
+                (plan_id, path, title, PlanState.RUNNING, stamp, stamp),
+            )
+            for phase_id, position, kind, phase_title in phases:
+                tx.execute(
+                    "INSERT INTO phases (plan_id, phase_id, position, kind, title, state, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?) ON CONFLICT(plan_id, phase_id) DO UPDATE SET "
+                    "position=excluded.position, kind=excluded.kind, title=excluded.title",
+                    (plan_id, phase_id, position, kind, phase_title, PhaseState.PENDING, stamp),
+                )
+            self._record(tx, events)
+            plan = from_row(PlanRecord, tx.execute("SELECT * FROM plans WHERE plan_id=?", (plan_id,)).fetchone())
+        return plan
+
+    def end_plan(self, plan_id: str, state: PlanState, events: Sequence[EngineEvent] = ()) -> None:
+        """Record that the coordinator stopped running the plan: ``FINISHED`` or ``DETACHED``."""
+        with self._transaction() as tx:
+            self._move_plan(tx, plan_id, state)
+            tx.execute("UPDATE plans SET state=?, updated_at=? WHERE plan_id=?", (state, now_iso(), plan_id))
+            self._record(tx, events)
+
+    def set_paused(self, plan_id: str, paused: bool, events: Sequence[EngineEvent] = ()) -> None:
+        """Pause scheduling of new phases (running workers go on), or resume it."""
+        with self._transaction() as tx:
+            tx.execute("UPDATE plans SET paused=? WHERE plan_id=?", (int(paused), plan_id))
+            self._record(tx, events)
+
+    def seed_imported_plan(self, plan_id: str, path: str, title: str, phases: Sequence[ImportedPhase],
+                           events: Sequence[EngineEvent] = ()) -> None:
+        """Record an imported plan whose phases were judged from existing evidence (``import --with-progress``).
+
+        The caller holds the workspace lock and has checked that the plan has no attempts: its phases are
+        replaced outright.
+        """
+        with self._transaction() as tx:
+            self._move_plan(tx, plan_id, PlanState.IMPORTED)
+            stamp = now_iso()
+            tx.execute(
+                "INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(plan_id) DO UPDATE SET path=excluded.path, title=excluded.title, "
+                "state=excluded.state, updated_at=excluded.updated_at",
+                (plan_id, path, title, PlanState.IMPORTED, stamp, stamp),
+            )
+            tx.execute("DELETE FROM phases WHERE plan_id=?", (plan_id,))
+            for phase in phases:
+                if phase.state != PhaseState.PENDING:
+                    check_move(f"phase {phase.phase_id}", PHASE_MOVES, PhaseState, PhaseState.PENDING, phase.state)
+                tx.execute(
+                    "INSERT INTO phases (plan_id, phase_id, position, kind, title, state, attempts, verdict, "
+                    "verdict_source, reason, updated_at) VALUES (?,?,?,?,?,?,0,?,?,?,?)",
+                    (plan_id, phase.phase_id, phase.position, phase.kind, phase.title, phase.state, phase.verdict,
+                     phase.verdict_source, phase.reason, stamp),
+                )
+            self._record(tx, events)
+
+    # --- writes: phases and attempts ---------------------------------------------------------------------
+
+    def begin_attempt(self, attempt: NewAttempt, phase_state: PhaseState, events: Sequence[EngineEvent] = (),
+                      *, adopted: bool = False) -> None:
+        """Record an attempt before anything is started for it, and move its phase to ``phase_state``.
+
+        Args:
+            attempt: the new attempt.
+            phase_state: ``RUNNING`` for a first attempt, ``REMEDIATING`` for a later one.
+            adopted: a live worker the store forgot: recorded as ``RUNNING`` (not ``LAUNCHING``), and the
+                phase's attempt count only ever grows.
+        """
+        state = AttemptState.RUNNING if adopted else AttemptState.LAUNCHING
+        with self._transaction() as tx:
+            check_move(f"attempt {attempt.number} of {attempt.phase_id}", ATTEMPT_MOVES, AttemptState, None, state)
+            self._move_phase(tx, attempt.plan_id, attempt.phase_id, phase_state)
+            tx.execute(
+                "INSERT INTO attempts (attempt_id, plan_id, phase_id, number, remediation, state, agent, "
+                "attempt_dir, resume_session, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (attempt.attempt_id, attempt.plan_id, attempt.phase_id, attempt.number, int(attempt.remediation),
+                 state, attempt.agent, attempt.attempt_dir, attempt.resume_session, attempt.note),
+            )
+            tx.execute(
+                "UPDATE phases SET state=?, attempts=" + ("MAX(attempts, ?)" if adopted else "?")
+                + ", updated_at=? WHERE plan_id=? AND phase_id=?",
+                (phase_state, attempt.number, now_iso(), attempt.plan_id, attempt.phase_id),
+            )
+            self._record(tx, events)
+
+    def mark_running(self, attempt_id: str, supervisor_pid: int, worker_pid: int | None, started_at: str,
+                     events: Sequence[EngineEvent] = ()) -> None:
+        """Record who runs the attempt; a ``LAUNCHING`` attempt becomes ``RUNNING`` (a stopping one stays so)."""
+        with self._transaction() as tx:
+            row = tx.execute("SELECT state FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+            if row is not None and row["state"] == AttemptState.LAUNCHING:
+                self._move_attempt(tx, attempt_id, AttemptState.RUNNING)
+                tx.execute("UPDATE attempts SET state=? WHERE attempt_id=?", (AttemptState.RUNNING, attempt_id))
+            tx.execute(
+                "UPDATE attempts SET supervisor_pid=?, worker_pid=?, started_at=COALESCE(started_at, ?) "
+                "WHERE attempt_id=?",
+                (supervisor_pid, worker_pid, started_at, attempt_id),
+            )
+            self._record(tx, events)
+
+    def request_stop(self, attempt_id: str, stop_reason: str, reason: str, events: Sequence[EngineEvent] = ()) -> None:
+        """Record that the attempt's worker is being stopped, and why (an attempt already judged is left alone).
+
+        Args:
+            stop_reason: ``hung`` or ``stopped`` (by a person).
+            reason: the sentence the verdict will carry.
+        """
+        with self._transaction() as tx:
+            row = tx.execute("SELECT state FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+            if row is not None and row["state"] in (AttemptState.LAUNCHING, AttemptState.RUNNING,
+                                                    AttemptState.STOPPING):
+                self._move_attempt(tx, attempt_id, AttemptState.STOPPING)
+                tx.execute("UPDATE attempts SET state=?, stop_reason=?, reason=? WHERE attempt_id=?",
+                           (AttemptState.STOPPING, stop_reason, reason, attempt_id))
+            self._record(tx, events)
+
+    def record_cycle(self, attempt_id: str, cycle: int, events: Sequence[EngineEvent] = ()) -> None:
+        """Record the number of poll cycles observed for a running attempt."""
+        with self._transaction() as tx:
+            tx.execute("UPDATE attempts SET cycle=? WHERE attempt_id=?", (cycle, attempt_id))
+            self._record(tx, events)
+
+    def mark_checking(self, attempt_id: str, end: AttemptEnd, events: Sequence[EngineEvent] = ()) -> None:
+        """Record how the attempt's worker ended and that it is being judged (attempt and phase ``CHECKING``)."""
+        with self._transaction() as tx:
+            row = self._move_attempt(tx, attempt_id, AttemptState.CHECKING)
+            plan_id = row["plan_id"]
+            self._move_phase(tx, plan_id, row["phase_id"], PhaseState.CHECKING)
+            tx.execute(
+                "UPDATE attempts SET state=?, ended_at=?, exit_code=?, signal=?, stop_reason=?, session_id=?, "
+                "input_tokens=?, cached_input_tokens=?, output_tokens=?, cost_usd=?, last_message=?, commands=?, "
+                "file_changes=? WHERE attempt_id=?",
+                (AttemptState.CHECKING, end.ended_at, end.exit_code, end.signal, end.stop_reason, end.session_id,
+                 end.input_tokens, end.cached_input_tokens, end.output_tokens, end.cost_usd,
+                 (end.last_message or "")[:LAST_MESSAGE_CHARS] or None, end.commands, end.file_changes, attempt_id),
+            )
+            tx.execute("UPDATE phases SET state=?, updated_at=? WHERE plan_id=? AND phase_id=?",
+                       (PhaseState.CHECKING, now_iso(), plan_id, row["phase_id"]))
+            self._record(tx, events)
+
+    def commit_verdict(self, attempt_id: str, attempt_state: AttemptState, verdict: str, verdict_reason: str,
+                       verdict_source: str, phase_state: PhaseState, phase_reason: str,
+                       events: Sequence[EngineEvent] = ()) -> None:
+        """Record an attempt's verdict and its phase's next state in one transaction.
+
+        Args:
+            attempt_state: ``PASSED``, ``FAILED`` or ``LOST``.
+            verdict: ``PASS`` or ``FAIL``.
+            verdict_reason: the verdict's one line (kept on the attempt).
+            verdict_source: ``checks`` or ``lost``.
+            phase_state: ``PASSED``, ``FAILED`` or ``BLOCKED``.
+            phase_reason: the phase's one line (the verdict's, or why it is blocked).
+        """
+        with self._transaction() as tx:
+            row = self._move_attempt(tx, attempt_id, attempt_state)
+            plan_id = row["plan_id"]
+            self._move_phase(tx, plan_id, row["phase_id"], phase_state)
+            tx.execute("UPDATE attempts SET state=?, verdict=?, reason=? WHERE attempt_id=?",
+                       (attempt_state, verdict, verdict_reason, attempt_id))
+            tx.execute(
+                "UPDATE phases SET state=?, verdict=?, verdict_source=?, reason=?, updated_at=? "
+                "WHERE plan_id=? AND phase_id=?",
+                (phase_state, verdict, verdict_source, phase_reason, now_iso(), plan_id, row["phase_id"]),
+            )
+            self._record(tx, events)
+
+    def block_phase(self, plan_id: str, phase_id: str, reason: str, events: Sequence[EngineEvent] = ()) -> None:
+        """Move a phase that failed with no attempts left to ``BLOCKED``."""
+        with self._transaction() as tx:
+            self._move_phase(tx, plan_id, phase_id, PhaseState.BLOCKED)
+            tx.execute("UPDATE phases SET state=?, reason=?, updated_at=? WHERE plan_id=? AND phase_id=?",
+                       (PhaseState.BLOCKED, reason, now_iso(), plan_id, phase_id))
+            self._record(tx, events)
+
+    def record(self, events: Sequence[EngineEvent]) -> None:
+        """Record events that change no state (notices)."""
+        with self._transaction() as tx:
+            self._record(tx, events)
 
     def append_pid_line(self, plan_id: str, phase_id: str, pid: int, attempt: int, supervisor_pid: int,
                         unless_present: bool = False) -> None:
@@ -317,10 +446,11 @@ class Store:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"{prefix}{now_iso()} supervisor {supervisor_pid}\n")
 
-    # --- reads ---------------------------------------------------------------------------------------------
+    # --- reads -------------------------------------------------------------------------------------------
 
-    def plan_row(self, plan_id: str) -> sqlite3.Row | None:
-        return self.connection.execute("SELECT * FROM plans WHERE plan_id=?", (plan_id,)).fetchone()
+    def plan(self, plan_id: str) -> PlanRecord | None:
+        row = self.connection.execute("SELECT * FROM plans WHERE plan_id=?", (plan_id,)).fetchone()
+        return from_row(PlanRecord, row) if row is not None else None
 
     def latest_plan_id(self) -> str | None:
         row = self.connection.execute(
@@ -328,36 +458,63 @@ class Store:
         ).fetchone()
         return row["plan_id"] if row else None
 
-    def phase_rows(self, plan_id: str) -> list[sqlite3.Row]:
-        return self.connection.execute(
-            "SELECT * FROM phases WHERE plan_id=? ORDER BY position", (plan_id,)
-        ).fetchall()
+    def phases(self, plan_id: str) -> list[PhaseRecord]:
+        rows = self.connection.execute("SELECT * FROM phases WHERE plan_id=? ORDER BY position", (plan_id,))
+        return [from_row(PhaseRecord, row) for row in rows]
 
-    def phase_row(self, plan_id: str, phase_id: str) -> sqlite3.Row | None:
-        return self.connection.execute(
+    def phase(self, plan_id: str, phase_id: str) -> PhaseRecord | None:
+        row = self.connection.execute(
             "SELECT * FROM phases WHERE plan_id=? AND phase_id=?", (plan_id, phase_id)
         ).fetchone()
+        return from_row(PhaseRecord, row) if row is not None else None
 
-    def attempt_rows(self, plan_id: str, phase_id: str | None = None) -> list[sqlite3.Row]:
+    def attempts(self, plan_id: str, phase_id: str | None = None) -> list[AttemptRecord]:
+        """Attempts of the plan (or of one phase), by phase and number."""
         if phase_id is None:
-            return self.connection.execute(
-                "SELECT * FROM attempts WHERE plan_id=? ORDER BY phase_id, number", (plan_id,)
-            ).fetchall()
-        return self.connection.execute(
-            "SELECT * FROM attempts WHERE plan_id=? AND phase_id=? ORDER BY number", (plan_id, phase_id)
-        ).fetchall()
+            rows = self.connection.execute(
+                "SELECT * FROM attempts WHERE plan_id=? ORDER BY phase_id, number", (plan_id,))
+        else:
+            rows = self.connection.execute(
+                "SELECT * FROM attempts WHERE plan_id=? AND phase_id=? ORDER BY number", (plan_id, phase_id))
+        return [from_row(AttemptRecord, row) for row in rows]
 
-    def active_attempts(self, plan_id: str) -> list[sqlite3.Row]:
-        marks = ",".join("?" for _ in ACTIVE_ATTEMPT_STATES)
-        return self.connection.execute(
-            f"SELECT * FROM attempts WHERE plan_id=? AND state IN ({marks}) ORDER BY started_at",
-            (plan_id, *ACTIVE_ATTEMPT_STATES),
-        ).fetchall()
+    def last_attempt(self, plan_id: str, phase_id: str) -> AttemptRecord | None:
+        row = self.connection.execute(
+            "SELECT * FROM attempts WHERE plan_id=? AND phase_id=? ORDER BY number DESC LIMIT 1", (plan_id, phase_id)
+        ).fetchone()
+        return from_row(AttemptRecord, row) if row is not None else None
 
-    def attempt(self, attempt_id: str) -> sqlite3.Row | None:
-        return self.connection.execute("SELECT * FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+    def active_attempts(self, plan_id: str) -> list[AttemptRecord]:
+        """Attempts not over yet (``ACTIVE_ATTEMPT_STATES``), oldest first."""
+        states = sorted(ACTIVE_ATTEMPT_STATES)
+        marks = ",".join("?" for _ in states)
+        rows = self.connection.execute(
+            f"SELECT * FROM attempts WHERE plan_id=? AND state IN ({marks}) ORDER BY started_at", (plan_id, *states))
+        return [from_row(AttemptRecord, row) for row in rows]
 
-    def events(self, plan_id: str, after_seq: int = 0, limit: int = 1000) -> list[sqlite3.Row]:
-        return self.connection.execute(
-            "SELECT * FROM events WHERE plan_id=? AND seq>? ORDER BY seq LIMIT ?", (plan_id, after_seq, limit)
-        ).fetchall()
+    def attempt(self, attempt_id: str) -> AttemptRecord | None:
+        row = self.connection.execute("SELECT * FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+        return from_row(AttemptRecord, row) if row is not None else None
+
+    def earlier_attempt_of_session(self, attempt: AttemptRecord, session_id: str) -> AttemptRecord | None:
+        """The latest earlier attempt of the same phase whose agent session was ``session_id`` (a resume's
+        predecessor), or None."""
+        row = self.connection.execute(
+            "SELECT * FROM attempts WHERE plan_id=? AND phase_id=? AND session_id=? AND number<? "
+            "ORDER BY number DESC LIMIT 1",
+            (attempt.plan_id, attempt.phase_id, session_id, attempt.number),
+        ).fetchone()
+        return from_row(AttemptRecord, row) if row is not None else None
+
+    def spent(self, plan_id: str) -> tuple[int, float]:
+        """Tokens (input + output) and USD spent on the plan's attempts so far."""
+        row = self.connection.execute(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS cost "
+            "FROM attempts WHERE plan_id=?", (plan_id,),
+        ).fetchone()
+        return int(row["tokens"]), float(row["cost"])
+
+    def events(self, plan_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+        rows = self.connection.execute(
+            "SELECT * FROM events WHERE plan_id=? AND seq>? ORDER BY seq LIMIT ?", (plan_id, after_seq, limit))
+        return [from_row(EventRecord, row) for row in rows]

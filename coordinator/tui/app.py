@@ -9,13 +9,10 @@ process (``engine`` given) or in another one. Quitting detaches: workers keep ru
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -35,26 +32,20 @@ from textual.widgets import (
     TabPane,
 )
 
-from coordinator.engine.engine import EngineThread
-from coordinator.engine.events import EngineEvent
+from coordinator.judge.verdict import Verdict
 from coordinator.process.control_socket import send_command
-from coordinator.states import STATE_STYLES as STATUS_STYLES
 from coordinator.tui.model import (
     DashboardSource,
     PhaseFiles,
-    format_age,
-    format_duration,
-    read_evidence,
     read_text,
 )
+from coordinator.tui.render import COLUMN_WIDTHS, COLUMNS, phase_row, summary_markup, verdict_renderable
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
 from coordinator.util.logfollow import LogFollower
-from coordinator.util.text import plural
 
-STATE_STYLES = {**STATUS_STYLES, "blocked": "bold white on red", "hung": "bold white on red"}
-COLUMNS = ("phase", "kind", "title", "state", "attempt", "pid", "elapsed", "cycle", "tokens", "cost")
-COLUMN_WIDTHS = (7, 6, 32, 9, 7, 7, 7, 6, 7, 6)
-"""Fixed widths: letting DataTable re-measure a column on each update costs seconds at 500 rows."""
+if TYPE_CHECKING:  # the engine is loaded only by `coord run`, never by a read-only dashboard
+    from coordinator.engine.thread import EngineThread
+
 DETAIL_DEBOUNCE = 0.08
 """Seconds the cursor must rest on a phase before its detail pane is loaded."""
 LOG_TAIL_BYTES = 64 * 1024
@@ -92,8 +83,6 @@ class CoordApp(App[int]):
         self.engine = engine
         self.refresh_interval = refresh_interval
         self.show_pids = show_pids
-        self.pending_events: collections.deque[EngineEvent] = collections.deque(maxlen=10000)
-        """Filled by the engine thread (``engine_sink``); drained by the refresh timer."""
         self.report: dict[str, Any] | None = None
         self.rows: dict[str, tuple[Any, ...]] = {}
         self.visible_ids: list[str] = []
@@ -149,17 +138,12 @@ class CoordApp(App[int]):
     def on_unmount(self) -> None:
         self.source.close()
 
-    def engine_sink(self, event: EngineEvent) -> None:
-        """The engine's callback (called on the engine thread): only queues; the timer applies in batches."""
-        self.pending_events.append(event)
-
     # --- refresh -----------------------------------------------------------------------------------------
 
     def refresh_from_store(self, force: bool = False) -> None:
         """Read the run once and apply every change in one batch (the only place that repaints data)."""
         if not self.is_running or self.main.is_attached is False:
             return  # shutting down: the timer may fire once more
-        self.pending_events.clear()
         report = self.source.snapshot()
         if report is None:
             self.main.query_one("#summary", Static).update(
@@ -185,38 +169,13 @@ class CoordApp(App[int]):
             mode = f"[b green]live[/] (coordinator pid {coordinator.get('pid', '?')})"
         else:
             mode = "[dim]no coordinator running — read-only[/]"
-        paused = " · [b yellow]PAUSED[/]" if report["paused"] else ""
-        cost = f" · ${totals['cost_usd']:.2f}" if totals["cost_usd"] else ""
-        text = (
-            f"[b]{report['plan']}[/] — {report['title']} · {mode}{paused}\n"
-            f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · "
-            f"[{'b red' if totals['blocked'] else 'dim'}]{totals['blocked']} blocked[/] · "
-            f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
-            f"elapsed {format_duration(report.get('elapsed_s'))} · {totals['tokens']} tokens{cost} · "
-            f"run {report['state']}"
-        )
+        text = summary_markup(report, mode)
         # Fixed height (coord.tcss): no layout pass, which would repaint the whole screen every tick.
         self.main.query_one("#summary", Static).update(text, layout=False)
         self.main.query_one("#progress", ProgressBar).update(total=max(1, totals["phases"]), progress=totals["passed"])
 
     def _row(self, phase: dict[str, Any]) -> tuple[Any, ...]:
-        state = phase["state"]
-        if state in ("running", "remediating") and phase.get("stop_reason") == "hung":
-            state = "hung"
-        label = state.upper() if state in ("blocked", "hung") else state
-        running = phase["pid"] is not None
-        attempt = f"{phase['attempts']}/{phase['max_attempts']}" if phase.get("max_attempts") else str(
-            phase["attempts"])
-        cycle = ""
-        if running:
-            cycle = f"{phase['cycle']}/{phase['max_cycles']}" if phase.get("max_cycles") else str(phase["cycle"])
-        pid = str(phase["pid"]) if running and self.show_pids else ("•" if running else "")
-        cost = f"${phase['cost_usd']:.2f}" if phase.get("cost_usd") else ""
-        return (
-            phase["id"], phase["kind"], phase["title"], Text(label, style=STATE_STYLES.get(state, "")),
-            attempt, pid, format_age(phase["elapsed_s"]),
-            cycle, str(phase["tokens"] or ""), cost,
-        )
+        return phase_row(phase, show_pids=self.show_pids)
 
     def _matches(self, phase: dict[str, Any]) -> bool:
         if not self.filter_text:
@@ -256,13 +215,13 @@ class CoordApp(App[int]):
     def _update_events(self) -> None:
         log = self.main.query_one("#events", RichLog)
         for row in self.source.events(self.last_event_seq):
-            self.last_event_seq = row["seq"]
-            stamp = row["at"][11:19]
-            style = "red" if row["type"] in ("verdict_reached",) and "FAIL" in row["message"] else (
-                "green" if row["type"] == "verdict_reached" else "")
-            if row["type"] == "phase_state_changed" and "blocked" in row["message"]:
+            self.last_event_seq = row.seq
+            stamp = row.at[11:19]
+            style = "red" if row.type == "verdict_reached" and "FAIL" in row.message else (
+                "green" if row.type == "verdict_reached" else "")
+            if row.type == "phase_state_changed" and "blocked" in row.message:
                 style = "bold red"
-            log.write(Text(f"{stamp} {row['message']}", style=style))
+            log.write(Text(f"{stamp} {row.message}", style=style))
 
     # --- detail pane -------------------------------------------------------------------------------------
 
@@ -325,7 +284,7 @@ class CoordApp(App[int]):
         elif tab == "tab-marker" and self._changed("marker", files.marker):
             self._show_markdown("marker", files.marker, "no completion marker yet")
         elif tab == "tab-verdict" and self._changed("evidence", files.evidence):
-            self.main.query_one("#verdict", Static).update(verdict_renderable(phase, read_evidence(files.evidence)))
+            self.main.query_one("#verdict", Static).update(verdict_renderable(phase, Verdict.read(files.evidence)))
         elif tab == "tab-prompt" and self._changed("prompt", files.prompt):
             text = read_text(files.prompt)
             self.main.query_one("#prompt", Static).update(Text(text) if text is not None else Text("no prompt", "dim"))
@@ -518,49 +477,24 @@ class CoordApp(App[int]):
         self.exit(status, return_code=status, message=self.detach_message())
 
 
-def verdict_renderable(phase: dict[str, Any], evidence: dict[str, Any] | None) -> Any:
-    """The verdict tab: the verdict line and a table of every check with its evidence."""
-    if evidence is None:
-        state = phase["state"]
-        return Text(f"no verdict yet ({state})", style="dim")
-    passed = evidence.get("passed")
-    head = Text(f"{evidence.get('verdict')} — {evidence.get('reason')}", style="bold green" if passed else "bold red")
-    if evidence.get("source") not in (None, "checks"):
-        head.append(f"  (source: {evidence['source']})", style="dim")
-    table = Table(expand=True, show_lines=False, pad_edge=False)
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("evidence")
-    tails: list[Any] = []
-    for check in evidence.get("checks", []):
-        status = check.get("status", "")
-        style = {"pass": "green", "fail": "bold red", "off": "yellow", "skipped": "dim"}.get(status, "")
-        detail = check.get("detail", "")
-        if check.get("path"):
-            detail += f"\n{check['path']}"
-        table.add_row(check.get("name", ""), Text(status, style=style), detail)
-        if status == "fail" and check.get("output_tail"):
-            tails.append(Text(f"\n{check.get('name')} output (end):", style="bold"))
-            tails.append(Text(check["output_tail"][-3000:]))
-    return Group(head, table, *tails)
-
-
 def make_app(source: DashboardSource, *, engine: EngineThread | None = None,
              refresh_interval: float = 0.5, show_pids: bool = True) -> CoordApp:
     """Build the dashboard (the single factory the CLI and the tests use)."""
     return CoordApp(source, engine=engine, refresh_interval=refresh_interval, show_pids=show_pids)
 
 
-def run_with_engine(source: DashboardSource, start_engine: Callable[[Callable[[EngineEvent], None]], EngineThread],
-                    ) -> int:
+def run_with_engine(source: DashboardSource, start_engine: Callable[[], EngineThread]) -> int:
     """Open the dashboard with an engine started in this process; returns the exit status.
+
+    The dashboard reads the run from the store, as it does for a run of another process, so the engine hands
+    it no events: what it shows is what was committed.
 
     Args:
         source: the run to show.
-        start_engine: called with the dashboard's event sink; returns the started engine thread.
+        start_engine: starts the engine thread and returns it.
     """
     app = make_app(source)
-    app.engine = start_engine(app.engine_sink)
+    app.engine = start_engine()
     result = app.run()
     if app.engine.is_alive():  # the app ended some other way (e.g. ctrl+q): still detach cleanly
         app.engine.request_detach()

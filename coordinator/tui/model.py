@@ -16,9 +16,9 @@ from coordinator.errors import StoreError
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Plan
 from coordinator.state.lock import holder_info, is_locked
-from coordinator.state.status import collect_status, epoch_seconds
+from coordinator.state.status import collect_status
 from coordinator.state.store import Store
-from coordinator.util.files import read_json
+from coordinator.util.timefmt import epoch_seconds
 
 MAX_FILE_BYTES = 256 * 1024
 """Cap on how much of a report, marker or prompt the detail pane reads."""
@@ -145,29 +145,3 @@ def read_text(path: Path | None, limit: int = MAX_FILE_BYTES) -> str | None:
     if len(data) > limit:
         text += f"\n\n… cut at {limit // 1024} KiB; the whole file is {path}"
     return text
-
-
-def read_evidence(path: Path) -> dict[str, Any] | None:
-    value = read_json(path)
-    return value if isinstance(value, dict) else None
-
-
-def format_age(seconds: float | None) -> str:
-    """A table cell's running time: ``45s`` in the first minute, then ``12m``, ``1h05m``; None -> ``""``.
-
-    Coarser than :func:`format_duration` on purpose: a cell that changes every second makes the phase table
-    repaint every tick (about 100 ms of CPU with a full screen of rows), for a digit nobody reads at a glance.
-    """
-    return format_duration(seconds, with_seconds=False)
-
-
-def format_duration(seconds: float | None, with_seconds: bool = True) -> str:
-    """``75`` -> ``1m15s`` (``1m`` without seconds); ``3700`` -> ``1h01m``; None -> ``""``."""
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s" if with_seconds else f"{seconds // 60}m"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

@@ -13,6 +13,7 @@ from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet,
 
 from coordinator.agents.logview import describe_line
 from coordinator.tui.model import MAX_FILE_BYTES
+from coordinator.util.files import tail_bytes
 
 LOG_STYLES = {
     "command": "cyan",
@@ -127,14 +128,11 @@ class FullLogScreen(Screen[None]):
 
     def on_mount(self) -> None:
         log = self.query_one(RichLog)
-        try:
-            size = self.log_path.stat().st_size
-            with open(self.log_path, "rb") as handle:
-                if size > MAX_FILE_BYTES * 8:
-                    handle.seek(size - MAX_FILE_BYTES * 8)
-                    log.write(Text(f"… {size - MAX_FILE_BYTES * 8} earlier bytes in {self.log_path}", style="dim"))
-                data = handle.read()
-        except OSError:
+        found = tail_bytes(self.log_path, MAX_FILE_BYTES * 8)
+        if found is None:
             log.write(Text(f"no log at {self.log_path}", style="dim"))
             return
+        data, size = found
+        if size > len(data):
+            log.write(Text(f"… {size - len(data)} earlier bytes in {self.log_path}", style="dim"))
         log_write_lines(log, data.decode("utf-8", errors="replace").splitlines())

@@ -1,4 +1,5 @@
-"""Durable file writes: temp file in the same directory, fsync, ``os.replace``, fsync of the directory.
+"""Files: durable writes (temp file in the same directory, fsync, ``os.replace``, fsync of the directory) and
+bounded, forgiving reads.
 
 Who uses it: the store (markers, lock info), prompts, evidence and summaries. The supervisor has its own
 stdlib-only copy because it must not import the coordinator package.
@@ -56,3 +57,47 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def tail_bytes(path: Path, limit: int) -> tuple[bytes, int] | None:
+    """The last ``limit`` bytes of a file and the file's size in bytes; None when it is missing or unreadable.
+
+    The one tail reader of coord: logs are read from their end, never whole (a worker log may be 64 MiB).
+    """
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - limit))
+            return handle.read(limit), size
+    except OSError:
+        return None
+
+
+def read_tail(path: Path, limit: int, shown_as: str | None = None) -> str:
+    """The last ``limit`` bytes of a file as text, with a first line saying how much came before when it was cut
+    (``… 1234 earlier bytes in worker.log``, naming the file as ``shown_as``, default its name); "" when the file
+    is missing or unreadable."""
+    found = tail_bytes(path, limit)
+    if found is None:
+        return ""
+    data, size = found
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        text = f"… {size - limit} earlier bytes in {shown_as or path.name}\n" + text
+    return text
+
+
+def file_size(path: Path) -> int:
+    """Size of ``path`` in bytes; 0 when it is missing or unreadable."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def workspace_relative(path: Path, workspace: Path) -> str:
+    """``path`` as people should read it: relative to the workspace when inside it, else as given."""
+    try:
+        return str(path.relative_to(workspace))
+    except ValueError:
+        return str(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 TRIM_MARKER = b" MiB of worker output dropped here; "
 """A fragment of the marker line the supervisor writes where it cut the log."""
@@ -73,7 +74,7 @@ class LogFollower:
             self._delivered_tail = (self._delivered_tail + data)[-_ANCHOR_BYTES:]
         return LogChunk(data, "; ".join(notes) or None)
 
-    def _still_there(self, handle) -> bool:  # noqa: ANN001 - an open binary file
+    def _still_there(self, handle: BinaryIO) -> bool:
         """Whether the bytes before our offset are still the ones we delivered (a trim that the log has since
         outgrown leaves the size above our offset but moves everything)."""
         check = self._delivered_tail
@@ -83,14 +84,14 @@ class LogFollower:
         return handle.read(len(check)) == check
 
     @staticmethod
-    def _line_start(handle, position: int) -> int:  # noqa: ANN001 - an open binary file
+    def _line_start(handle: BinaryIO, position: int) -> int:
         handle.seek(max(0, position - 1))
         if position > 0 and handle.read(1) != b"\n":
             handle.readline()
             return handle.tell()
         return position
 
-    def _resume_after_trim(self, handle, size: int) -> tuple[int, str]:  # noqa: ANN001
+    def _resume_after_trim(self, handle: BinaryIO, size: int) -> tuple[int, str]:
         """Where to go on after the log changed under us, and what to tell the reader. The bytes before that
         place become the new anchor, so the next read checks against what the file now holds."""
         start = max(0, size - _SEARCH_BYTES)

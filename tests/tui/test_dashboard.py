@@ -9,7 +9,8 @@ import pytest
 from textual.widgets import DataTable, Markdown, ProgressBar, RichLog, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from coordinator.engine.engine import EngineThread, RunOptions
+from coordinator.engine.core import RunOptions
+from coordinator.engine.thread import EngineThread
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.loader import load_plan
 from coordinator.tui.app import CoordApp, make_app
@@ -187,7 +188,7 @@ async def test_quitting_detaches_and_leaves_the_worker_running(tmp_path: Path) -
     paths = WorkspacePaths(workspace)
     plan = load_plan(workspace / plan_path, workspace)
     app = make_app(DashboardSource(paths, plan.id, plan))
-    app.engine = EngineThread(plan, paths, RunOptions(), app.engine_sink)
+    app.engine = EngineThread(plan, paths, RunOptions())
     app.engine.start()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: cells(app, "P01")[3:4] == ["running"])

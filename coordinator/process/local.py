@@ -1,8 +1,9 @@
-"""Start, identify, stop and sweep attempts' processes on this machine.
+"""The local executor: each attempt is a supervisor process on this machine (``supervisor.py``).
 
-Who calls it: the engine. The launcher writes the supervisor's spec, starts ``supervisor.py`` in a session of its
-own (fork + exec, so no coordinator fd or lock leaks into it), and later finds the supervisor again by identity
-(pid + ``/proc`` start ticks + boot id) — after a coordinator restart too. Signals go through a pidfd opened after
+Who calls it: the engine (through the ``Executor`` protocol), ``coord exec`` and ``coord stop`` without a
+coordinator. It writes the supervisor's spec, starts ``supervisor.py`` in a session of its own (fork + exec, so no
+coordinator fd or lock leaks into it), and later finds the supervisor again by identity (pid + ``/proc`` start
+ticks + boot id) — after a coordinator restart too. Signals go through a pidfd opened after
 the identity check, so a recycled pid is never signalled.
 """
 
@@ -13,68 +14,40 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from coordinator.process import supervisor as supervisor_module
-from coordinator.util.files import read_json, write_json_atomic
+from coordinator.process.executor import AttemptHandle, StartError, UnrecordedAttempt
+from coordinator.process.records import (
+    STOP_REQUEST_FILE,
+    SUPERVISOR_LOG_FILE,
+    ExitRecord,
+    Identity,
+    SupervisorSpec,
+)
+from coordinator.util import failpoints
+from coordinator.util.files import write_json_atomic
 
 COOKIE = supervisor_module.COOKIE
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Who runs an attempt, from the supervisor's ``identity.json``."""
-
-    supervisor_pid: int
-    supervisor_start_ticks: int | None
-    worker_pid: int | None
-    boot_id: str
-    started_at: str
-
-    @classmethod
-    def read(cls, attempt_dir: Path, attempt_id: str) -> Identity | None:
-        """Return the identity in ``attempt_dir/identity.json`` if written for ``attempt_id``, else None."""
-        data = read_json(attempt_dir / "identity.json")
-        if not isinstance(data, dict) or data.get("attempt_id") != attempt_id:
-            return None
-        return cls(
-            supervisor_pid=int(data["supervisor_pid"]),
-            supervisor_start_ticks=data.get("supervisor_start_ticks"),
-            worker_pid=data.get("worker_pid"),
-            boot_id=str(data.get("boot_id", "")),
-            started_at=str(data.get("started_at", "")),
-        )
-
-
-def read_exit(attempt: Any) -> dict[str, Any] | None:
-    """The ``exit.json`` of an attempt (a store row with ``attempt_dir`` and ``attempt_id``) if its supervisor
-    wrote it for this very attempt (ids match), else None."""
-    record = read_json(Path(attempt["attempt_dir"]) / "exit.json")
-    if isinstance(record, dict) and record.get("attempt_id") == attempt["attempt_id"]:
-        return record
-    return None
-
-
-def start_supervisor(spec: dict, attempt_dir: Path) -> subprocess.Popen[bytes]:
+def start_supervisor(spec: SupervisorSpec) -> subprocess.Popen[bytes]:
     """Write ``spec.json`` and start the attempt's supervisor in a new session.
 
     Args:
-        spec: the keys of ``supervisor.SPEC_KEYS``.
-        attempt_dir: the attempt folder; ``supervisor.log`` there receives the supervisor's own stderr.
+        spec: what to run; ``supervisor.log`` in its attempt folder receives the supervisor's own stderr.
 
     Returns:
         The supervisor's Popen (the caller polls it so it never stays a zombie).
 
     Raises:
-        OSError: the interpreter could not be started.
+        OSError: the spec could not be written or the interpreter could not be started.
     """
-    spec_path = attempt_dir / "spec.json"
-    write_json_atomic(spec_path, spec)
-    with open(attempt_dir / "supervisor.log", "ab") as log:
+    attempt_dir = Path(spec.attempt_dir)
+    spec_path = spec.write(attempt_dir)
+    with open(attempt_dir / SUPERVISOR_LOG_FILE, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-I", str(Path(supervisor_module.__file__).resolve()), str(spec_path)],
             stdin=subprocess.DEVNULL,
@@ -82,7 +55,7 @@ def start_supervisor(spec: dict, attempt_dir: Path) -> subprocess.Popen[bytes]:
             stderr=log,
             start_new_session=True,  # Ctrl-C in the coordinator's terminal never reaches workers
             close_fds=True,
-            env={**os.environ, "COORD_ATTEMPT_ID": spec["attempt_id"]},
+            env={**os.environ, COOKIE: spec.attempt_id},
         )
 
 
@@ -158,7 +131,7 @@ def request_stop(attempt_dir: Path, identity: Identity, reason: str) -> bool:
     Returns:
         True if the supervisor received the request.
     """
-    write_json_atomic(attempt_dir / "stop-request.json", {"reason": reason, "at": time.time()})
+    write_json_atomic(attempt_dir / STOP_REQUEST_FILE, {"reason": reason, "at": time.time()})
     return signal_supervisor(identity, signal.SIGTERM)
 
 
@@ -204,3 +177,81 @@ def kill_attempt_processes(attempt_id: str, grace: float) -> list[int]:
         psutil.wait_procs(alive, timeout=5)
     return pids
 
+
+
+IDENTITY_TIMEOUT = 10.0
+"""Seconds a new supervisor has to write its identity before the attempt counts as not started."""
+
+
+class LocalExecutor:
+    """Runs each attempt as a supervisor process on this machine (the default executor).
+
+    It remembers the supervisors it started itself (to reap them, and because a child not yet reaped is
+    certainly alive); everything else it learns from the attempt folder, so it serves attempts of an earlier
+    coordinator just as well.
+    """
+
+    def __init__(self, identity_timeout: float = IDENTITY_TIMEOUT) -> None:
+        self.identity_timeout = identity_timeout
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, spec: SupervisorSpec) -> Identity:
+        try:
+            process = start_supervisor(spec)
+        except OSError as exc:
+            raise StartError(f"could not start the worker: {exc}") from exc
+        self._children[spec.attempt_id] = process
+        failpoints.hit("launch.after_spawn")
+        identity = wait_for_identity(Path(spec.attempt_dir), process, spec.attempt_id, self.identity_timeout)
+        if identity is None:
+            # It may still start its worker later: end the whole attempt before counting it as failed.
+            kill_session(process)
+            kill_attempt_processes(spec.attempt_id, spec.kill_grace)
+            self._children.pop(spec.attempt_id, None)
+            raise StartError("the supervisor did not start in time (see supervisor.log)")
+        return identity
+
+    def identity(self, attempt: AttemptHandle) -> Identity | None:
+        return Identity.read(attempt.attempt_dir, attempt.attempt_id)
+
+    def is_alive(self, attempt: AttemptHandle) -> bool:
+        if attempt.attempt_id in self._children:
+            return True  # our own child, not reaped yet
+        identity = self.identity(attempt)
+        return identity is not None and supervisor_alive(identity)
+
+    def started_on_another_boot(self, attempt: AttemptHandle) -> bool:
+        identity = self.identity(attempt)
+        return identity is not None and identity.boot_id != current_boot_id()
+
+    def result(self, attempt: AttemptHandle) -> ExitRecord | None:
+        return ExitRecord.read(attempt.attempt_dir, attempt.attempt_id)
+
+    def stop(self, attempt: AttemptHandle, reason: str) -> bool:
+        identity = self.identity(attempt)
+        return identity is not None and request_stop(attempt.attempt_dir, identity, reason)
+
+    def kill_processes(self, attempt_id: str, grace: float) -> list[int]:
+        return kill_attempt_processes(attempt_id, grace)
+
+    def poll_ended(self) -> bool:
+        ended = [attempt_id for attempt_id, process in self._children.items() if process.poll() is not None]
+        for attempt_id in ended:
+            del self._children[attempt_id]
+        return bool(ended)
+
+    def unrecorded(self, phase_dir: Path, known: set[str]) -> list[UnrecordedAttempt]:
+        if not phase_dir.is_dir():
+            return []
+        found = []
+        for attempt_dir in sorted(phase_dir.iterdir(), key=lambda path: path.name):
+            if not attempt_dir.name.isdigit():
+                continue
+            attempt_id = SupervisorSpec.read_attempt_id(attempt_dir)
+            if attempt_id is None or attempt_id in known:
+                continue
+            identity = Identity.read(attempt_dir, attempt_id)
+            if identity is None or not supervisor_alive(identity):
+                continue
+            found.append(UnrecordedAttempt(int(attempt_dir.name), attempt_id, attempt_dir, identity))
+        return found

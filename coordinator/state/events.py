@@ -1,7 +1,6 @@
-"""Frozen events the engine reports through its callback (``sink``); the headless printer and the TUI read them.
-
-Every event is also an audit record (``events`` table and ``events.jsonl``) under ``type_name``.
-Nothing here imports textual: the TUI wraps these in its own messages.
+"""The events of a run: each is recorded by the store in the transaction of the change it reports (a row of the
+``events`` table and a line of ``events.jsonl``, under ``type_name``), then handed to the store's subscribers —
+the headless printer, and the dashboard's prompt refresh.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ class Notice(EngineEvent):
 @dataclass(frozen=True, kw_only=True)
 class PhaseStateChanged(EngineEvent):
     state: str
-    """New phase state: pending running checking passed failed remediating blocked lost skipped."""
+    """The new ``PhaseState``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,3 +80,21 @@ class RunFinished(EngineEvent):
     exit_status: int
     passed: int
     total: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingEvidence(EngineEvent):
+    """`coord import --with-progress` judged a phase from the evidence already in the workspace."""
+
+    verdict: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanImported(EngineEvent):
+    """`coord import --with-progress` recorded a plan and how far its existing evidence goes."""
+
+    source: str
+    plan_path: str
+    passed: tuple[str, ...]
+    resume_at: str | None

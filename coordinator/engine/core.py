@@ -1,0 +1,167 @@
+"""What every part of the engine shares: the run's inputs, its in-memory state, and the seams tests replace.
+
+``Engine`` (``engine.py``) is assembled from this core and three parts, one per job: launching (``launch.py``),
+judging (``judging.py``) and recovery after a restart (``recovery.py``). Each part calls the others only through
+the methods declared at the bottom of :class:`EngineCore`, so each file can be read on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coordinator.judge.verdict import Verdict
+from coordinator.plan.model import Phase, Plan
+from coordinator.process.control_socket import SignalListener
+from coordinator.process.executor import AttemptHandle, Executor
+from coordinator.process.records import Identity
+from coordinator.prompts.renderer import PromptRenderer, RemediationContext
+from coordinator.state.events import Notice
+from coordinator.state.records import AttemptRecord
+from coordinator.state.store import Store
+from coordinator.states import AttemptState
+from coordinator.util.files import workspace_relative
+
+
+@dataclass(frozen=True)
+class RemediationRequest:
+    """A person's request to remediate one phase now (``coord remediate``)."""
+
+    phase_id: str
+    resume: bool = False
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves beyond the plan itself."""
+
+    max_parallel: int = 1
+    """Attempts running at once (phases share a working tree, so 1 by default)."""
+    scope: frozenset[str] | None = None
+    """Phase ids this run may launch (``--only``/``--from``); None = all. Dependencies outside it count as met."""
+    poll_fallback: float = 1.0
+    """Seconds between file polls for ended attempts (the fallback when the socket push is lost)."""
+    use_socket: bool = True
+    """Listen for pushes and commands on the control socket."""
+    remediate_only: RemediationRequest | None = None
+    """Stand-alone ``coord remediate``: run this one remediation to its verdict and nothing else."""
+
+
+@dataclass
+class Watch:
+    """What the engine tracks in memory about a running attempt (its cycle count is persisted too)."""
+
+    attempt_id: str
+    phase_id: str
+    number: int
+    next_cycle_at: float
+    """When (on the engine's monotonic clock, seconds) its next poll cycle ends."""
+    cycle: int = 0
+    silent_cycles: int = 0
+    """Consecutive cycles in which its log did not change."""
+    log_bytes: int = 0
+    """The log's size at the last cycle."""
+
+
+@dataclass
+class Judging:
+    """An attempt whose checks run on a judge thread."""
+
+    future: Future[Verdict]
+    phase: Phase
+    number: int
+    stopped_by_person: bool
+
+
+@dataclass
+class EngineState:
+    """The engine's in-memory state; everything that must survive a restart is in the store instead."""
+
+    detach_signal: int | None = None
+    """The signal that asked the loop to detach, once one did."""
+    stop_all: bool = False
+    """A person stopped the whole run: launch nothing more."""
+    wake: bool = False
+    """Something ended (a push, a reaped supervisor): poll for exit records now rather than on schedule."""
+    watches: dict[str, Watch] = field(default_factory=dict)
+    """Running attempts by attempt id."""
+    budget_reason: str | None = None
+    """Why the budget stopped launches (None while it has not)."""
+    judging: dict[str, Judging] = field(default_factory=dict)
+    """Attempts being judged, by attempt id."""
+
+
+class EngineCore:
+    """The run's inputs and shared state.
+
+    Args:
+        plan: the validated plan.
+        store: the writable store (the caller holds the workspace lock).
+        options: run options.
+        executor: where attempts run (the local supervisor processes unless a test or the plan says otherwise).
+        clock: monotonic seconds, for poll cycles (tests pass a fake one).
+    """
+
+    def __init__(self, plan: Plan, store: Store, options: RunOptions, executor: Executor,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.plan = plan
+        self.store = store
+        self.paths = store.paths
+        self.options = options
+        self.executor = executor
+        self.clock = clock
+        self.workspace = Path(plan.workspace)
+        self.renderer = PromptRenderer(self.workspace)
+        self.state = EngineState()
+        self.listener: SignalListener | None = None
+        self.paused = False
+        self.remediation_attempt_id: str | None = None
+        self.judges = ThreadPoolExecutor(max_workers=max(2, options.max_parallel), thread_name_prefix="judge")
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _notice(self, message: str, *, level: str = "info", phase_id: str | None = None) -> None:
+        self.store.record([Notice(plan_id=self.plan.id, phase_id=phase_id, message=message, level=level)])
+
+    def _relative(self, path: Path) -> str:
+        return workspace_relative(path, self.paths.workspace)
+
+    @staticmethod
+    def _handle(attempt: AttemptRecord) -> AttemptHandle:
+        return AttemptHandle(attempt.attempt_id, attempt.directory)
+
+    def _phase_known(self, phase_id: str) -> bool:
+        return any(phase.id == phase_id for phase in self.plan.phases)
+
+    def _in_scope(self, phase_id: str) -> bool:
+        if self.options.remediate_only is not None:
+            return phase_id == self.options.remediate_only.phase_id
+        return self.options.scope is None or phase_id in self.options.scope
+
+    # --- implemented by the parts (declared here so each part can call the others) ----------------------
+
+    def _launch(self, phase: Phase, *, remediation: RemediationContext | None = None,
+                resume_session: str | None = None, note: str | None = None, person: bool = False) -> str | None:
+        raise NotImplementedError
+
+    def _launch_remediation(self, phase: Phase, *, resume: bool | None = None, note: str | None = None,
+                            person: bool = False) -> str | None:
+        raise NotImplementedError
+
+    def _record_running(self, attempt_id: str, phase: Phase, number: int, identity: Identity,
+                        resume_session: str | None, adopted: bool) -> None:
+        raise NotImplementedError
+
+    def _finish_attempt(self, attempt: AttemptRecord) -> None:
+        raise NotImplementedError
+
+    def _commit_verdict(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict, *,
+                        attempt_state: AttemptState, stopped_by_person: bool = False) -> None:
+        raise NotImplementedError
+
+    def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
+        raise NotImplementedError

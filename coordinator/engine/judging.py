@@ -1,0 +1,164 @@
+"""Judging an ended attempt: read its exit record, summarize its log (tokens, cost), run the checks on a judge
+thread, then commit the verdict and the phase's next state (``rules.phase_after_verdict``) in one transaction.
+
+Judging is idempotent: a coordinator killed mid-judging leaves the attempt ``checking`` and the next one judges
+it again from the same files. ``priced_summary`` is shared with ``coord exec``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from coordinator.agents import Agent, AgentSummary, get_agent, pricing
+from coordinator.agents.pricing import PricedAttempt
+from coordinator.engine.core import EngineCore, Judging
+from coordinator.engine.rules import phase_after_verdict
+from coordinator.judge.checks import JudgeInput, judge
+from coordinator.judge.verdict import CheckResult, Verdict
+from coordinator.plan.model import AgentProfile, Phase, Price
+from coordinator.process.records import LOG_FILE
+from coordinator.state.events import AttemptEnded, PhaseStateChanged, VerdictReached
+from coordinator.state.records import AttemptEnd, AttemptRecord
+from coordinator.states import AttemptState, PhaseState
+from coordinator.util import failpoints
+from coordinator.util.files import read_json, write_json_atomic
+
+SUMMARY_FILE = "summary.json"
+EVIDENCE_FILE = "evidence.json"
+
+
+def priced_summary(agent: Agent, profile: AgentProfile, attempt_dir: Path, prices: dict[str, Price],
+                   previous_usage: dict[str, Any] | None = None) -> tuple[AgentSummary, PricedAttempt | None]:
+    """The attempt's summary — its own tokens, and its cost in USD: the agent's own figure (Claude Code reports
+    one), else priced from ``prices`` or the packaged table for the profile's model — with the price used."""
+    summary = agent.summarize(attempt_dir / LOG_FILE, attempt_dir, previous_usage=previous_usage)
+    priced = None
+    if summary.cost_usd is None:
+        priced = pricing.price_attempt(profile, summary.input_tokens, summary.cached_input_tokens,
+                                       summary.output_tokens, prices)
+        if priced is not None:
+            summary = replace(summary, cost_usd=priced.cost_usd)
+    return summary, priced
+
+
+class JudgingMixin(EngineCore):
+    """Turning ended attempts into committed verdicts."""
+
+    def _finish_attempt(self, attempt: AttemptRecord) -> None:
+        """Judge an ended attempt: summary, checks, verdict, then the phase's next state. Idempotent."""
+        phase = self.plan.phase(attempt.phase_id)
+        exit_record = self.executor.result(self._handle(attempt))
+        failpoints.hit("finish.after_exit_read")
+        self.state.watches.pop(attempt.attempt_id, None)
+        profile = self.plan.agents.get(attempt.agent) or self.plan.agents[phase.agent]
+        agent = get_agent(profile)
+        summary, priced = priced_summary(agent, profile, attempt.directory, self.plan.prices,
+                                         self._previous_usage(attempt))
+        write_json_atomic(attempt.directory / SUMMARY_FILE,
+                          {**summary.to_dict(), "price": priced.basis if priced is not None else None})
+        stop_reason = attempt.stop_reason or (exit_record.stop_request if exit_record else None)
+        if attempt.state != AttemptState.CHECKING:
+            how = exit_record.how if exit_record is not None else "exit code None"
+            self.store.mark_checking(attempt.attempt_id, AttemptEnd(
+                ended_at=exit_record.ended_at if exit_record else None,
+                exit_code=exit_record.exit_code if exit_record else None,
+                signal=exit_record.signal if exit_record else None,
+                stop_reason=stop_reason, session_id=summary.session_id, input_tokens=summary.input_tokens,
+                cached_input_tokens=summary.cached_input_tokens, output_tokens=summary.output_tokens,
+                cost_usd=summary.cost_usd, last_message=summary.last_message, commands=summary.commands,
+                file_changes=summary.file_changes,
+            ), [AttemptEnded(
+                plan_id=self.plan.id, phase_id=phase.id, attempt=attempt.number,
+                exit_code=exit_record.exit_code if exit_record else None,
+                signal=exit_record.signal if exit_record else None, stop_reason=stop_reason,
+                message=f"{phase.id} attempt {attempt.number} ended ({how}"
+                + (f", {stop_reason}" if stop_reason else "") + "); checking",
+            )])
+        artifacts = self.renderer.artifact_paths(self.plan, phase)
+        stop_detail = attempt.reason if stop_reason else None
+        judge_input = JudgeInput(
+            workspace=self.workspace,
+            phase=phase,
+            workdir=self.workspace / phase.workdir,
+            attempt_dir=attempt.directory,
+            report_path=artifacts.report,
+            completed_path=artifacts.completed,
+            exit_code=exit_record.exit_code if exit_record else None,
+            exit_signal=exit_record.signal if exit_record else None,
+            stop_reason=stop_detail or stop_reason,
+            summary=summary,
+            requires_completed_turn=agent.requires_completed_turn,
+            expected_session=attempt.resume_session,
+            env={"COORD_ATTEMPT_ID": attempt.attempt_id},
+            start_error=exit_record.start_error if exit_record else None,
+            leftovers=exit_record.leftovers if exit_record else {},
+            unkillable=exit_record.unkillable if exit_record else (),
+        )
+        # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
+        # commands and the hang policy of other attempts meanwhile.
+        self.state.judging[attempt.attempt_id] = Judging(
+            future=self.judges.submit(judge, judge_input), phase=phase, number=attempt.number,
+            stopped_by_person=stop_reason == "stopped")
+
+    def _previous_usage(self, attempt: AttemptRecord) -> dict[str, Any] | None:
+        """On a resumed session, the thread-cumulative usage its predecessor recorded (to count only ours)."""
+        if not attempt.resume_session:
+            return None
+        earlier = self.store.earlier_attempt_of_session(attempt, attempt.resume_session)
+        if earlier is None:
+            return None
+        summary = read_json(earlier.directory / SUMMARY_FILE)
+        usage = summary.get("cumulative_usage") if isinstance(summary, dict) else None
+        return usage if isinstance(usage, dict) else None
+
+    def _collect_verdicts(self) -> None:
+        """Commit the verdicts of attempts whose checks have finished."""
+        for attempt_id, judging in list(self.state.judging.items()):
+            if not judging.future.done():
+                continue
+            del self.state.judging[attempt_id]
+            try:
+                verdict = judging.future.result()
+            except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
+                reason = f"coord could not check this attempt: {exc!r}"
+                verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
+            verdict.write(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number) / EVIDENCE_FILE)
+            self._commit_verdict(attempt_id, judging.phase, judging.number, verdict,
+                                 attempt_state=AttemptState.PASSED if verdict.passed else AttemptState.FAILED,
+                                 stopped_by_person=judging.stopped_by_person)
+            failpoints.hit("finish.after_verdict_commit")
+
+    def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
+        phase = self.plan.phase(attempt.phase_id)
+        killed = self.executor.kill_processes(attempt.attempt_id, phase.policy.kill_grace)
+        if killed:
+            reason += f" (killed leftover processes {killed})"
+        verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("exit", "fail", reason),), source="lost")
+        verdict.write(attempt.directory / EVIDENCE_FILE)
+        self.state.watches.pop(attempt.attempt_id, None)
+        self._commit_verdict(attempt.attempt_id, phase, attempt.number, verdict, attempt_state=AttemptState.LOST)
+
+    def _commit_verdict(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict, *,
+                        attempt_state: AttemptState, stopped_by_person: bool = False) -> None:
+        standalone = self.options.remediate_only is not None
+        outcome = phase_after_verdict(verdict.passed, verdict.reason, number, phase.policy.max_attempts,
+                                      stopped_by_person=stopped_by_person, standalone_remediation=standalone)
+        events: list[Any] = [VerdictReached(
+            plan_id=self.plan.id, phase_id=phase.id, attempt=number, passed=verdict.passed, reason=verdict.reason,
+            message=f"{phase.id} attempt {number}: {verdict.label} — {verdict.reason}",
+        )]
+        if outcome.state != PhaseState.PASSED:
+            if outcome.state == PhaseState.BLOCKED:
+                follows = f" after {number} attempt(s); dependents will not start"
+            elif standalone:
+                follows = ""
+            else:
+                follows = f"; remediation attempt {number + 1}/{phase.policy.max_attempts} follows"
+            events.append(PhaseStateChanged(
+                plan_id=self.plan.id, phase_id=phase.id, attempt=number, state=outcome.state,
+                message=f"{phase.id} {outcome.state}{follows}",
+            ))
+        self.store.commit_verdict(attempt_id, attempt_state, verdict.label, verdict.reason, verdict.source,
+                                  outcome.state, outcome.reason, events)

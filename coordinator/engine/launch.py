@@ -1,0 +1,186 @@
+"""Launching an attempt: record the intent, render the prompt, snapshot the protected files, build the
+supervisor's spec, start it through the executor, record who runs it.
+
+The order is the launch protocol (``docs/design.md``, "Launch"): the attempt's row is committed before anything
+starts, so a coordinator killed at any step never launches the phase twice. ``supervisor_spec`` and
+``worker_env`` are shared with ``coord exec``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from coordinator.agents import LaunchRequest, WorkerCommand, get_agent
+from coordinator.engine.core import EngineCore, Watch
+from coordinator.engine.remediation import choose_resume, remediation_context
+from coordinator.errors import CoordError
+from coordinator.judge import protected
+from coordinator.judge.checks import PROTECTED_SNAPSHOT
+from coordinator.judge.verdict import CheckResult, Verdict
+from coordinator.plan.model import Phase, Policy
+from coordinator.process.executor import StartError
+from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
+from coordinator.prompts.renderer import RemediationContext
+from coordinator.state.events import AttemptLaunched, PhaseStateChanged
+from coordinator.state.records import NewAttempt
+from coordinator.states import AttemptState, PhaseState
+from coordinator.util import failpoints
+from coordinator.util.files import write_atomic, write_json_atomic
+
+PROMPT_FILE = "prompt.md"
+EVIDENCE_FILE = "evidence.json"
+
+
+def supervisor_spec(attempt_id: str, phase_id: str, number: int, command: WorkerCommand, *, cwd: Path,
+                    attempt_dir: Path, env: Mapping[str, str], policy: Policy, socket_path: str | None,
+                    signal_path: Path | None = None, after_exit_argv: tuple[str, ...] | None = None,
+                    ) -> SupervisorSpec:
+    """The spec of one attempt's supervisor.
+
+    Only coord's own variables (``env``) and the profile's (``command.env``) go into it; the rest of the
+    environment, API keys among it, reaches the worker by inheritance, never through a file on disk.
+    """
+    return SupervisorSpec(
+        attempt_id=attempt_id,
+        phase_id=phase_id,
+        attempt_number=number,
+        argv=tuple(command.argv),
+        cwd=str(cwd),
+        env={**env, **command.env},
+        stdin_path=command.stdin_path,
+        log_path=str(attempt_dir / LOG_FILE),
+        attempt_dir=str(attempt_dir),
+        signal_path=str(signal_path) if signal_path is not None else None,
+        socket_path=socket_path,
+        kill_grace=policy.kill_grace,
+        log_cap_bytes=int(policy.log_cap_mib * 1024 * 1024),
+        after_exit_argv=after_exit_argv,
+    )
+
+
+def protected_snapshot(workspace: Path, phase: Phase) -> dict[str, Any]:
+    """What ``protected.json`` holds: the patterns and the hashes, or why they could not be taken."""
+    try:
+        return {"patterns": list(phase.protected), "files": protected.snapshot(workspace, phase.protected)}
+    except (OverflowError, OSError) as exc:
+        return {"patterns": list(phase.protected), "error": str(exc)}
+
+
+def set_aside_stale(attempt_dir: Path) -> None:
+    """Move a leftover folder (from a run whose store was deleted) out of the way so nothing in it is trusted."""
+    if attempt_dir.exists():
+        attempt_dir.rename(attempt_dir.with_name(f"{attempt_dir.name}.stale-{uuid.uuid4().hex[:8]}"))
+
+
+class LaunchMixin(EngineCore):
+    """Starting attempts (first ones and remediations) and recording who runs them."""
+
+    def _launch_remediation(self, phase: Phase, *, resume: bool | None = None, note: str | None = None,
+                            person: bool = False) -> str | None:
+        previous = self.store.last_attempt(self.plan.id, phase.id)
+        context = None
+        resume_session = None
+        if previous is not None:
+            choice = choose_resume(phase, self.plan.agents[phase.agent], previous, resume)
+            if choice.refused:
+                self._notice(choice.refused, phase_id=phase.id)
+            resume_session = choice.session
+            context = remediation_context(previous, self.paths.workspace, resume_session, note)
+        return self._launch(phase, remediation=context, resume_session=resume_session, note=note, person=person)
+
+    def _launch(self, phase: Phase, *, remediation: RemediationContext | None = None,
+                resume_session: str | None = None, note: str | None = None, person: bool = False) -> str | None:
+        """Launch the next attempt of ``phase``; returns its attempt id (None if it failed to start)."""
+        record = self.store.phase(self.plan.id, phase.id)
+        number = (record.attempts if record is not None else 0) + 1
+        attempt_id = str(uuid.uuid4())
+        attempt_dir = self.paths.attempt_dir(self.plan.id, phase.id, number)
+        is_remediation = number > 1 or remediation is not None
+        phase_state = PhaseState.REMEDIATING if is_remediation else PhaseState.RUNNING
+        what = ("remediation requested by a person" if person else "remediation" if is_remediation else "starting")
+        self.store.begin_attempt(
+            NewAttempt(attempt_id=attempt_id, plan_id=self.plan.id, phase_id=phase.id, number=number,
+                       remediation=is_remediation, agent=phase.agent, attempt_dir=str(attempt_dir),
+                       resume_session=resume_session, note=note),
+            phase_state,
+            [PhaseStateChanged(
+                plan_id=self.plan.id, phase_id=phase.id, attempt=number, state=phase_state,
+                message=f"{phase.id} attempt {number}/{phase.policy.max_attempts}: {what}"
+                + (f" (resuming session {resume_session})" if resume_session else ""),
+            )],
+        )
+        failpoints.hit("remediate.after_intent" if is_remediation else "launch.after_intent")
+        try:
+            spec = self._prepare(phase, attempt_id, number, attempt_dir, remediation, resume_session,
+                                 is_remediation)
+            identity = self.executor.start(spec)
+        except StartError as exc:
+            self._fail_unstarted(attempt_id, phase, number, str(exc))
+            return None
+        except (CoordError, OSError) as exc:
+            self._fail_unstarted(attempt_id, phase, number, f"could not start the worker: {exc}")
+            return None
+        failpoints.hit("launch.after_identity")
+        self._record_running(attempt_id, phase, number, identity, resume_session, adopted=False)
+        return attempt_id
+
+    def _prepare(self, phase: Phase, attempt_id: str, number: int, attempt_dir: Path,
+                 remediation: RemediationContext | None, resume_session: str | None,
+                 is_remediation: bool) -> SupervisorSpec:
+        """Create the attempt folder with its prompt (and protected snapshot); return the supervisor's spec."""
+        set_aside_stale(attempt_dir)
+        attempt_dir.mkdir(parents=True)
+        prompt_path = attempt_dir / PROMPT_FILE
+        write_atomic(prompt_path, self.renderer.render(self.plan, phase, attempt_number=number,
+                                                       remediation=remediation))
+        if phase.protected:
+            write_json_atomic(attempt_dir / PROTECTED_SNAPSHOT, protected_snapshot(self.workspace, phase))
+        artifacts = self.renderer.artifact_paths(self.plan, phase)
+        workdir = self.workspace / phase.workdir
+        profile = self.plan.agents[phase.agent]
+        command = get_agent(profile).build_command(LaunchRequest(
+            prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workdir, resume_session=resume_session,
+            script=tuple(phase.script), phase_id=phase.id))
+        env = {
+            "COORD_ATTEMPT_ID": attempt_id,
+            "COORD_PLAN_ID": self.plan.id,
+            "COORD_PHASE_ID": phase.id,
+            "COORD_ATTEMPT": str(number),
+            "COORD_REMEDIATION": "1" if is_remediation else "0",
+            "COORD_WORKSPACE": self.plan.workspace,
+            "COORD_REPORT_PATH": str(self.workspace / artifacts.report),
+            "COORD_COMPLETED_PATH": str(self.workspace / artifacts.completed),
+            "COORD_PROMPT_FILE": str(prompt_path),
+        }
+        return supervisor_spec(attempt_id, phase.id, number, command, cwd=workdir, attempt_dir=attempt_dir,
+                               env=env, policy=phase.policy,
+                               socket_path=str(self.listener.path) if self.listener is not None else None)
+
+    def _record_running(self, attempt_id: str, phase: Phase, number: int, identity: Identity,
+                        resume_session: str | None, adopted: bool) -> None:
+        attempt = self.store.attempt(attempt_id)
+        verb = "reattached" if adopted else "launched"
+        log = self.paths.attempt_dir(self.plan.id, phase.id, number) / LOG_FILE
+        self.store.mark_running(attempt_id, identity.supervisor_pid, identity.worker_pid, identity.started_at, [
+            AttemptLaunched(
+                plan_id=self.plan.id, phase_id=phase.id, attempt=number, worker_pid=identity.worker_pid,
+                supervisor_pid=identity.supervisor_pid, remediation=number > 1, resume_session=resume_session,
+                message=f"{phase.id} attempt {number} {verb} (worker pid {identity.worker_pid}, "
+                f"log {self._relative(log)})",
+            )])
+        if identity.worker_pid is not None:  # an adopted worker's line may be missing if its launcher died first
+            self.store.append_pid_line(self.plan.id, phase.id, identity.worker_pid, number, identity.supervisor_pid,
+                                       unless_present=adopted)
+        self.state.watches[attempt_id] = Watch(
+            attempt_id=attempt_id, phase_id=phase.id, number=number,
+            next_cycle_at=self.clock() + phase.policy.poll_interval,
+            cycle=attempt.cycle if attempt is not None else 0,
+        )
+
+    def _fail_unstarted(self, attempt_id: str, phase: Phase, number: int, reason: str) -> None:
+        verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("exit", "fail", reason),))
+        verdict.write(self.paths.attempt_dir(self.plan.id, phase.id, number) / EVIDENCE_FILE)
+        self._commit_verdict(attempt_id, phase, number, verdict, attempt_state=AttemptState.FAILED)

@@ -1,0 +1,108 @@
+"""The engine's decisions, as pure functions of what the store recorded: which phases may start, whether the
+budget is spent, and where a phase goes after a verdict.
+
+Nothing here reads a file, a clock or a process; ``tests/unit/engine/test_rules.py`` tests them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from coordinator.plan.model import Budget, Phase
+from coordinator.state.records import PhaseRecord
+from coordinator.states import DONE_PHASE_STATES, RETRYABLE_PHASE_STATES, PhaseState
+
+
+class Action(StrEnum):
+    """What to do with a phase that may move now."""
+
+    FRESH = "fresh"
+    """Launch its first attempt."""
+    REMEDIATE = "remediate"
+    """Launch a remediation attempt."""
+    BLOCK = "block"
+    """Its attempts are used up: block it."""
+
+
+@dataclass(frozen=True)
+class Runnable:
+    phase: Phase
+    action: Action
+
+
+def runnable(phases: Iterable[Phase], records: dict[str, PhaseRecord], active_phases: set[str],
+             in_scope: Callable[[str], bool]) -> list[Runnable]:
+    """Phases that may move now, in plan order, with what to do.
+
+    Args:
+        phases: the plan's phases.
+        records: the store's phase records by phase id.
+        active_phases: ids of phases with an attempt under way (they are left alone).
+        in_scope: whether this run may start a phase; a dependency out of scope counts as met.
+
+    Returns:
+        A pending phase whose dependencies passed starts fresh; a retryable one is remediated while it has
+        attempts left (``policy.max_attempts``) and blocked once it has none.
+    """
+    result = []
+    for phase in phases:
+        record = records.get(phase.id)
+        if record is None or not in_scope(phase.id) or phase.id in active_phases:
+            continue
+        if record.state == PhaseState.PENDING:
+            if all(records[dep].state in DONE_PHASE_STATES or not in_scope(dep) for dep in phase.depends_on):
+                result.append(Runnable(phase, Action.FRESH))
+        elif record.state in RETRYABLE_PHASE_STATES:
+            action = Action.REMEDIATE if record.attempts < phase.policy.max_attempts else Action.BLOCK
+            result.append(Runnable(phase, action))
+    return result
+
+
+def budget_reason(budget: Budget, tokens: int, cost_usd: float) -> str | None:
+    """Why the plan's budget stops further launches, or None while it does not.
+
+    Args:
+        budget: the plan's ``budget`` (``max_tokens``, ``max_cost`` in USD; None = no limit).
+        tokens: input + output tokens spent by the plan's attempts so far.
+        cost_usd: what they cost so far.
+    """
+    if budget.max_tokens is not None and tokens >= budget.max_tokens:
+        return f"token budget reached: {tokens} of max_tokens {budget.max_tokens}"
+    if budget.max_cost is not None and cost_usd >= budget.max_cost:
+        return f"cost budget reached: ${cost_usd:.4f} of max_cost ${budget.max_cost:g}"
+    return None
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """Where a phase goes after one of its attempts was judged, and the one line it then carries."""
+
+    state: PhaseState
+    reason: str
+
+
+def phase_after_verdict(passed: bool, reason: str, number: int, max_attempts: int, *, stopped_by_person: bool,
+                        standalone_remediation: bool) -> PhaseOutcome:
+    """The phase-state rule.
+
+    Args:
+        passed: the attempt's verdict.
+        reason: the verdict's one line.
+        number: the attempt's number.
+        max_attempts: the phase's ``policy.max_attempts``.
+        stopped_by_person: a person's ``coord stop`` ended the worker: the phase waits for them (blocked).
+        standalone_remediation: a stand-alone ``coord remediate``: a failure leaves the phase failed for the next
+            ``coord run`` to remediate or block, whatever the count.
+
+    Returns:
+        ``PASSED``; ``FAILED`` while attempts remain; else ``BLOCKED`` with why in its reason.
+    """
+    if passed:
+        return PhaseOutcome(PhaseState.PASSED, reason)
+    if stopped_by_person:
+        return PhaseOutcome(PhaseState.BLOCKED, "blocked: stopped by a person; " + reason)
+    if standalone_remediation or number < max_attempts:
+        return PhaseOutcome(PhaseState.FAILED, reason)
+    return PhaseOutcome(PhaseState.BLOCKED, f"blocked after {number} attempt(s); {reason}")

@@ -1,0 +1,1 @@
+"""Records that cross process boundaries."""

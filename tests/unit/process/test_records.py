@@ -1,0 +1,69 @@
+"""The files the supervisor writes are read back by their one typed definition each: a real supervisor's
+``identity.json`` and ``exit.json`` round-trip through ``Identity`` and ``ExitRecord``, and the spec the
+coordinator writes is exactly what the supervisor expects."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from coordinator.agents import WorkerCommand
+from coordinator.engine.launch import supervisor_spec
+from coordinator.plan.model import Policy
+from coordinator.process import supervisor
+from coordinator.process.local import start_supervisor
+from coordinator.process.records import ExitRecord, Identity, SupervisorSpec
+from tests.helpers import wait_until
+
+
+def spec_for(tmp_path: Path, script: str) -> SupervisorSpec:
+    attempt_dir = tmp_path / "attempt"
+    attempt_dir.mkdir()
+    return supervisor_spec(str(uuid.uuid4()), "P01", 1, WorkerCommand(argv=("/bin/sh", "-c", script)),
+                           cwd=tmp_path, attempt_dir=attempt_dir, env={"EXTRA": "1"}, policy=Policy(kill_grace=0.5),
+                           socket_path=None)
+
+
+def test_the_spec_has_the_keys_the_supervisor_reads(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path, "true")
+    data = spec.to_json()
+    assert set(supervisor.SPEC_KEYS) <= set(data)
+    assert set(data) - set(supervisor.SPEC_KEYS) <= {"log_cap_bytes", "after_exit_argv"}
+    spec.write(Path(spec.attempt_dir))
+    assert SupervisorSpec.read_attempt_id(Path(spec.attempt_dir)) == spec.attempt_id
+
+
+def test_a_real_supervisors_records_read_back_typed(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path, 'sleep 30 & echo "$EXTRA"; exit 3')
+    process = start_supervisor(spec)
+    attempt_dir = Path(spec.attempt_dir)
+    assert wait_until(lambda: ExitRecord.read(attempt_dir, spec.attempt_id) is not None, timeout=20)
+    process.wait(timeout=10)
+
+    identity = Identity.read(attempt_dir, spec.attempt_id)
+    assert identity is not None and identity.supervisor_pid == process.pid and identity.worker_pid
+    assert identity.boot_id == supervisor.boot_id() and identity.started_at
+    record = ExitRecord.read(attempt_dir, spec.attempt_id)
+    assert record is not None
+    assert (record.exit_code, record.signal, record.how) == (3, None, "exit code 3")
+    assert record.started_at == identity.started_at and record.ended_at and record.duration_s is not None
+    # The `sleep` it left behind was killed by the supervisor and is named in the record.
+    assert [name for name in record.leftovers.values()] == ["sleep"]
+    assert (attempt_dir / "worker.log").read_text().splitlines()[0] == "1"
+    # Every key the supervisor wrote is a field of the record: nothing it says is dropped on the floor.
+    written = json.loads((attempt_dir / "exit.json").read_text())
+    assert set(written) - {"phase_id", "attempt_number"} == set(ExitRecord.__dataclass_fields__)
+
+
+def test_foreign_or_torn_records_read_as_missing(tmp_path: Path) -> None:
+    (tmp_path / "exit.json").write_text(json.dumps({"attempt_id": "someone-else", "exit_code": 0}))
+    (tmp_path / "identity.json").write_text('{"attempt_id": "a", "supervisor_pid": ')
+    assert ExitRecord.read(tmp_path, "a") is None
+    assert Identity.read(tmp_path, "a") is None
+    (tmp_path / "exit.json").write_text(json.dumps({"attempt_id": "a", "exit_code": "zero", "stragglers": "x"}))
+    record = ExitRecord.read(tmp_path, "a")
+    assert record is not None and record.exit_code is None and record.stragglers == ()
+    os.unlink(tmp_path / "exit.json")
+    assert ExitRecord.read(tmp_path, "a") is None
