@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 
 class ExitStatus(enum.IntEnum):
-    """Process exit status of every ``coord`` command (DESIGN section 2)."""
+    """Process exit status of every ``coord`` command (docs/design.md §3)."""
 
     OK = 0
     """All phases passed (or the command did what it was asked)."""

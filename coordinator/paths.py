@@ -37,7 +37,7 @@ def inside_workspace(workspace: Path, relative: str) -> Path:
 
 
 class WorkspacePaths:
-    """Where coord keeps its runtime files for one workspace (DESIGN section 4)."""
+    """Where coord keeps its runtime files for one workspace (docs/design.md §5)."""
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace.resolve()

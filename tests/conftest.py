@@ -1,4 +1,4 @@
-"""Shared fixtures: leak detection for every test, and small helpers for waiting on real processes."""
+"""Shared fixtures: leak detection for every test, the fake codex CLI, and the real plan folders beside the checkout."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import FAKES, processes_with_cookie
+from tests.helpers import FAKES, SHARED_REAL_PLANS, processes_with_cookie
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +46,11 @@ def fake_codex() -> Path:
     path = FAKES / "codex"
     assert os.access(path, os.X_OK), f"{path} must be executable"
     return path
+
+
+@pytest.fixture
+def real_plans() -> Path:
+    """The real llxprt-code plan folders (``../shared/real-plans``); the test skips with one line without them."""
+    if not SHARED_REAL_PLANS.is_dir():
+        pytest.skip("../shared/real-plans not found: real-plan import tests need it")
+    return SHARED_REAL_PLANS

@@ -1,23 +1,34 @@
-"""Helpers for end-to-end tests: a workspace with a plan, and the real ``coord`` CLI run as a subprocess."""
+"""Helpers the tests share: a workspace with a plan, the real ``coord`` CLI run as a subprocess, its store and audit
+files read back, and the plan folders ``coord import`` is tested on (``tests/fixtures``, ``../shared/real-plans``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 import yaml
 
+if TYPE_CHECKING:
+    from coordinator.plan.importers import ImportResult
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "fakes"
+# Files the tests read, found relative to this checkout: tests/fixtures/, and the real llxprt-code plan folders in
+# the shared folder beside the checkout (``<repo>/../shared/real-plans``; the tests that need it skip without it).
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+SHARED_REAL_PLANS = Path(__file__).resolve().parents[2] / "shared" / "real-plans"
+
+VERIFY_FIXED = {"run": "test -f fixed.txt", "expect": "pass"}
 
 
 def coord_env(workspace: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -80,6 +91,11 @@ def write_plan(workspace: Path, phases: list[dict[str, Any]], name: str = "PLAN-
     return path.relative_to(workspace)
 
 
+def fake_agent(**env: str) -> dict:
+    """An agent profile running the fake codex with extra environment."""
+    return {"fake": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"), "env": env}}
+
+
 def status(workspace: Path, plan: str | None = None) -> dict[str, Any]:
     args = ["status", "--json"] + ([plan] if plan else [])
     result = coord(workspace, *args)
@@ -138,3 +154,24 @@ def wait_until(predicate: Callable[[], object], timeout: float = 15.0, every: fl
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s: {predicate}")
         time.sleep(every)
+
+
+# --- coord import: the real plan folders (SHARED_REAL_PLANS) the importer tests read -----------------------------
+
+SP2 = "20251018statelessprovider2"
+S4 = "20251023stateless4"
+S5 = "20251027-stateless5"
+I1590 = "issue1590"
+I1587 = "issue1587"
+
+
+def add_plan(workspace: Path, real_plans: Path, name: str) -> Path:
+    """Copy a real plan folder to ``project-plans/<name>`` in the workspace; return its absolute path."""
+    target = workspace / "project-plans" / name
+    shutil.copytree(real_plans / name, target)
+    return target
+
+
+def imported_phase(result: ImportResult, phase_id: str) -> dict:
+    """The phase ``phase_id`` of an import's plan document."""
+    return next(item for item in result.document["phases"] if item["id"] == phase_id)

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from coordinator.plan.model import AgentProfile
+from coordinator.util.files import read_json, write_json_atomic
+
+SUMMARY_FILE = "summary.json"
+"""An attempt's summary, in its folder (``tmp/PLAN/P07/N/summary.json``)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,27 @@ class AgentSummary:
         return self.input_tokens + self.output_tokens
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary's fields and ``total_tokens``: the object of ``summary.json`` (plus ``price``)."""
         data = asdict(self)
         data["total_tokens"] = self.total_tokens
         return data
+
+    def write(self, attempt_dir: Path, price: dict[str, Any] | None) -> None:
+        """Write the attempt's ``summary.json``: :meth:`to_dict` and the ``price`` its cost was computed from
+        (``pricing.PricedAttempt.basis``, None when the agent reported its own cost or no price is known).
+
+        Raises:
+            OSError: it could not be written.
+        """
+        write_json_atomic(attempt_dir / SUMMARY_FILE, {**self.to_dict(), "price": price})
+
+    @staticmethod
+    def cumulative_usage_in(attempt_dir: Path) -> dict[str, Any] | None:
+        """The session-cumulative usage an attempt's ``summary.json`` recorded (codex and Claude Code summaries
+        carry one), for the attempt that resumes its session; None when there is none."""
+        data = read_json(attempt_dir / SUMMARY_FILE)
+        usage = data.get("cumulative_usage") if isinstance(data, dict) else None
+        return usage if isinstance(usage, dict) else None
 
 
 class Agent(Protocol):

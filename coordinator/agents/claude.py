@@ -1,7 +1,7 @@
-"""Adapter for Claude Code run as ``claude -p --output-format stream-json --verbose`` (DESIGN section 6).
+"""Adapter for Claude Code run as ``claude -p --output-format stream-json --verbose`` (docs/design.md §12).
 
 Who calls it: the engine, for profiles with ``base: claude``. Measured against the real ``@anthropic-ai/claude-code``
-2.1.331 (``tests/e2e_claude/``, driven by a scripted Messages API server):
+2.1.331 (``tests/real_cli/claude/``, driven by a scripted Messages API server):
 
 - ``-p`` without a prompt argument reads the prompt from stdin; ``--verbose`` is required with ``stream-json``.
 - Output is JSONL: a first ``{"type":"system","subtype":"init","session_id":…}`` line, then ``assistant`` events

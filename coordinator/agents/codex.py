@@ -1,4 +1,4 @@
-"""Adapter for the OpenAI Codex CLI run as ``codex exec --json`` (DESIGN section 6, ``codex-cli.md``).
+"""Adapter for the OpenAI Codex CLI run as ``codex exec --json`` (docs/design.md §12, docs/codex-exec.md).
 
 Who calls it: the engine asks :meth:`CodexAgent.build_command` for a worker's argv, and after the worker ends asks
 :meth:`CodexAgent.summarize` to read the JSONL events in ``worker.log``. The event schema is that of
@@ -72,7 +72,7 @@ class CodexAgent(AgentBase):
         -o ATTEMPT/last-message.txt [ARGS…] -``.
         Resume: ``codex [-c K=V]… exec -C WORKDIR [-s S] resume UUID --json --skip-git-repo-check [-m M]
         [--dangerously-…] -o … [ARGS…] -``; ``-C`` and ``-s`` are ``exec`` flags that clap rejects after
-        ``resume`` (exit 2), and ``--skip-git-repo-check`` must be given again after it (codex-cli.md §2).
+        ``resume`` (exit 2), and ``--skip-git-repo-check`` must be given again after it (docs/codex-exec.md §1).
 
         Args:
             request: the launch request; ``resume_session`` selects the resume form.

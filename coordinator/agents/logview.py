@@ -1,7 +1,7 @@
 """Readable lines from a worker log: codex ``--json`` events turned into what a person wants to see.
 
-Who calls it: the TUI's log tab and ``coord logs --pretty``. Event schema of ``codex exec --json``
-(codex-rs/exec ``exec_events.rs``, measured on 0.169.0; see ``codex-cli.md`` section 4). Lines that are not JSON
+Who calls it: the TUI's log tab, and the engine for a hung worker's reason. Event schema of ``codex exec --json``
+(codex-rs/exec ``exec_events.rs``, measured on 0.169.0; see docs/codex-exec.md §3). Lines that are not JSON
 events (stderr noise, the shell agent's output) pass through unchanged.
 """
 

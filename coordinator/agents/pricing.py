@@ -2,7 +2,7 @@
 
 Who calls it: ``Engine._summarize`` after the adapter summarized a worker's log, when the adapter did not report a
 cost itself (codex never does; Claude Code does, in ``result.total_cost_usd``). Prices come from the plan's
-``prices:`` first, then from the packaged defaults in ``coordinator/prices.yaml``; a model in neither has no cost
+``prices:`` first, then from the packaged defaults in ``coordinator/agents/prices.yaml``; a model in neither has no cost
 (None), never a guessed one.
 """
 
@@ -65,7 +65,7 @@ def default_prices() -> dict[str, Price]:
 def profile_model(profile: AgentProfile) -> str | None:
     """The model a profile runs: its ``model``, else the last ``-c model=…`` override in its ``config``.
 
-    codex parses a ``-c`` value as TOML, falling back to the raw string (``codex-cli.md`` §2); so does this.
+    codex parses a ``-c`` value as TOML, falling back to the raw string (docs/codex-exec.md §1); so does this.
     """
     if profile.model:
         return profile.model

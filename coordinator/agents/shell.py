@@ -1,7 +1,7 @@
 """Adapter for the built-in ``shell`` agent: runs a phase's ``script`` commands, no AI involved.
 
 Who calls it: the engine, for phases whose agent profile has ``base: shell`` (demos, and plans whose phases are
-plain commands). The plan is trusted code (DESIGN section 3), so each ``script`` entry runs as written through
+plain commands). The plan is trusted code (docs/design.md §4), so each ``script`` entry runs as written through
 ``/bin/sh -c``; nothing else (ids, titles, prompts) is ever placed into a shell string.
 """
 

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from coordinator.agents import AGENTS
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Policy
@@ -32,12 +33,14 @@ SEEN_SUFFIX = ".seen"
 """Appended to a signal file once ``coord wait`` has reported it, so the next wait does not count it again."""
 
 
-def add_parsers(commands: Any) -> None:
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``exec`` and ``wait`` on the ``coord`` subcommand parser."""
     run = commands.add_parser("exec", help="one fire-and-forget worker outside any plan; returns at once")
     run.add_argument("--task", help="what the worker should do (optional with --resume)")
     run.add_argument("--resume", metavar="SESSION", help="resume this agent session (a codex thread UUID)")
-    run.add_argument("--agent", default="codex", choices=("codex", "claude"), help="agent CLI (default codex)")
+    # Only agents with sessions: an exec run is one agent turn that `--resume` can continue.
+    sessions = tuple(name for name, agent in AGENTS.items() if agent.can_resume)
+    run.add_argument("--agent", default="codex", choices=sessions, help="agent CLI (default codex)")
     run.add_argument("--binary", help="the agent executable (default: the agent's name on PATH)")
     run.add_argument("--model", help="model name passed to the agent")
     run.add_argument("agent_args", nargs=argparse.REMAINDER, help="after `--`: extra arguments for the agent")

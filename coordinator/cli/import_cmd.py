@@ -1,7 +1,7 @@
-"""``coord import``: turn a plan folder written for people into ``plans/<PLAN-ID>.yaml`` (DESIGN section 2).
+"""``coord import``: turn a plan folder written for people into ``plans/<PLAN-ID>.yaml`` (docs/design.md §15).
 
 Who calls it: ``coordinator.cli.main`` registers :func:`add_parser` and dispatches to :func:`run`. The conversion
-itself is ``coordinator.plan.importer``; this module resolves paths, writes the plan file atomically after the
+itself is ``coordinator.plan.importers``; this module resolves paths, writes the plan file atomically after the
 plan loader accepted it, prints the warnings, and with ``--with-progress`` records what existing evidence proves.
 
 Where things may live: the imported folder must be inside the workspace (the current directory or
@@ -10,7 +10,7 @@ paths and its evidence through workspace-relative artifact paths; a folder elsew
 copy it in (e.g. to ``project-plans/<name>/``). The plan file goes to ``plans/<PLAN-ID>.yaml`` unless ``-o``
 says otherwise, and an existing file is replaced only with ``--force``.
 
-``--with-progress`` (DESIGN sections 4 and 7): for a markdown plan, each phase's completion marker (and its
+``--with-progress`` (docs/design.md §15, §9): for a markdown plan, each phase's completion marker (and its
 report, where one exists) is judged by ``coordinator.judge.checks`` exactly as after a worker -- a marker
 that says FAIL, names another phase or holds ``$(npm test …)`` instead of output does not pass; verify commands
 are not re-run. spec-kit and Taskmaster plans record their own progress (checkboxes, ``status``). A phase is
@@ -30,17 +30,23 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator.errors import ExitStatus, PlanError, UsageError
 from coordinator.paths import WorkspacePaths
 from coordinator.states import PhaseState
+from coordinator.util.files import workspace_relative
+
+if TYPE_CHECKING:  # loaded on first use, so `coord --help` does not pay for them
+    from coordinator.plan.model import Phase, Plan
+    from coordinator.prompts.renderer import PromptRenderer
+    from coordinator.state.events import EngineEvent
 
 EVIDENCE_SOURCE = "existing-evidence"
 """``phases.verdict_source`` of a verdict taken from files that existed before coord ran the phase."""
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``coord import`` on the CLI's subcommand parser."""
     parser = subparsers.add_parser(
         "import",
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace, workspace: Path) -> int:
         has_template=lambda kind: renderer.template_path(f"{kind}.md.j2") is not None,
     )
     output = _output_path(args.output, workspace, result.plan_id)
-    shown = _display(output, workspace)
+    shown = workspace_relative(output, workspace)
     if output.exists() and not args.force:
         raise UsageError(f"{shown}: already exists; pass --force to replace it, or -o to write elsewhere")
     if args.with_progress:
@@ -133,11 +139,7 @@ def _output_path(given: Path | None, workspace: Path, plan_id: str) -> Path:
     return (given if given.is_absolute() else Path.cwd() / given).resolve()
 
 
-def _display(path: Path, workspace: Path) -> str:
-    return path.relative_to(workspace).as_posix() if path.is_relative_to(workspace) else str(path)
-
-
-def _write_validated(output: Path, shown: str, text: str, workspace: Path) -> Any:
+def _write_validated(output: Path, shown: str, text: str, workspace: Path) -> Plan:
     """Validate the plan text with the plan loader, then write it atomically; nothing is written if it is invalid.
 
     Returns:
@@ -162,7 +164,7 @@ def _write_validated(output: Path, shown: str, text: str, workspace: Path) -> An
         try:
             plan = load_plan(candidate, workspace)
         except PlanError as exc:
-            named = _display(candidate, workspace)
+            named = workspace_relative(candidate, workspace)
             raise PlanError([
                 dataclasses.replace(problem, file=shown if problem.file in (named, str(candidate)) else problem.file)
                 for problem in exc.problems
@@ -206,7 +208,7 @@ class PhaseEvidence:
     evidence_passed: bool
 
 
-def _judge_files(plan: Any, phase: Any, workspace: Path, renderer: Any) -> tuple[bool, bool, str | None]:
+def _judge_files(plan: Plan, phase: Phase, workspace: Path, renderer: PromptRenderer) -> tuple[bool, bool, str | None]:
     """Run the report and marker checks on existing files: (passed, some evidence exists, reason).
 
     A check switched off in the plan is not run; a phase with no check left cannot pass by existing evidence.
@@ -233,7 +235,7 @@ def _judge_files(plan: Any, phase: Any, workspace: Path, renderer: Any) -> tuple
     return True, True, "; ".join(result.detail for result in results)
 
 
-def judge_existing_evidence(plan: Any, progress: dict[str, Any] | None, workspace: Path) -> list[PhaseEvidence]:
+def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspace: Path) -> list[PhaseEvidence]:
     """Judge every phase of an imported plan from the files (or source records) that exist now.
 
     Args:
@@ -295,12 +297,12 @@ def _refuse_run_plan(workspace: Path, plan_id: str) -> None:
         store.close()
     if count:
         raise UsageError(
-            f"{plan_id} already has {count} attempt(s) recorded in {_display(paths.db, workspace)}; "
+            f"{plan_id} already has {count} attempt(s) recorded in {workspace_relative(paths.db, workspace)}; "
             f"--with-progress only seeds a plan coord has not run (see `coord status {plan_id}`)"
         )
 
 
-def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, plan_path: str, source: str) -> None:
+def record_progress(plan: Plan, judged: list[PhaseEvidence], workspace: Path, plan_path: str, source: str) -> None:
     """Record the plan, its phases and an audit event in the store, under the workspace lock.
 
     Raises:
@@ -322,14 +324,15 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
             attempts = store.attempts(plan.id)
             if attempts:
                 # Checked before writing too; this catches a run that started in between.
+                store_shown = workspace_relative(paths.db, workspace)
                 raise UsageError(
-                    f"{plan.id} already has {len(attempts)} attempt(s) recorded in {_display(paths.db, workspace)}; "
+                    f"{plan.id} already has {len(attempts)} attempt(s) recorded in {store_shown}; "
                     f"--with-progress only seeds a plan coord has not run (the plan file {plan_path} was written)"
                 )
             kinds = {phase.id: phase for phase in plan.phases}
             passed = [item.phase_id for item in judged if item.state == PhaseState.PASSED]
             phases = []
-            events: list[Any] = []
+            events: list[EngineEvent] = []
             for item in judged:
                 phase = kinds[item.phase_id]
                 phases.append(ImportedPhase(
@@ -353,7 +356,7 @@ def record_progress(plan: Any, judged: list[PhaseEvidence], workspace: Path, pla
         lock.release()
 
 
-def print_progress(plan: Any, judged: list[PhaseEvidence], plan_path: str) -> None:
+def print_progress(plan: Plan, judged: list[PhaseEvidence], plan_path: str) -> None:
     """Say how far the existing evidence goes, where the plan resumes, and which evidence failed."""
     passed = [item.phase_id for item in judged if item.state == PhaseState.PASSED]
     resume = next((item.phase_id for item in judged if item.state != PhaseState.PASSED), None)

@@ -108,7 +108,7 @@ def cmd_tui(args: argparse.Namespace, workspace: Path) -> int:
     return int(result or 0)
 
 
-def forward_to_coordinator(paths: WorkspacePaths, message: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
+def forward_to_coordinator(paths: WorkspacePaths, message: dict[str, Any]) -> tuple[dict[str, Any], object] | None:
     """Send a command to the coordinator holding the workspace; None when no coordinator runs.
 
     Returns:

@@ -23,9 +23,7 @@ from coordinator.state.events import AttemptEnded, PhaseStateChanged, VerdictRea
 from coordinator.state.records import AttemptEnd, AttemptRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
-from coordinator.util.files import read_json, write_json_atomic
 
-SUMMARY_FILE = "summary.json"
 EVIDENCE_FILE = "evidence.json"
 
 
@@ -56,8 +54,7 @@ class JudgingMixin(EngineCore):
         agent = get_agent(profile)
         summary, priced = priced_summary(agent, profile, attempt.directory, self.plan.prices,
                                          self._previous_usage(attempt))
-        write_json_atomic(attempt.directory / SUMMARY_FILE,
-                          {**summary.to_dict(), "price": priced.basis if priced is not None else None})
+        summary.write(attempt.directory, priced.basis if priced is not None else None)
         stop_reason = attempt.stop_reason or (exit_record.stop_request if exit_record else None)
         if attempt.state != AttemptState.CHECKING:
             how = exit_record.how if exit_record is not None else "exit code None"
@@ -107,11 +104,7 @@ class JudgingMixin(EngineCore):
         if not attempt.resume_session:
             return None
         earlier = self.store.earlier_attempt_of_session(attempt, attempt.resume_session)
-        if earlier is None:
-            return None
-        summary = read_json(earlier.directory / SUMMARY_FILE)
-        usage = summary.get("cumulative_usage") if isinstance(summary, dict) else None
-        return usage if isinstance(usage, dict) else None
+        return AgentSummary.cumulative_usage_in(earlier.directory) if earlier is not None else None
 
     def _collect_verdicts(self) -> None:
         """Commit the verdicts of attempts whose checks have finished."""

@@ -94,7 +94,7 @@ def _classify(value: str) -> Status:
 def find_status(text: str) -> tuple[Status, str | None]:
     """Find the verdict a report or marker states, and the line that states it.
 
-    Search order (``real-plans/NOTES.md`` §7 and §10):
+    Search order (docs/design.md §9, "Reading status text"):
     1. ``RESET_FOR_REDO`` anywhere: fail.
     2. Explicit lines ``Status|Verdict|Result|Outcome: VALUE`` (Markdown bold, bullets and headings stripped;
        ``## Verdict`` headings take the next non-empty line as the value). A ``Verdict``, ``Final …`` or
@@ -102,7 +102,7 @@ def find_status(text: str) -> tuple[Status, str | None]:
        PASS line passes.
     3. Checklists (list items and table rows): any ❌ fails; ✅ with no ❌ passes. A list item without a mark
        may state its outcome after a dash (``- Guard tests pass – PASS.``, ``- Tests still red – Blocked …``,
-       the ``## Checklist Outcomes`` of real worker reports, ``real-plans/NOTES.md`` §8); it counts the same way.
+       the ``## Checklist Outcomes`` of real worker reports, docs/design.md §9); it counts the same way.
     4. Otherwise unknown (never guessed): unchecked ``- [ ]`` boxes and ``failed`` on a command line decide
        nothing, since a red phase's commands fail on purpose and reports copy template checklists.
 

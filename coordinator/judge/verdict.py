@@ -1,4 +1,4 @@
-"""Verdict and evidence values (DESIGN section 7): what ``checks`` produces and the engine, store, remediation
+"""Verdict and evidence values (docs/design.md §9): what ``checks`` produces and the engine, store, remediation
 prompt and TUI all read. ``evidence.json`` is ``Verdict.to_dict()``, and every reader of it goes through
 :meth:`Verdict.read`.
 """

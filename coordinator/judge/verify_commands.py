@@ -20,7 +20,7 @@ import psutil
 
 from coordinator.judge.verdict import CheckResult
 from coordinator.plan.model import VerifyCommand
-from coordinator.util.files import read_tail
+from coordinator.util.files import read_tail, workspace_relative
 
 TAIL_BYTES = 4096
 """Bytes of a verify command's output kept in the evidence (the whole output stays in its log file)."""
@@ -38,13 +38,6 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _relative(workspace: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(workspace.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -144,7 +137,7 @@ def run_verify(
     name = f"verify[{index}]"
     shown = f"`{command.run}`"
     log_path = Path(attempt_dir) / f"verify-{index}.log"
-    log_shown = _relative(workspace, log_path)
+    log_shown = workspace_relative(log_path, workspace)
     try:
         argv = verify_argv(command)
     except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Plan loader: YAML file -> validated, frozen ``Plan`` (DESIGN section 3), or every problem with its position.
+"""Plan loader: YAML file -> validated, frozen ``Plan`` (docs/design.md §4), or every problem with its position.
 
 Who uses it: ``prompts.validate.load_checked_plan`` (what ``coord run``/``validate``/``render``/``remediate`` and
 ``coord import`` call before anything is launched) runs ``load_plan``/``validate_plan`` with the prompt layer's
@@ -50,7 +50,8 @@ from coordinator.plan.model import (
     VerifyCommand,
 )
 from coordinator.plan.schema import AgentModel, PhaseModel, PlanModel, set_fields, validate_model
-from coordinator.plan.yaml_source import Collector, Path_, display_name, parse_yaml, read_plan_text
+from coordinator.plan.yaml_source import Collector, Path_, parse_yaml, read_plan_text
+from coordinator.util.files import workspace_relative
 
 PLAN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 PHASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -315,7 +316,7 @@ def _build_phase(
 def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tuple[Plan | None, list[Problem]]:
     path = Path(path)
     workspace = Path(workspace).resolve()
-    out = Collector(display_name(path, workspace))
+    out = Collector(workspace_relative(path, workspace))
     text = read_plan_text(path, workspace, out)
     data = parse_yaml(text, out) if text is not None else None
     if data is None:

@@ -1,4 +1,4 @@
-"""Frozen model of a plan (DESIGN section 3), built by ``plan.loader`` and read by every other part.
+"""Frozen model of a plan (docs/design.md §4), built by ``plan.loader`` and read by every other part.
 
 All durations are float seconds; all paths are strings relative to the workspace root unless said otherwise.
 """
@@ -36,7 +36,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Checks:
-    """Which verdict checks apply (DESIGN section 7); switching one off is recorded in the evidence."""
+    """Which verdict checks apply (docs/design.md §9); switching one off is recorded in the evidence."""
 
     report: bool = True
     completed: bool = True
@@ -162,7 +162,7 @@ class Plan:
     agent: str = "codex"
     prices: dict[str, Price] = field(default_factory=dict)
     """The plan's own ``prices:`` by model name; they take precedence over the packaged defaults
-    (``coordinator/prices.yaml``)."""
+    (``coordinator/agents/prices.yaml``)."""
     budget: Budget = field(default_factory=Budget)
 
     def phase(self, phase_id: str) -> Phase:

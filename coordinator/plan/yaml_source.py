@@ -240,16 +240,6 @@ class Collector:
         return [problem for _, problem in sorted(enumerate(self.problems), key=order)]
 
 
-def display_name(path: Path, workspace: Path) -> str:
-    """How problems name the plan file: workspace-relative when it is an absolute path inside it, else as given."""
-    if path.is_absolute():
-        try:
-            return path.resolve().relative_to(workspace.resolve()).as_posix()
-        except ValueError:
-            return str(path)
-    return str(path)
-
-
 def read_plan_text(path: Path, workspace: Path, out: Collector) -> str | None:
     """The plan's text without a BOM (the path as given, else relative to the workspace); None after a problem."""
     candidates = [path] if path.is_absolute() or path.exists() else [path, workspace / path]

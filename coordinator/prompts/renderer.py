@@ -6,7 +6,7 @@ checks read the evidence paths from ``artifact_paths``; ``coord render`` prints 
 it.
 
 Templates are looked up by name in ``<workspace>/templates`` first, then in the packaged
-``coordinator/templates``. A normal attempt uses ``<kind>.md.j2``; a remediation attempt uses
+``coordinator/prompts/templates``. A normal attempt uses ``<kind>.md.j2``; a remediation attempt uses
 ``remediate.md.j2``. The environment is a ``SandboxedEnvironment`` with ``StrictUndefined`` (a misspelt
 variable is an error, never an empty string), ``autoescape=False``, ``keep_trailing_newline=True``,
 ``trim_blocks=True`` and ``lstrip_blocks=True`` (a line holding only a ``{% tag %}`` leaves no blank line).
@@ -50,6 +50,7 @@ from coordinator.errors import Problem, TemplateError
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import OutsideWorkspace, inside_workspace
 from coordinator.plan.model import REMEDIATION_KIND, Phase, Plan
+from coordinator.util.timefmt import format_plan_duration
 
 REMEDIATION_TEMPLATE = f"{REMEDIATION_KIND}.md.j2"
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.j2")
@@ -57,7 +58,7 @@ _CHECK_KEYS = ("name", "status", "detail", "path", "argv", "exit_code", "output_
 
 
 def packaged_templates_dir() -> Path:
-    """Return the folder of the default templates shipped in the wheel (``coordinator/templates``)."""
+    """Return the folder of the default templates shipped in the wheel (``coordinator/prompts/templates``)."""
     return Path(__file__).resolve().parent / "templates"
 
 
@@ -126,27 +127,6 @@ SAMPLE_REMEDIATION = RemediationContext(
     note="Sample note from the person running coord.",
 )
 """A filled-in remediation context; the plan loader renders ``remediate.md.j2`` with it to find template errors."""
-
-
-def format_duration(seconds: float) -> str:
-    """Format seconds the way plans write them.
-
-    Args:
-        seconds: a non-negative number of seconds.
-
-    Returns:
-        ``250ms``, ``45s``, ``10m``, ``1h30m`` ...; fractions of a second above one second are kept (``1.5s``).
-    """
-    seconds = float(seconds)
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value]
-    return "".join(parts)
 
 
 def fenced(text: object, info: str = "") -> str:
@@ -264,7 +244,7 @@ class PromptRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["duration"] = format_duration
+        self.env.filters["duration"] = format_plan_duration
         self.env.filters["fenced"] = fenced
         self._artifact_cache: dict[str, Any] = {}
 
@@ -287,7 +267,8 @@ class PromptRenderer:
         return None
 
     def display_path(self, filename: str | Path | None, name: str = "") -> str:
-        """Return how a template file is named in messages: workspace-relative, or ``coordinator/templates/...``.
+        """Return how a template file is named in messages: workspace-relative, or
+        ``coordinator/prompts/templates/...`` for a packaged one.
 
         Args:
             filename: absolute file name reported by Jinja, or None.
@@ -299,7 +280,7 @@ class PromptRenderer:
         if filename is None:
             return f"templates/{name}" if name else "<template>"
         path = Path(filename)
-        for root in (self.workspace, self.packaged_templates.parent.parent):
+        for root in (self.workspace, self.packaged_templates.parents[2]):
             if path.is_relative_to(root):
                 return path.relative_to(root).as_posix()
         return str(path)

@@ -1,6 +1,6 @@
 """``coord status``: the run's phases read from the store (read-only; works while a coordinator writes).
 
-``collect_status`` builds the stable JSON document of DESIGN section 2 (``coord status --json``, and the
+``collect_status`` builds the stable JSON document of docs/design.md §3 (``coord status --json``, and the
 dashboard's view model); ``coordinator.cli.status_table`` prints it for people.
 """
 

@@ -41,6 +41,7 @@ from coordinator.tui.model import (
 )
 from coordinator.tui.render import COLUMN_WIDTHS, COLUMNS, phase_row, summary_markup, verdict_renderable
 from coordinator.tui.screens import ConfirmDialog, FullLogScreen, RemediateDialog, log_write_lines
+from coordinator.util.files import workspace_relative
 from coordinator.util.logfollow import LogFollower
 
 if TYPE_CHECKING:  # the engine is loaded only by `coord run`, never by a read-only dashboard
@@ -307,7 +308,7 @@ class CoordApp(App[int]):
     def _show_markdown(self, widget_id: str, path: Any, missing: str) -> None:
         text = read_text(path)
         if text is None:
-            where = f" at {path.relative_to(self.source.paths.workspace)}" if path is not None else ""
+            where = f" at {workspace_relative(path, self.source.paths.workspace)}" if path is not None else ""
             text = f"*{missing}{where}*"
         self.main.query_one(f"#{widget_id}", Markdown).update(text)
 

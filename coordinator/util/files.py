@@ -96,8 +96,11 @@ def file_size(path: Path) -> int:
 
 
 def workspace_relative(path: Path, workspace: Path) -> str:
-    """``path`` as people should read it: relative to the workspace when inside it, else as given."""
-    try:
-        return str(path.relative_to(workspace))
-    except ValueError:
-        return str(path)
+    """``path`` as messages name it: relative (POSIX) to the workspace when it lies inside it, symlinks followed;
+    a relative or outside path as given. The one helper for every path coord shows a person."""
+    if not path.is_absolute():
+        return path.as_posix()
+    for candidate, root in ((path, workspace), (path.resolve(), workspace.resolve())):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+    return str(path)

@@ -1,4 +1,10 @@
-"""Time as people read it and as coord's files store it: every duration formatter and timestamp helper."""
+"""Time as people read it and as coord's files store it: every duration formatter and timestamp helper.
+
+- ``parse_duration`` / ``format_plan_duration``: durations as plans write them (``5m``, ``1h30m``, ``250ms``);
+- ``format_seconds``: a span in a sentence (``30 min``, the hang policy's reasons);
+- ``format_elapsed`` / ``format_age``: running times in the dashboard (``1m15s``; ``12m`` in the table);
+- ``now_iso`` / ``epoch_seconds``: the timestamps of the store and of every file coord writes.
+"""
 
 from __future__ import annotations
 
@@ -90,3 +96,24 @@ def format_elapsed(seconds: float | None, with_seconds: bool = True) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s" if with_seconds else f"{seconds // 60}m"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def format_plan_duration(seconds: float) -> str:
+    """Format seconds the way plans write them (the prompts' ``duration`` filter).
+
+    Args:
+        seconds: a non-negative number of seconds.
+
+    Returns:
+        ``250ms``, ``45s``, ``10m``, ``1h30m`` ...; fractions of a second above one second are kept (``1.5s``).
+    """
+    seconds = float(seconds)
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value]
+    return "".join(parts)

@@ -1,1 +1,2 @@
-"""Fast tests of single layers: pure rules, records and the store, and the engine against a fake executor and clock."""
+"""Fast tests of single layers, one folder per subpackage of ``coordinator/``: pure rules, records, the store, the
+judge, prompts, plans and agents, and the engine against a fake executor and clock."""

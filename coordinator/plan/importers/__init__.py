@@ -1,11 +1,11 @@
-"""Import plans written for people into coord plan YAML (``coord import``, DESIGN section 2).
+"""Import plans written for people into coord plan YAML (``coord import``, docs/design.md §15).
 
 Who uses it: ``coordinator.cli.import_cmd`` calls :func:`import_plan`, writes :meth:`ImportResult.yaml_text` and
 validates it with the plan loader (with the template checks, ``prompts.validate``). Everything here is a pure
 function of the files read: nothing is written, nothing is run, and nothing imports the prompt layer (whether a
 kind has a template is asked through ``has_template``).
 
-Three formats (``shared/real-plans/NOTES.md``), one module each, the rules in its docstring:
+Three formats (docs/design.md §15), one module each, the rules in its docstring:
 
 ``markdown`` (``markdown_plans``) -- the phase-plan folders of vybestack/llxprt-code (``project-plans/<slug>/``,
   NOTES §4-§7), read with ``markdown_doc`` (headings and fences), ``shell_blocks`` (verify commands from bash

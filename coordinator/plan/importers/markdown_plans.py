@@ -5,7 +5,7 @@ Who uses it: ``plan.importers.import_plan`` runs ``MarkdownImporter`` for ``--fo
 files with ``markdown_doc``, turns bash blocks into verify commands with ``shell_blocks`` and names kinds with
 ``kinds``.
 
-The rules (``shared/real-plans/NOTES.md`` §4-§7):
+The rules (docs/design.md §15):
   * phases are the files ``plan/NN[a-e]-slug.md`` (``P`` prefix and ``NN.N`` accepted), ordered by number, then
     letter, then ``-V`` (``P07`` before ``P07a``; ``P02a`` before ``P02a-V``); ``00-overview.md`` is the plan
     overview unless it has a ``## Phase ID`` of its own; other Markdown files in ``plan/`` are ignored (warned);

@@ -223,7 +223,7 @@ def make_command(text: str, comments: tuple[str, ...], red_heading: bool, line: 
     # `$` and backticks still expand inside double quotes: `rg "REQ-$req"` needs a shell.
     quoted_expansion = any(char in "$`" and state == "d" for char, state in zip(text, states, strict=True))
     first_word = code.split(maxsplit=1)[0] if code.split() else ""
-    # The plan author's own command (plan code, DESIGN trust model) needs `shell: true` in the plan when it
+    # The plan author's own command (plan code, trusted: docs/design.md §4) needs `shell: true` in the plan when it
     # uses pipes, redirections or expansions; coord then runs it with /bin/sh -c, never any substituted value.
     needs_shell = any(char in _SHELL_CHARS for char in code) or quoted_expansion or "=" in first_word
     if _BASH_ONLY_RE.search(code):

@@ -1,4 +1,4 @@
-"""The spec-kit importer: GitHub spec-kit ``tasks.md`` (``shared/real-plans/NOTES.md`` §11.1).
+"""The spec-kit importer: GitHub spec-kit ``tasks.md`` (docs/design.md §15).
 
 Who uses it: ``plan.importers.import_plan`` calls ``import_speckit`` for ``--format spec-kit`` (a ``tasks.md``, or
 a folder holding one). Each ``## Phase N: Title`` is a phase ``PNN`` (kind ``impl``), in file order; its tasks are

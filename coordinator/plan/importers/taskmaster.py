@@ -1,4 +1,4 @@
-"""The Taskmaster importer: claude-task-master ``tasks.json`` (``shared/real-plans/NOTES.md`` §11.2; format only).
+"""The Taskmaster importer: claude-task-master ``tasks.json`` (docs/design.md §15; format only).
 
 Who uses it: ``plan.importers.import_plan`` calls ``import_taskmaster`` for ``--format taskmaster`` (a
 ``tasks.json``, or a folder where ``taskmaster_file`` finds one; ``detect_format`` uses that too). Each task of the

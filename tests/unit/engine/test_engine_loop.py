@@ -2,8 +2,7 @@
 remediation up to the limit, lost attempts and the budget, in milliseconds and without one process.
 
 The store, the judge, the prompts and the plan loader are the real ones; only where attempts run and what time it
-is are stand-ins. The end-to-end suites (``tests/test_run.py`` and friends) run the same rules through real
-supervisors.
+is are stand-ins. The end-to-end suites (``tests/e2e/``) run the same rules through real supervisors.
 """
 
 from __future__ import annotations

@@ -385,7 +385,7 @@ CLAUDE_SESSION = "49e75ad4-7630-4087-a4cd-798c08336e34"
 
 
 def test_claude_counts_tool_uses_and_takes_this_runs_cost_not_the_sessions(tmp_path: Path) -> None:
-    # Shapes as claude 2.1.331 printed them on a resumed session (tests/e2e_claude): total_cost_usd and modelUsage
+    # Shapes as claude 2.1.331 printed them on a resumed session (tests/real_cli/claude): total_cost_usd and modelUsage
     # are session totals, model_usage_since_last_result and usage are this run's.
     def use(block_id: str, name: str) -> dict[str, object]:
         return {"type": "assistant", "session_id": CLAUDE_SESSION, "message": {"content": [

@@ -5,7 +5,8 @@ The binary is npm ``@openai/codex`` (pinned 0.169.0 by ``.ci/run``, which instal
 profile points codex at it with ``-c`` overrides (a custom provider, no retries, no plugin sync, no analytics:
 the offline configuration of ``shared/codex-cli.md`` §1, which made no non-loopback connection under strace, §8).
 Each phase's instructions carry ``[[mock:NAME]]``, so the server answers that phase's codex thread from script NAME.
-What the real-CLI suites share (finding the binary, plans, running, common checks) is ``tests.e2e_common.real_runs``.
+What the real-CLI suites share (finding the binary, plans, running, common checks) is
+``tests.real_cli.common.real_runs``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_codex.responses_server import (
+from tests.helpers import db_rows
+from tests.real_cli.codex.responses_server import (
     Drop,
     Exec,
     HttpError,
@@ -28,8 +30,7 @@ from tests.e2e_codex.responses_server import (
     Step,
     Usage,
 )
-from tests.e2e_common import real_runs as e2e
-from tests.helpers import db_rows
+from tests.real_cli.common import real_runs as e2e
 
 API_KEY_VAR = "COORD_E2E_MODEL_KEY"
 API_KEY = "test-key-not-secret"

@@ -10,7 +10,7 @@ input usage), per content block ``content_block_start``/``content_block_delta``/
 tool_use``) named ``Bash`` with input ``{"command": …}`` makes claude run the command and POST again with a
 ``tool_result``; a text-only message (``end_turn``) ends the turn.
 
-Scripts, the loopback server and the ``HttpError``/``Stall`` steps are ``tests.e2e_common.sse_server``'s: a script
+Scripts, the loopback server and the ``HttpError``/``Stall`` steps are ``tests.real_cli.common.sse_server``'s: a script
 is one claude session; a resumed session (``--resume ID``) keeps its place in the script, a fresh session with the
 same tag starts it again.
 """
@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2e_common.sse_server import HttpError, ScriptedSSEServer, Send, Stall
+from tests.real_cli.common.sse_server import HttpError, ScriptedSSEServer, Send, Stall
 
 __all__ = ["Bash", "HttpError", "Say", "ScriptedMessagesServer", "Stall", "Step", "Usage"]
 

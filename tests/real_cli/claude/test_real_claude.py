@@ -8,7 +8,8 @@ every non-essential request, and claude's own API retries (``CLAUDE_CODE_MAX_RET
 the attempt at once). Under ``strace -f -e connect,sendto`` such runs connect to 127.0.0.1 only, with no DNS query.
 ``HOME`` is a folder of the test's workspace, so neither the machine's ``~/.claude`` nor its credentials are read.
 Each phase's instructions carry ``[[mock:NAME]]``, so the server answers that phase's claude session from script NAME.
-What the real-CLI suites share (finding the binary, plans, running, common checks) is ``tests.e2e_common.real_runs``.
+What the real-CLI suites share (finding the binary, plans, running, common checks) is
+``tests.real_cli.common.real_runs``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_claude.messages_server import Bash, HttpError, Say, ScriptedMessagesServer, Stall, Step, Usage
-from tests.e2e_common import real_runs as e2e
 from tests.helpers import db_rows, status
+from tests.real_cli.claude.messages_server import Bash, HttpError, Say, ScriptedMessagesServer, Stall, Step, Usage
+from tests.real_cli.common import real_runs as e2e
 
 API_KEY = "sk-ant-test-key-not-secret"
 MODEL = "claude-sonnet-4-5"

@@ -20,9 +20,9 @@ from coordinator.prompts.renderer import (
     PromptRenderer,
     RemediationContext,
     fenced,
-    format_duration,
     packaged_templates_dir,
 )
+from coordinator.util.timefmt import format_plan_duration
 
 PLAN_TEXT = """\
 plan: PLAN-X
@@ -302,7 +302,7 @@ def test_missing_template_and_sandbox_escape(tmp_path: Path) -> None:
 
 
 def test_filters() -> None:
-    assert [format_duration(s) for s in (0.25, 45, 600, 5400, 3600, 1.5)] == [
+    assert [format_plan_duration(s) for s in (0.25, 45, 600, 5400, 3600, 1.5)] == [
         "250ms",
         "45s",
         "10m",

@@ -2,7 +2,7 @@
 model server, run ``coord run --headless``, and the checks every such run makes.
 
 What differs between the suites (the agent profile, the step types, how usage and cost are counted, the error
-texts) stays in ``tests/e2e_codex/test_real_codex.py`` and ``tests/e2e_claude/test_real_claude.py``.
+texts) stays in ``tests/real_cli/codex/test_real_codex.py`` and ``tests/real_cli/claude/test_real_claude.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_common.sse_server import ScriptedSSEServer
 from tests.helpers import REPO_ROOT, coord, db_rows, processes_with_cookie, status, write_plan
+from tests.real_cli.common.sse_server import ScriptedSSEServer
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 NODE_BIN = REPO_ROOT / ".ci" / "node" / "node_modules" / ".bin"

@@ -1,6 +1,6 @@
 """The scripted SSE model server both end-to-end suites build on, so the REAL agent CLIs can run offline in tests.
 
-``tests/e2e_codex/responses_server.py`` (OpenAI Responses API) and ``tests/e2e_claude/messages_server.py``
+``tests/real_cli/codex/responses_server.py`` (OpenAI Responses API) and ``tests/real_cli/claude/messages_server.py``
 (Anthropic Messages API) subclass ``ScriptedSSEServer`` and add only their protocol: how a request names its
 conversation, which requests are answered, the error body, and the events of a stream.
 

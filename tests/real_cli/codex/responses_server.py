@@ -7,7 +7,7 @@ whole conversation in ``input``; the answer is HTTP 200 ``text/event-stream`` wi
 carrying the usage. A ``function_call`` item named ``exec_command`` (arguments ``{"cmd": …}``) makes codex run the
 command and POST again with a ``function_call_output``; a ``message`` item ends the turn.
 
-Scripts, the loopback server and the ``HttpError``/``Stall``/``Drop`` steps are ``tests.e2e_common.sse_server``'s:
+Scripts, the loopback server and the ``HttpError``/``Stall``/``Drop`` steps are ``tests.real_cli.common.sse_server``'s:
 a script is one codex thread (named by the ``thread-id`` header); a resumed thread (``codex exec resume``) keeps its
 place in the script, a fresh thread with the same tag starts it again.
 """
@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2e_common.sse_server import Drop, HttpError, ScriptedSSEServer, Send, Stall
+from tests.real_cli.common.sse_server import Drop, HttpError, ScriptedSSEServer, Send, Stall
 
 __all__ = ["Drop", "Exec", "HttpError", "Patch", "Say", "ScriptedResponsesServer", "Stall", "Step", "Usage"]
 

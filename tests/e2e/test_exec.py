@@ -12,13 +12,6 @@ from tests.helpers import FAKES, coord
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
 def start(workspace: Path, *args: str, scenario: str = "pass", seconds: str = "1") -> dict:
     result = coord(workspace, "exec", "--binary", str(FAKES / "codex"), *args,
                    env={"FAKE_CODEX_SCENARIO": scenario, "FAKE_CODEX_SLOW_SECONDS": seconds})

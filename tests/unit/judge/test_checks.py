@@ -18,9 +18,9 @@ from coordinator.judge.checks import JudgeInput, check_marker, judge
 from coordinator.judge.report_text import find_placeholders, names_phase, parse_status
 from coordinator.judge.verify_commands import run_verify
 from coordinator.plan.model import AgentProfile, Checks, Phase, VerifyCommand
-from tests.helpers import processes_with_cookie
+from tests.helpers import SHARED_REAL_PLANS, processes_with_cookie
 
-REAL_PLANS = Path("/work/shared/real-plans")
+REAL_PLANS = SHARED_REAL_PLANS  # ../shared/real-plans beside the checkout; the tests that read it skip without it
 GOOD_MARKER = "Phase: P01\nCompleted: 2026-11-24 08:00\nVerification:\n- `pytest -q`\n```text\n3 passed\n```\n"
 
 

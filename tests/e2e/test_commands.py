@@ -1,0 +1,78 @@
+"""The commands around a run, from the shell: ``status``, ``logs``, ``validate``, ``render``, ``init`` and a
+``remediate`` usage error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import coord, db_rows, status, write_plan
+
+pytestmark = pytest.mark.slow
+
+
+def test_logs_prints_the_worker_log(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    result = coord(workspace, "logs", "P01", "-f")
+
+    assert result.returncode == 0
+    assert '"type":"thread.started"' in result.stdout.replace(" ", "")
+
+
+def test_status_json_has_the_stable_keys(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    report = status(workspace, "PLAN-T")
+
+    assert set(report) >= {"plan", "state", "phases", "totals"}
+    assert set(report["phases"][0]) >= {"id", "kind", "title", "state", "attempts", "pid", "elapsed_s", "cycle",
+                                        "tokens", "cost_usd", "verdict", "session_id", "commands", "file_changes"}
+    phase = report["phases"][0]
+    assert phase["tokens"] > 0 and phase["session_id"] and phase["commands"] >= 1 and phase["file_changes"] >= 1
+    assert "Status: PASS" in phase["last_message"]
+    [row] = db_rows(workspace, "SELECT session_id, commands, file_changes, last_message FROM attempts")
+    assert (row["session_id"], row["commands"], row["file_changes"]) == (
+        phase["session_id"], phase["commands"], phase["file_changes"])
+
+
+def test_validate_reports_problems_and_exits_2(workspace: Path) -> None:
+    path = workspace / "plans" / "bad.yaml"
+    path.parent.mkdir()
+    path.write_text("plan: X\nphases:\n  - id: P01\n    kind: stub\n    dependz: []\n", encoding="utf-8")
+
+    result = coord(workspace, "validate", "plans/bad.yaml")
+
+    assert result.returncode == 2
+    assert "plans/bad.yaml:5:5: phases[0]: unknown key 'dependz'" in result.stderr
+
+
+def test_render_prints_the_prompt_the_worker_gets(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]] hi"}])
+    rendered = coord(workspace, "render", str(plan), "P01")
+    assert rendered.returncode == 0
+    assert coord(workspace, "run", str(plan)).returncode == 0
+    assert rendered.stdout == (workspace / "tmp/PLAN-T/P01/1/prompt.md").read_text()
+    remediation = coord(workspace, "render", str(plan), "P01", "--remediation")
+    assert remediation.returncode == 0 and "attempt 1" in remediation.stdout.lower()
+
+
+def test_init_scaffolds_a_workspace(workspace: Path) -> None:
+    result = coord(workspace, "init")
+    assert result.returncode == 0
+    assert sorted(p.name for p in (workspace / "templates").iterdir()) == [
+        "impl.md.j2", "remediate.md.j2", "stub.md.j2", "test.md.j2", "verify.md.j2"]
+    assert "tmp/" in (workspace / ".gitignore").read_text()
+
+
+def test_remediate_of_an_unknown_phase_is_a_usage_error(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    unknown = coord(workspace, "remediate", "P99")
+
+    assert unknown.returncode == 2 and "no phase 'P99'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

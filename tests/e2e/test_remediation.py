@@ -1,0 +1,113 @@
+"""Remediation through the real ``coord`` CLI: a failed attempt retried with its evidence (a new session or
+the same one resumed), and ``coord remediate`` of a blocked phase with or without a running coordinator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (
+    VERIFY_FIXED,
+    coord,
+    db_rows,
+    fake_agent,
+    phase_state,
+    phase_status,
+    start_coord,
+    wait_until,
+    write_plan,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_that_lies_is_judged_fail_and_remediated_with_the_evidence(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "impl", "instructions": "[[fake:lie,pass]] implement it",
+         "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "worker reported PASS; verification `test -f fixed.txt` exited 1" in result.stdout
+    first = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    assert first["verdict"] == "FAIL"
+    remediation_prompt = (workspace / "tmp/PLAN-T/P01/2/prompt.md").read_text()
+    assert "test -f fixed.txt" in remediation_prompt
+    assert "tmp/PLAN-T/P01/1/worker.log" in remediation_prompt
+    phase = phase_status(workspace, "P01")
+    assert phase["state"] == "passed" and phase["attempts"] == 2 and phase["remediations"] == 1
+
+
+def test_remediate_without_a_coordinator_runs_to_a_verdict(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail,fail,pass]]"},
+        {"id": "P02", "kind": "verify", "title": "after", "instructions": "[[fake:pass]]"},
+    ])
+    assert coord(workspace, "run", str(plan)).returncode == 1
+    assert phase_status(workspace, "P01")["state"] == "blocked"
+
+    result = coord(workspace, "remediate", "P01", "--note", "look at the report")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert phase_status(workspace, "P01")["state"] == "passed"
+    assert "look at the report" in (workspace / "tmp/PLAN-T/P01/3/prompt.md").read_text()
+    assert phase_status(workspace, "P02")["state"] == "pending"
+    again = coord(workspace, "run", str(plan))
+    assert again.returncode == 0 and phase_status(workspace, "P02")["state"] == "passed"
+
+
+def test_remediate_that_fails_exits_1(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail]]"},
+    ], policy={"max_attempts": 1})
+    assert coord(workspace, "run", str(plan)).returncode == 1
+
+    result = coord(workspace, "remediate", "P01")
+
+    assert result.returncode == 1
+    assert len(db_rows(workspace, "SELECT * FROM attempts")) == 2
+
+
+def test_remediate_goes_through_the_running_coordinator(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "fails once", "instructions": "[[fake:fail,pass]]"},
+        {"id": "P02", "kind": "impl", "title": "long", "instructions": "[[fake:slow]]", "depends_on": []},
+    ], policy={"max_attempts": 1}, agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="4"))
+    running = start_coord(workspace, "run", str(plan), "--max-parallel", "2")
+    try:
+        wait_until(lambda: phase_state(workspace, "P01") == "blocked")
+
+        result = coord(workspace, "remediate", "P01")
+
+        assert result.returncode == 0, result.stderr
+        assert f"launched by the running coordinator (pid {running.pid})" in result.stdout
+        assert running.wait(timeout=60) == 0
+    finally:
+        if running.poll() is None:
+            coord(workspace, "stop")
+            running.wait(timeout=30)
+    rows = db_rows(workspace, "SELECT number, state FROM attempts WHERE phase_id='P01' ORDER BY number")
+    assert [(r["number"], r["state"]) for r in rows] == [(1, "failed"), (2, "passed")]
+
+
+def test_resume_policy_remediates_in_the_same_agent_session(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail,pass]]"},
+    ], policy={"remediation": "resume"}, agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = (json.loads((workspace / f"tmp/PLAN-T/P01/{n}/summary.json").read_text()) for n in (1, 2))
+    assert second["session_id"] == first["session_id"]
+    calls = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    resumed = [c for c in calls if "resume" in c["argv"]]
+    assert len(resumed) == 1 and first["session_id"] in resumed[0]["argv"]
+    # codex reports thread-cumulative usage; each attempt keeps only its own tokens
+    assert 0 < second["input_tokens"] <= first["input_tokens"] * 2
+    assert second["cumulative_usage"]["input_tokens"] == first["input_tokens"] + second["input_tokens"]

@@ -1,0 +1,205 @@
+"""A plan run end to end through the real ``coord`` CLI, with the fake codex CLI as the model: the files of the
+contract, verdicts and the phases they block, the prompt a worker gets, the budget, dangerous profiles, protected
+files, and the plan checks made before anything runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO_ROOT, VERIFY_FIXED, coord, db_rows, events, fake_agent, phase_status, status, write_plan
+
+pytestmark = pytest.mark.slow
+
+
+def test_passing_plan_records_every_file_of_the_contract(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "stub", "instructions": "[[fake:pass]] write the stub"},
+        {"id": "P01a", "kind": "verify", "title": "check stub", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "impl", "instructions": "[[fake:pass]]",
+         "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = status(workspace)
+    assert [p["state"] for p in report["phases"]] == ["passed"] * 3
+    assert report["totals"]["passed"] == 3
+    pid_lines = (workspace / "tmp" / "PLAN-T" / "worker-pids.txt").read_text().splitlines()
+    assert [line.split()[0] for line in pid_lines] == ["P01", "P01a", "P02"]
+    assert all(" PID: " in line and " attempt 1 " in line for line in pid_lines)
+    attempt = workspace / "tmp" / "PLAN-T" / "P02" / "1"
+    for name in ("prompt.md", "worker.log", "identity.json", "exit.json", "summary.json", "evidence.json"):
+        assert (attempt / name).is_file(), name
+    assert json.loads((attempt / "exit.json").read_text())["exit_code"] == 0
+    summary = json.loads((attempt / "summary.json").read_text())
+    assert summary["session_id"] and summary["completed"] is True
+    evidence = json.loads((attempt / "evidence.json").read_text())
+    assert evidence["verdict"] == "PASS"
+    assert {c["name"] for c in evidence["checks"]} >= {"exit", "report", "completed", "verify[0]"}
+    # Plan runs learn of an end by the socket push and exit.json; signal files are for `coord wait` only.
+    assert not (workspace / "tmp" / "PLAN-T" / ".signals").exists()
+    types = [e["type"] for e in events(workspace)]
+    assert types.count("attempt_launched") == 3 and types[-1] == "run_finished"
+
+
+def test_blocked_phase_stops_its_dependents_and_exits_1(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "always fails", "instructions": "[[fake:fail]]"},
+        {"id": "P02", "kind": "verify", "title": "after", "instructions": "[[fake:pass]]"},
+        {"id": "P03", "kind": "verify", "title": "independent", "instructions": "[[fake:pass]]", "depends_on": []},
+    ])
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    states = {p["id"]: p["state"] for p in status(workspace)["phases"]}
+    assert states == {"P01": "blocked", "P02": "pending", "P03": "passed"}
+    assert len(db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P01'")) == 2
+    assert db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P02'") == []
+
+
+def test_completion_is_found_by_polling_without_the_socket(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "stub", "instructions": "[[fake:pass]]"},
+    ])
+
+    result = coord(workspace, "run", str(plan), "--no-socket")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "polling" in (workspace / "tmp/PLAN-T/P01/1/worker.log").read_text()
+
+
+def test_prompt_over_128_kib_reaches_the_worker(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    big = "[[fake:pass]]\n" + ("x" * 199 + "\n") * 1000
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "big", "instructions": big},
+    ], agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stderr
+    [call] = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    assert big in call["stdin"]
+    assert call["stdin"] == (workspace / "tmp/PLAN-T/P01/1/prompt.md").read_text()
+
+
+def test_invalid_plan_is_refused_before_any_state_exists(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "a", "instructions": "x", "depends_on": ["P99"]},
+    ])
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 2
+    assert "plans/PLAN-T.yaml:" in result.stderr and "P99" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "tmp").exists()
+
+
+def test_demo_plan_passes_with_one_remediation(workspace: Path) -> None:
+    shutil.copytree(REPO_ROOT / "plans", workspace / "plans")
+
+    result = coord(workspace, "run", "plans/PLAN-DEMO.yaml")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = status(workspace)
+    assert [p["state"] for p in report["phases"]] == ["passed"] * 4
+    assert report["totals"]["remediations"] == 1
+    assert phase_status(workspace, "P03")["attempts"] == 2
+    human = coord(workspace, "status")
+    assert "1 remediation" in human.stdout
+
+
+def test_budget_stops_launching_and_says_why(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "a", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "b", "instructions": "[[fake:pass]]"},
+        {"id": "P03", "kind": "verify", "title": "c", "instructions": "[[fake:pass]]"},
+    ], budget={"max_tokens": 1000})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1
+    assert "token budget reached" in result.stdout and "launching nothing more" in result.stdout
+    states = {p["id"]: p["state"] for p in status(workspace)["phases"]}
+    assert states == {"P01": "passed", "P02": "pending", "P03": "pending"}
+
+
+def test_dangerous_profile_prints_a_banner_and_only_then_bypasses_the_sandbox(workspace: Path, tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    agents = {
+        "fake": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"), "sandbox": "workspace-write",
+                 "env": {"FAKE_CODEX_RECORD_DIR": str(record)}},
+        "yolo": {"base": "codex", "binary": str(REPO_ROOT / "tests" / "fakes" / "codex"),
+                 "sandbox": "danger-full-access", "dangerous": True, "env": {"FAKE_CODEX_RECORD_DIR": str(record)}},
+    }
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "stub", "title": "safe", "instructions": "[[fake:pass]]"},
+        {"id": "P02", "kind": "impl", "title": "unsafe", "instructions": "[[fake:pass]]", "agent": "yolo"},
+    ], agents=agents)
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: agent profile 'yolo' runs codex with --dangerously-bypass-approvals-and-sandbox" in result.stdout
+    calls = {call["env"].get("COORD_PHASE_ID"): call["argv"]
+             for call in (json.loads(p.read_text()) for p in record.glob("*.json"))}
+    assert "--dangerously-bypass-approvals-and-sandbox" in calls["P02"]
+    assert "--dangerously-bypass-approvals-and-sandbox" not in calls["P01"]
+    assert calls["P01"][calls["P01"].index("-s") + 1] == "workspace-write"
+
+
+def test_socket_works_under_a_very_deep_workspace(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / ("f" * 60)
+    deep.mkdir(parents=True)
+    plan = write_plan(deep, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert len(str(deep)) > 120
+
+    result = coord(deep, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (deep / "tmp/PLAN-T/P01/1/worker.log").read_text()
+    assert "polling" not in log, "the supervisor's push reached the coordinator"
+
+
+def test_worker_that_edits_protected_tests_is_judged_fail_even_when_verification_passes(workspace: Path) -> None:
+    (workspace / "tests").mkdir()
+    (workspace / "tests" / "test_calc.py").write_text("assert add(2, 3) == 5\n")
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "cheats", "instructions": "[[fake:pass]]",
+         "protected": ["tests/*.py"], "verify": [VERIFY_FIXED]},
+    ], policy={"max_attempts": 1},
+        agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes\ntests/test_calc.py=pass  # weakened"))
+
+    prompt = coord(workspace, "render", str(plan), "P01")
+    result = coord(workspace, "run", str(plan))
+
+    assert "## Files you must not change" in prompt.stdout and "- `tests/*.py`" in prompt.stdout
+    assert result.returncode == 1
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    checks = {check["name"]: check for check in evidence["checks"]}
+    assert checks["verify[0]"]["status"] == "pass"
+    assert checks["protected"]["status"] == "fail"
+    assert evidence["reason"] == "the worker changed protected files: tests/test_calc.py (changed)"
+
+
+def test_protected_files_left_alone_pass_the_check(workspace: Path) -> None:
+    (workspace / "tests").mkdir()
+    (workspace / "tests" / "test_calc.py").write_text("assert add(2, 3) == 5\n")
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "honest", "instructions": "[[fake:pass]]",
+         "protected": ["tests/*.py"], "verify": [VERIFY_FIXED]},
+    ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
+    protected_check = next(check for check in evidence["checks"] if check["name"] == "protected")
+    assert (protected_check["status"], protected_check["detail"]) == ("pass", "1 protected file(s) unchanged")

@@ -1,0 +1,1 @@
+"""End-to-end suites of the real agent CLIs (codex, Claude Code) against scripted loopback model servers."""

@@ -1,0 +1,1 @@
+"""Agent adapters, what a worker log says (summaries, last activity), and prices."""

@@ -1,0 +1,1 @@
+"""Verdict checks: report and marker text, verify commands, and judge() over real evidence."""

@@ -1,0 +1,1 @@
+"""Prompt rendering: packaged and workspace templates, remediation evidence, template errors."""
