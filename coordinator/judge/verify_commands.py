@@ -20,6 +20,7 @@ import psutil
 
 from coordinator.judge.verdict import CheckResult
 from coordinator.plan.model import VerifyCommand
+from coordinator.process.local import processes_with_cookie
 from coordinator.util.files import read_tail, workspace_relative
 
 TAIL_BYTES = 4096
@@ -82,13 +83,11 @@ def _sweep_cookie(cookie: str) -> list[int]:
     Catches descendants that left the command's process group with ``setsid()``.
     """
     killed = []
-    for process in psutil.process_iter(["environ"]):
+    for process in processes_with_cookie(VERIFY_COOKIE, cookie):
         try:
-            environ = process.info["environ"] or {}
-            if environ.get(VERIFY_COOKIE) == cookie:
-                process.kill()
-                killed.append(process.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            process.kill()
+            killed.append(process.pid)
+        except psutil.NoSuchProcess:
             continue
     return killed
 

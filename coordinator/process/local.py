@@ -135,18 +135,23 @@ def request_stop(attempt_dir: Path, identity: Identity, reason: str) -> bool:
     return signal_supervisor(identity, signal.SIGTERM)
 
 
-def processes_of_attempt(attempt_id: str) -> list[psutil.Process]:
-    """Live processes carrying this attempt's cookie in their environment (the escaped ones included)."""
+def processes_with_cookie(variable: str, value: str) -> list[psutil.Process]:
+    """Live processes (of any session) whose environment sets ``variable=value``: an attempt's or a verify
+    command's cookie, which every descendant inherits, including those that left its process group."""
     found = []
     for process in psutil.process_iter(["environ", "status"]):
         try:
-            if (process.info["environ"] or {}).get(COOKIE) == attempt_id and process.info[
-                "status"
-            ] != psutil.STATUS_ZOMBIE:
+            environ = process.info["environ"] or {}
+            if environ.get(variable) == value and process.info["status"] != psutil.STATUS_ZOMBIE:
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
+
+
+def processes_of_attempt(attempt_id: str) -> list[psutil.Process]:
+    """Live processes carrying this attempt's cookie in their environment (the escaped ones included)."""
+    return processes_with_cookie(COOKIE, attempt_id)
 
 
 def kill_attempt_processes(attempt_id: str, grace: float) -> list[int]:
