@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +25,17 @@ def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """
     cookie = uuid.uuid4().hex
     monkeypatch.setenv("COORD_TEST_RUN", cookie)
-    yield cookie
+    # Each test's state directories (stores, locks) under its own folder, never the user's ~/.local/state.
+    state_home = Path(tempfile.gettempdir()) / f"coord-test-state-{cookie}"
+    monkeypatch.setenv("COORD_STATE_HOME", str(state_home))
+    try:
+        yield cookie
+        _fail_on_survivors(cookie)
+    finally:
+        shutil.rmtree(state_home, ignore_errors=True)
+
+
+def _fail_on_survivors(cookie: str) -> None:
     deadline = time.monotonic() + 5.0
     survivors = processes_with_cookie("COORD_TEST_RUN", cookie)
     while survivors and time.monotonic() < deadline:

@@ -107,9 +107,25 @@ def phase_status(workspace: Path, phase_id: str) -> dict[str, Any]:
     return next(p for p in status(workspace)["phases"] if p["id"] == phase_id)
 
 
+def store_file(workspace: Path, suffix: str = "") -> Path:
+    """The workspace's SQLite store (in its state directory, outside the workspace), or its ``-wal``/``-shm``."""
+    from coordinator.paths import WorkspacePaths
+
+    db = WorkspacePaths(workspace).db
+    return db.with_name(db.name + suffix)
+
+
+def records_file(workspace: Path, phase_id: str, number: int, name: str, plan: str = "PLAN-T") -> Path:
+    """An attempt's record in coord's state directory (``identity.json``, ``exit.json``, ``spec.json``): the copy
+    coord reads; the attempt folder under ``tmp/`` holds one for people."""
+    from coordinator.paths import WorkspacePaths
+
+    return WorkspacePaths(workspace).records_dir(plan, phase_id, number) / name
+
+
 def db_rows(workspace: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
     """Read the store the way ``coord status`` does: a read-only connection."""
-    connection = sqlite3.connect(f"file:{workspace / 'tmp' / 'coord.db'}?mode=ro", uri=True)
+    connection = sqlite3.connect(f"file:{store_file(workspace)}?mode=ro", uri=True)
     connection.row_factory = sqlite3.Row
     try:
         return connection.execute(sql, params).fetchall()

@@ -79,14 +79,15 @@ class AgentSummary:
         data["total_tokens"] = self.total_tokens
         return data
 
-    def write(self, attempt_dir: Path, price: dict[str, Any] | None) -> None:
+    def write(self, attempt_dir: Path, price: dict[str, Any] | None, inside: Path | None = None) -> None:
         """Write the attempt's ``summary.json``: :meth:`to_dict` and the ``price`` its cost was computed from
         (``pricing.PricedAttempt.basis``, None when the agent reported its own cost or no price is known).
 
         Raises:
+            OutsideWorkspace: ``attempt_dir`` is, links followed, outside ``inside`` (the workspace).
             OSError: it could not be written.
         """
-        write_json_atomic(attempt_dir / SUMMARY_FILE, {**self.to_dict(), "price": price})
+        write_json_atomic(attempt_dir / SUMMARY_FILE, {**self.to_dict(), "price": price}, inside=inside)
 
     @staticmethod
     def cumulative_usage_in(attempt_dir: Path) -> dict[str, Any] | None:

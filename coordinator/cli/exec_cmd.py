@@ -92,7 +92,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     }
     write_json_atomic(run_dir / "meta.json", meta)
     spec = supervisor_spec(
-        attempt_id, run_id, 1, command, cwd=paths.workspace, attempt_dir=run_dir,
+        attempt_id, run_id, 1, command, cwd=paths.workspace, attempt_dir=run_dir, records_dir=run_dir,
         env={"COORD_ATTEMPT_ID": attempt_id, "COORD_PROMPT_FILE": str(prompt_path)}, policy=Policy(),
         socket_path=None, signal_path=signal_dir / run_id,
         after_exit_argv=(sys.executable, "-m", "coordinator.cli.exec_cmd", "summarize", str(run_dir)),
@@ -105,7 +105,7 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
         "summary": str(relative / "summary.json"),
     }))
     sys.stdout.flush()
-    start_supervisor(spec)  # not waited for: the supervisor outlives this command
+    start_supervisor(spec, inside=paths.workspace)  # not waited for: the supervisor outlives this command
     return ExitStatus.OK
 
 

@@ -77,7 +77,8 @@ def attempt_finished(paths: WorkspacePaths, attempt_id: str) -> bool:
         row = store.attempt(attempt_id)
     finally:
         store.close()
-    return row is None or row.state in TERMINAL_ATTEMPT_STATES or (row.directory / "exit.json").exists()
+    return row is None or row.state in TERMINAL_ATTEMPT_STATES or (
+        paths.records_dir(row.plan_id, row.phase_id, row.number) / "exit.json").exists()
 
 
 def cmd_validate(args: argparse.Namespace, workspace: Path) -> int:

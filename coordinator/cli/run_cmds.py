@@ -189,9 +189,10 @@ def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
     finally:
         store.close()
     stopped = []
-    executor = LocalExecutor()
+    executor = LocalExecutor(inside=paths.workspace)
     for attempt in attempts:
-        if executor.stop(AttemptHandle(attempt.attempt_id, attempt.directory), "stopped"):
+        records = paths.records_dir(attempt.plan_id, attempt.phase_id, attempt.number)
+        if executor.stop(AttemptHandle(attempt.attempt_id, records), "stopped"):
             stopped.append(attempt.phase_id)
     if stopped:
         print(f"stopping {', '.join(stopped)} (no coordinator runs: `coord run` records the outcome)")

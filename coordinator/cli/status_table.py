@@ -69,6 +69,8 @@ def print_status(report: dict[str, Any]) -> None:
         + f"run {report['state']}" + (" · paused" if report["paused"] else ""),
         highlight=False,
     )
+    if report.get("tampered"):
+        console.print(f"tampered: {report['tampered']}", style="bold red", highlight=False, markup=False)
     for phase in report["phases"]:
         if phase["state"] != "passed" and phase["reason"]:
             console.print(f"  {phase['id']}: {phase['reason']}", highlight=False, markup=False)

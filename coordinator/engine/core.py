@@ -13,7 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator.judge.verdict import Verdict
+from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
+from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Plan
 from coordinator.process.control_socket import SignalListener
 from coordinator.process.executor import AttemptHandle, Executor
@@ -127,12 +128,24 @@ class EngineCore:
     def _notice(self, message: str, *, level: str = "info", phase_id: str | None = None) -> None:
         self.store.record([Notice(plan_id=self.plan.id, phase_id=phase_id, message=message, level=level)])
 
+    def _write_evidence(self, attempt_dir: Path, verdict: Verdict) -> None:
+        """Write the attempt's ``evidence.json``; the verdict itself is in the store, so a folder a worker deleted
+        or linked out of the workspace costs only the file (and is said, as a warning)."""
+        try:
+            verdict.write(attempt_dir / EVIDENCE_FILE, inside=self.workspace)
+        except OutsideWorkspace as exc:
+            self.store.record_tampering(self.plan.id, f"{self._relative(attempt_dir / EVIDENCE_FILE)} not written: "
+                                        f"{exc} (the verdict is in the state store: coord status)")
+        except OSError as exc:
+            self._notice(f"cannot write {self._relative(attempt_dir / EVIDENCE_FILE)}: {exc}; the verdict is in "
+                         "the state store (coord status)", level="warning")
+
     def _relative(self, path: Path) -> str:
         return workspace_relative(path, self.paths.workspace)
 
-    @staticmethod
-    def _handle(attempt: AttemptRecord) -> AttemptHandle:
-        return AttemptHandle(attempt.attempt_id, attempt.directory)
+    def _handle(self, attempt: AttemptRecord) -> AttemptHandle:
+        return AttemptHandle(attempt.attempt_id,
+                             self.paths.records_dir(attempt.plan_id, attempt.phase_id, attempt.number))
 
     def _phase_known(self, phase_id: str) -> bool:
         return any(phase.id == phase_id for phase in self.plan.phases)

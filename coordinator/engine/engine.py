@@ -55,7 +55,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def __init__(self, plan: Plan, store: Store, options: RunOptions | None = None,
                  sink: Callable[[EngineEvent], None] | None = None, executor: Executor | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(plan, store, options or RunOptions(), executor or LocalExecutor(), clock)
+        super().__init__(plan, store, options or RunOptions(),
+                         executor or LocalExecutor(inside=store.paths.workspace), clock)
         self._next_file_poll = 0.0
         if sink is not None:
             store.subscribe(sink)

@@ -17,14 +17,13 @@ from coordinator.engine.core import EngineCore, Judging
 from coordinator.engine.rules import phase_after_verdict
 from coordinator.judge.checks import JudgeInput, judge
 from coordinator.judge.verdict import CheckResult, Verdict
+from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import AgentProfile, Phase, Price
 from coordinator.process.records import LOG_FILE
 from coordinator.state.events import AttemptEnded, PhaseStateChanged, VerdictReached
 from coordinator.state.records import AttemptEnd, AttemptRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
-
-EVIDENCE_FILE = "evidence.json"
 
 
 def priced_summary(agent: Agent, profile: AgentProfile, attempt_dir: Path, prices: dict[str, Price],
@@ -54,7 +53,14 @@ class JudgingMixin(EngineCore):
         agent = get_agent(profile)
         summary, priced = priced_summary(agent, profile, attempt.directory, self.plan.prices,
                                          self._previous_usage(attempt))
-        summary.write(attempt.directory, priced.basis if priced is not None else None)
+        try:
+            summary.write(attempt.directory, priced.basis if priced is not None else None, inside=self.workspace)
+        except OutsideWorkspace as exc:  # the summary is in the store too
+            self.store.record_tampering(self.plan.id, f"{self._relative(attempt.directory / 'summary.json')} "
+                                        f"not written: {exc}")
+        except OSError as exc:
+            self._notice(f"cannot write {self._relative(attempt.directory / 'summary.json')}: {exc}",
+                         level="warning")
         stop_reason = attempt.stop_reason or (exit_record.stop_request if exit_record else None)
         if attempt.state != AttemptState.CHECKING:
             how = exit_record.how if exit_record is not None else "exit code None"
@@ -117,7 +123,7 @@ class JudgingMixin(EngineCore):
             except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
                 reason = f"coord could not check this attempt: {exc!r}"
                 verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
-            verdict.write(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number) / EVIDENCE_FILE)
+            self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
             self._commit_verdict(attempt_id, judging.phase, judging.number, verdict,
                                  attempt_state=AttemptState.PASSED if verdict.passed else AttemptState.FAILED,
                                  stopped_by_person=judging.stopped_by_person)
@@ -129,7 +135,7 @@ class JudgingMixin(EngineCore):
         if killed:
             reason += f" (killed leftover processes {killed})"
         verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("exit", "fail", reason),), source="lost")
-        verdict.write(attempt.directory / EVIDENCE_FILE)
+        self._write_evidence(attempt.directory, verdict)
         self.state.watches.pop(attempt.attempt_id, None)
         self._commit_verdict(attempt.attempt_id, phase, attempt.number, verdict, attempt_state=AttemptState.LOST)
 

@@ -20,6 +20,7 @@ from coordinator.errors import CoordError
 from coordinator.judge import protected
 from coordinator.judge.checks import PROTECTED_SNAPSHOT
 from coordinator.judge.verdict import CheckResult, Verdict
+from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
@@ -31,13 +32,12 @@ from coordinator.util import failpoints
 from coordinator.util.files import write_atomic, write_json_atomic
 
 PROMPT_FILE = "prompt.md"
-EVIDENCE_FILE = "evidence.json"
 
 
 def supervisor_spec(attempt_id: str, phase_id: str, number: int, command: WorkerCommand, *, cwd: Path,
-                    attempt_dir: Path, env: Mapping[str, str], policy: Policy, socket_path: str | None,
-                    signal_path: Path | None = None, after_exit_argv: tuple[str, ...] | None = None,
-                    ) -> SupervisorSpec:
+                    attempt_dir: Path, records_dir: Path, env: Mapping[str, str], policy: Policy,
+                    socket_path: str | None, signal_path: Path | None = None,
+                    after_exit_argv: tuple[str, ...] | None = None) -> SupervisorSpec:
     """The spec of one attempt's supervisor.
 
     Only coord's own variables (``env``) and the profile's (``command.env``) go into it; the rest of the
@@ -53,6 +53,7 @@ def supervisor_spec(attempt_id: str, phase_id: str, number: int, command: Worker
         stdin_path=command.stdin_path,
         log_path=str(attempt_dir / LOG_FILE),
         attempt_dir=str(attempt_dir),
+        records_dir=str(records_dir),
         signal_path=str(signal_path) if signal_path is not None else None,
         socket_path=socket_path,
         kill_grace=policy.kill_grace,
@@ -120,7 +121,7 @@ class LaunchMixin(EngineCore):
         except StartError as exc:
             self._fail_unstarted(attempt_id, phase, number, str(exc))
             return None
-        except (CoordError, OSError) as exc:
+        except (CoordError, OSError, OutsideWorkspace) as exc:
             self._fail_unstarted(attempt_id, phase, number, f"could not start the worker: {exc}")
             return None
         failpoints.hit("launch.after_identity")
@@ -131,13 +132,16 @@ class LaunchMixin(EngineCore):
                  remediation: RemediationContext | None, resume_session: str | None,
                  is_remediation: bool) -> SupervisorSpec:
         """Create the attempt folder with its prompt (and protected snapshot); return the supervisor's spec."""
+        records_dir = self.paths.records_dir(self.plan.id, phase.id, number)
         set_aside_stale(attempt_dir)
+        set_aside_stale(records_dir)
         attempt_dir.mkdir(parents=True)
         prompt_path = attempt_dir / PROMPT_FILE
         write_atomic(prompt_path, self.renderer.render(self.plan, phase, attempt_number=number,
-                                                       remediation=remediation))
+                                                       remediation=remediation), inside=self.workspace)
         if phase.protected:
-            write_json_atomic(attempt_dir / PROTECTED_SNAPSHOT, protected_snapshot(self.workspace, phase))
+            write_json_atomic(attempt_dir / PROTECTED_SNAPSHOT, protected_snapshot(self.workspace, phase),
+                              inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         workdir = self.workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
@@ -156,7 +160,7 @@ class LaunchMixin(EngineCore):
             "COORD_PROMPT_FILE": str(prompt_path),
         }
         return supervisor_spec(attempt_id, phase.id, number, command, cwd=workdir, attempt_dir=attempt_dir,
-                               env=env, policy=phase.policy,
+                               records_dir=records_dir, env=env, policy=phase.policy,
                                socket_path=str(self.listener.path) if self.listener is not None else None)
 
     def _record_running(self, attempt_id: str, phase: Phase, number: int, identity: Identity,
@@ -182,5 +186,5 @@ class LaunchMixin(EngineCore):
 
     def _fail_unstarted(self, attempt_id: str, phase: Phase, number: int, reason: str) -> None:
         verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("exit", "fail", reason),))
-        verdict.write(self.paths.attempt_dir(self.plan.id, phase.id, number) / EVIDENCE_FILE)
+        self._write_evidence(self.paths.attempt_dir(self.plan.id, phase.id, number), verdict)
         self._commit_verdict(attempt_id, phase, number, verdict, attempt_state=AttemptState.FAILED)

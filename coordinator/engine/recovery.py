@@ -54,14 +54,13 @@ class RecoveryMixin(EngineCore):
         """Record live attempts the store does not know, so they are watched and never launched twice.
 
         Every launch is committed before its supervisor starts, so a live supervisor without a row means the
-        store was deleted or replaced while workers ran. Its ``spec.json`` and ``identity.json`` say which
+        store was deleted or replaced while workers ran. Its records (``spec.json``, ``identity.json``) say which
         attempt it is; it gets its row back as ``running`` and ``_reattach`` adopts it like any other. Ended
         attempts of the lost store stay untrusted (their folders are set aside when the number is reused).
         """
         known = {attempt.attempt_id for attempt in self.store.attempts(self.plan.id)}
         for phase in self.plan.phases:
-            phase_dir = self.paths.plan_dir(self.plan.id) / phase.id
-            for found in self.executor.unrecorded(phase_dir, known):
+            for found in self.executor.unrecorded(self.paths.records_phase_dir(self.plan.id, phase.id), known):
                 pid = found.identity.supervisor_pid
                 if any(attempt.number == found.number for attempt in self.store.attempts(self.plan.id, phase.id)):
                     # An older copy of the store numbers another attempt so: adopting would break its history.

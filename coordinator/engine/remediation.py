@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator.agents import can_resume
-from coordinator.judge.verdict import Verdict
+from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
 from coordinator.plan.model import AgentProfile, Phase
 from coordinator.process.records import LOG_FILE
 from coordinator.prompts.renderer import RemediationContext
@@ -18,7 +18,6 @@ from coordinator.util.files import read_tail, workspace_relative
 LOG_TAIL_BYTES = 8192
 """How much of a failed attempt's log goes into the remediation prompt."""
 
-EVIDENCE_FILE = "evidence.json"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ workspace (a report symlinked to ``/etc/…`` is refused unread), and their text
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from coordinator.judge import protected
 from coordinator.judge.report_text import Status, find_placeholders, find_status, names_phase
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.judge.verify_commands import run_verify, signal_name
-from coordinator.paths import OutsideWorkspace, inside_workspace
+from coordinator.paths import OutsideWorkspace, lexically_inside, open_inside
 from coordinator.plan.model import Phase
 from coordinator.util.files import read_json
 
@@ -168,24 +170,24 @@ def _exit_status(inp: JudgeInput) -> CheckResult:
 
 
 def _read_evidence(workspace: Path, relative: str, what: str, missing: str) -> tuple[str | None, CheckResult | None]:
-    """Read a worker-written file inside the workspace, refusing paths that leave it (unread).
+    """Read a worker-written file inside the workspace, refusing (unread) one that is, links followed, outside it,
+    a link loop, or not a regular file — checked on the open file, so a link swapped meanwhile changes nothing.
 
     Returns:
         (text, None) on success, or (None, failing CheckResult without a name) explaining why not.
     """
     try:
-        resolved = inside_workspace(workspace, relative)
-    except OutsideWorkspace:
-        return None, CheckResult("", "fail", f"{what} {relative} resolves outside the workspace", path=relative)
-    if not resolved.exists():
+        fd = open_inside(workspace, workspace / lexically_inside(relative))
+    except OutsideWorkspace as exc:
+        return None, CheckResult("", "fail", f"{what} {relative} {exc}", path=relative)
+    except FileNotFoundError:
         return None, CheckResult("", "fail", missing, path=relative)
-    if not resolved.is_file():
-        return None, CheckResult("", "fail", f"{what} {relative} is not a regular file", path=relative)
-    try:
-        with open(resolved, "rb") as handle:
-            data = handle.read(MAX_READ_BYTES)
     except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            return None, CheckResult("", "fail", f"{what} {relative} is not a regular file", path=relative)
         return None, CheckResult("", "fail", f"{what} {relative} is unreadable: {exc.strerror}", path=relative)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_READ_BYTES)
     return data.decode("utf-8", errors="replace"), None
 
 

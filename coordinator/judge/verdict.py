@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from coordinator.util.files import read_json, write_json_atomic
 
+EVIDENCE_FILE = "evidence.json"
+"""The attempt folder's record of its verdict and every check behind it."""
+
 CheckStatus = Literal["pass", "fail", "skipped", "off"]
 """``off``: switched off by the plan (recorded, never silent); ``skipped``: not run because of an earlier failure."""
 
@@ -62,13 +65,14 @@ class Verdict:
             "checks": [asdict(check) for check in self.checks],
         }
 
-    def write(self, path: Path) -> None:
-        """Write ``evidence.json`` atomically.
+    def write(self, path: Path, inside: Path | None = None) -> None:
+        """Write ``evidence.json`` atomically (into a folder inside ``inside``, the workspace, when given).
 
         Raises:
+            OutsideWorkspace: the folder is, links followed, outside ``inside``.
             OSError: it could not be written.
         """
-        write_json_atomic(path, self.to_dict())
+        write_json_atomic(path, self.to_dict(), inside=inside)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:

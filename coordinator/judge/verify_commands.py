@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from coordinator.judge.verdict import CheckResult
+from coordinator.paths import OutsideWorkspace, open_inside
 from coordinator.plan.model import VerifyCommand
 from coordinator.process.local import processes_with_cookie
 from coordinator.util.files import read_tail, workspace_relative
@@ -145,7 +146,12 @@ def run_verify(
     full_env = {**os.environ, **(env or {}), VERIFY_COOKIE: cookie}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     timed_out = False
-    with open(log_path, "wb") as log:
+    try:
+        log_fd = open_inside(workspace, log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW)
+    except (OSError, OutsideWorkspace) as exc:  # the attempt folder was deleted or linked away by the worker
+        return CheckResult(name, "fail", f"verification {shown} was not run: its log {log_shown} cannot be "
+                           f"opened ({exc})", path=log_shown, argv=argv)
+    with os.fdopen(log_fd, "wb") as log:
         try:
             process = subprocess.Popen(
                 argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

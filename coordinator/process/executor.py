@@ -29,10 +29,11 @@ class StartError(Exception):
 
 @dataclass(frozen=True)
 class AttemptHandle:
-    """How an executor finds an attempt again: its id and its folder (absolute)."""
+    """How an executor finds an attempt again: its id and its records folder (absolute; in coord's state
+    directory, out of the worker's reach)."""
 
     attempt_id: str
-    attempt_dir: Path
+    records_dir: Path
 
 
 @dataclass(frozen=True)
@@ -87,5 +88,6 @@ class Executor(Protocol):
         ...
 
     def unrecorded(self, phase_dir: Path, known: set[str]) -> list[UnrecordedAttempt]:
-        """Live attempts in ``phase_dir`` whose ids are not in ``known`` (the store forgot them)."""
+        """Live attempts whose records are in ``phase_dir`` (a phase's records folder) and whose ids are not in
+        ``known`` (the store forgot them)."""
         ...

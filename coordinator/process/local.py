@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from coordinator.paths import OutsideWorkspace
 from coordinator.process import supervisor as supervisor_module
 from coordinator.process.executor import AttemptHandle, StartError, UnrecordedAttempt
 from coordinator.process.records import (
@@ -33,21 +34,27 @@ from coordinator.util.files import write_json_atomic
 COOKIE = supervisor_module.COOKIE
 
 
-def start_supervisor(spec: SupervisorSpec) -> subprocess.Popen[bytes]:
-    """Write ``spec.json`` and start the attempt's supervisor in a new session.
+def start_supervisor(spec: SupervisorSpec, inside: Path | None = None) -> subprocess.Popen[bytes]:
+    """Write ``spec.json`` (into the records folder, with a copy in the attempt folder for people) and start the
+    attempt's supervisor in a new session.
 
     Args:
-        spec: what to run; ``supervisor.log`` in its attempt folder receives the supervisor's own stderr.
+        spec: what to run; ``supervisor.log`` in its records folder receives the supervisor's own stderr.
+        inside: the workspace, which the attempt folder must be in, links followed (None: not checked).
 
     Returns:
         The supervisor's Popen (the caller polls it so it never stays a zombie).
 
     Raises:
+        OutsideWorkspace: the attempt folder is, links followed, outside ``inside``.
         OSError: the spec could not be written or the interpreter could not be started.
     """
-    attempt_dir = Path(spec.attempt_dir)
-    spec_path = spec.write(attempt_dir)
-    with open(attempt_dir / SUPERVISOR_LOG_FILE, "ab") as log:
+    records_dir = Path(spec.records_dir)
+    records_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    spec_path = spec.write(records_dir)
+    if records_dir != Path(spec.attempt_dir):
+        spec.write(Path(spec.attempt_dir), inside=inside)
+    with open(records_dir / SUPERVISOR_LOG_FILE, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-I", str(Path(supervisor_module.__file__).resolve()), str(spec_path)],
             stdin=subprocess.DEVNULL,
@@ -120,18 +127,21 @@ def signal_supervisor(identity: Identity, sig: int) -> bool:
         os.close(pidfd)
 
 
-def request_stop(attempt_dir: Path, identity: Identity, reason: str) -> bool:
+def request_stop(records_dir: Path, identity: Identity, reason: str) -> bool:
     """Ask an attempt's supervisor to stop its worker (TERM, grace, KILL, sweep) and record why.
 
     Args:
-        attempt_dir: the attempt folder (``stop-request.json`` is written there first).
+        records_dir: the attempt's records folder (``stop-request.json`` is written there first).
         identity: the supervisor to signal.
         reason: ``hung``, ``stopped`` or ``deadline``; copied into ``exit.json`` by the supervisor.
 
     Returns:
         True if the supervisor received the request.
     """
-    write_json_atomic(attempt_dir / STOP_REQUEST_FILE, {"reason": reason, "at": time.time()})
+    try:
+        write_json_atomic(records_dir / STOP_REQUEST_FILE, {"reason": reason, "at": time.time()})
+    except OSError:
+        pass  # the signal still stops the worker, as "stop"
     return signal_supervisor(identity, signal.SIGTERM)
 
 
@@ -196,28 +206,31 @@ class LocalExecutor:
     coordinator just as well.
     """
 
-    def __init__(self, identity_timeout: float = IDENTITY_TIMEOUT) -> None:
+    def __init__(self, inside: Path | None = None, identity_timeout: float = IDENTITY_TIMEOUT) -> None:
+        self.inside = inside
+        """The workspace: attempt folders must be in it, links followed, when coord writes into them."""
         self.identity_timeout = identity_timeout
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, spec: SupervisorSpec) -> Identity:
         try:
-            process = start_supervisor(spec)
-        except OSError as exc:
+            process = start_supervisor(spec, inside=self.inside)
+        except (OSError, OutsideWorkspace) as exc:
             raise StartError(f"could not start the worker: {exc}") from exc
         self._children[spec.attempt_id] = process
         failpoints.hit("launch.after_spawn")
-        identity = wait_for_identity(Path(spec.attempt_dir), process, spec.attempt_id, self.identity_timeout)
+        identity = wait_for_identity(Path(spec.records_dir), process, spec.attempt_id, self.identity_timeout)
         if identity is None:
             # It may still start its worker later: end the whole attempt before counting it as failed.
             kill_session(process)
             kill_attempt_processes(spec.attempt_id, spec.kill_grace)
             self._children.pop(spec.attempt_id, None)
-            raise StartError("the supervisor did not start in time (see supervisor.log)")
+            log = Path(spec.records_dir) / SUPERVISOR_LOG_FILE
+            raise StartError(f"the supervisor did not start in time (see {log})")
         return identity
 
     def identity(self, attempt: AttemptHandle) -> Identity | None:
-        return Identity.read(attempt.attempt_dir, attempt.attempt_id)
+        return Identity.read(attempt.records_dir, attempt.attempt_id)
 
     def is_alive(self, attempt: AttemptHandle) -> bool:
         if attempt.attempt_id in self._children:
@@ -230,11 +243,11 @@ class LocalExecutor:
         return identity is not None and identity.boot_id != current_boot_id()
 
     def result(self, attempt: AttemptHandle) -> ExitRecord | None:
-        return ExitRecord.read(attempt.attempt_dir, attempt.attempt_id)
+        return ExitRecord.read(attempt.records_dir, attempt.attempt_id)
 
     def stop(self, attempt: AttemptHandle, reason: str) -> bool:
         identity = self.identity(attempt)
-        return identity is not None and request_stop(attempt.attempt_dir, identity, reason)
+        return identity is not None and request_stop(attempt.records_dir, identity, reason)
 
     def kill_processes(self, attempt_id: str, grace: float) -> list[int]:
         return kill_attempt_processes(attempt_id, grace)
@@ -249,14 +262,14 @@ class LocalExecutor:
         if not phase_dir.is_dir():
             return []
         found = []
-        for attempt_dir in sorted(phase_dir.iterdir(), key=lambda path: path.name):
-            if not attempt_dir.name.isdigit():
+        for records_dir in sorted(phase_dir.iterdir(), key=lambda path: path.name):
+            if not records_dir.name.isdigit():
                 continue
-            attempt_id = SupervisorSpec.read_attempt_id(attempt_dir)
-            if attempt_id is None or attempt_id in known:
+            spec = SupervisorSpec.read(records_dir)
+            if spec is None or spec.attempt_id in known:
                 continue
-            identity = Identity.read(attempt_dir, attempt_id)
+            identity = Identity.read(records_dir, spec.attempt_id)
             if identity is None or not supervisor_alive(identity):
                 continue
-            found.append(UnrecordedAttempt(int(attempt_dir.name), attempt_id, attempt_dir, identity))
+            found.append(UnrecordedAttempt(int(records_dir.name), spec.attempt_id, Path(spec.attempt_dir), identity))
         return found

@@ -40,7 +40,9 @@ class SupervisorSpec:
         env: variables added to the inherited environment (coord's own and the agent profile's; never secrets).
         stdin_path: file the worker reads as stdin, or None for /dev/null.
         log_path: absolute path of ``worker.log`` (stdout and stderr).
-        attempt_dir: absolute attempt folder; identity.json and exit.json go there.
+        attempt_dir: absolute attempt folder people read; copies of identity.json and exit.json go there.
+        records_dir: absolute folder of the attempt's own records, out of the worker's reach: spec.json,
+            identity.json, exit.json, stop-request.json, supervisor.log.
         signal_path: path, without the ``.done``/``.fail`` suffix, of a completion signal file, or None
             (``coord wait`` reads them for ``coord exec``; plan runs are told by the socket and ``exit.json``).
         socket_path: the coordinator's control socket to push the end to, or None.
@@ -58,6 +60,7 @@ class SupervisorSpec:
     stdin_path: str | None
     log_path: str
     attempt_dir: str
+    records_dir: str
     signal_path: str | None
     socket_path: str | None
     kill_grace: float
@@ -75,22 +78,29 @@ class SupervisorSpec:
                 data[optional] = list(data[optional])
         return data
 
-    def write(self, attempt_dir: Path) -> Path:
-        """Write ``spec.json`` atomically into ``attempt_dir``; returns its path.
+    def write(self, attempt_dir: Path, inside: Path | None = None) -> Path:
+        """Write ``spec.json`` atomically into ``attempt_dir`` (which must be inside ``inside`` when given);
+        returns its path.
 
         Raises:
+            OutsideWorkspace: ``attempt_dir`` is, links followed, outside ``inside``.
             OSError: the file could not be written.
         """
         path = attempt_dir / SPEC_FILE
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_json(), inside=inside)
         return path
 
-    @staticmethod
-    def read_attempt_id(attempt_dir: Path) -> str | None:
-        """The attempt id of the ``spec.json`` in ``attempt_dir``, or None when it is missing or unreadable."""
-        data = read_json(attempt_dir / SPEC_FILE)
-        attempt_id = data.get("attempt_id") if isinstance(data, dict) else None
-        return attempt_id if isinstance(attempt_id, str) else None
+    @classmethod
+    def read(cls, records_dir: Path) -> SupervisorSpec | None:
+        """The ``spec.json`` in ``records_dir``, or None when it is missing, torn or not a spec."""
+        data = read_json(records_dir / SPEC_FILE)
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**{**data, "argv": tuple(data["argv"]), "after_exit_argv": tuple(data["after_exit_argv"])
+                          if data.get("after_exit_argv") else None})
+        except (KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)

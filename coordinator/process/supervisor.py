@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -42,7 +41,8 @@ SPEC_KEYS = (
     "env",  # variables added to the supervisor's inherited environment for the worker (dict)
     "stdin_path",  # str or None (/dev/null)
     "log_path",
-    "attempt_dir",  # identity.json and exit.json go here
+    "attempt_dir",  # the folder people read: copies of identity.json and exit.json go here (best effort)
+    "records_dir",  # identity.json, exit.json and stop-request.json, out of the worker's reach
     "signal_path",  # str or None; without the .done/.fail suffix
     "socket_path",  # str or None
     "kill_grace",  # seconds between TERM and KILL
@@ -57,22 +57,33 @@ FALLOC_FL_COLLAPSE_RANGE = 0x08  # linux/falloc.h
 MIB = 1024 * 1024
 
 
-def write_atomic(path: str, data: dict) -> None:
-    """Write JSON to ``path`` via temp file + fsync + rename + directory fsync."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def write_atomic(path: str, data: dict, dir_fd: int | None = None) -> None:
+    """Write JSON to ``path`` via temp file + fsync + rename + directory fsync.
+
+    With ``dir_fd`` (the attempt folder, opened before the worker started), ``path`` is a name in that very
+    directory: a worker that replaces the folder's path with a link cannot send the record elsewhere.
+    """
+    if dir_fd is None:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        name = os.path.basename(path)
+        owned = True
+    else:
+        name, owned = path, False
     try:
+        tmp = f".tmp-{name}-{os.getpid()}-{time.monotonic_ns()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         os.fsync(dir_fd)
     finally:
-        os.close(dir_fd)
+        if owned:
+            os.close(dir_fd)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -268,13 +279,31 @@ class Supervisor:
         self.exec_error: str | None = None
         self.exec_error_fd: int | None = None
         self.straggler_names: dict[int, str] = {}
+        # Opened before the worker exists: every record goes into these directories, whatever their paths become
+        # (the attempt folder is in the worker's reach; the records folder is not).
+        self.dir_fd = os.open(spec["records_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.mirror_fd: int | None = os.open(spec["attempt_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            self.mirror_fd = None
+
+    def write_record(self, name: str, data: dict) -> None:
+        """Write a record into the records folder, then its copy into the attempt folder (best effort: a worker
+        may have deleted that one)."""
+        write_atomic(name, data, dir_fd=self.dir_fd)
+        if self.mirror_fd is not None:
+            try:
+                write_atomic(name, data, dir_fd=self.mirror_fd)
+            except OSError:
+                pass
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # The coordinator (or `coord stop`) asks us to stop the worker; the escalation runs in the wait loop.
         if self.stop_requested is None:
             self.stop_requested = "stop"
             try:
-                with open(os.path.join(self.spec["attempt_dir"], "stop-request.json"), encoding="utf-8") as handle:
+                fd = os.open("stop-request.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+                with os.fdopen(fd, encoding="utf-8") as handle:
                     self.stop_requested = json.load(handle).get("reason", "stop")
             except (OSError, ValueError):
                 pass
@@ -459,7 +488,7 @@ class Supervisor:
             "subreaper": subreaper,
             "started_at": started_at,
         }
-        write_atomic(os.path.join(spec["attempt_dir"], "identity.json"), identity)
+        self.write_record("identity.json", identity)
         self.collect_exec_error()
         exit_code: int | None = None
         exit_signal: int | None = None
@@ -504,7 +533,7 @@ class Supervisor:
             "start_error": start_error or self.exec_error,
             "exit_unknown": exit_unknown,  # the wait status was lost (never invented: judged as a failure)
         }
-        write_atomic(os.path.join(spec["attempt_dir"], "exit.json"), record)
+        self.write_record("exit.json", record)
         self.run_after_exit()
         if spec.get("signal_path"):
             write_atomic(

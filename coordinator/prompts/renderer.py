@@ -35,26 +35,69 @@ Capping evidence text (output tails, log tails) is the caller's job; the rendere
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from coordinator.errors import Problem, TemplateError
 from coordinator.judge.verdict import CheckResult, Verdict
-from coordinator.paths import OutsideWorkspace, inside_workspace
+from coordinator.paths import OutsideWorkspace, lexically_inside, open_inside
 from coordinator.plan.model import REMEDIATION_KIND, Phase, Plan
 from coordinator.util.timefmt import format_plan_duration
 
 REMEDIATION_TEMPLATE = f"{REMEDIATION_KIND}.md.j2"
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.j2")
 _CHECK_KEYS = ("name", "status", "detail", "path", "argv", "exit_code", "output_tail")
+
+
+class TemplateRefused(JinjaTemplateError):
+    """A workspace template that is, links followed, outside the workspace (or a loop, or not a file)."""
+
+
+class _WorkspaceTemplates(BaseLoader):
+    """The workspace's ``templates/``: like Jinja2's file loader, but a template is opened with
+    ``paths.open_inside``, so one that links out of the workspace is refused instead of rendered into a prompt."""
+
+    def __init__(self, folder: Path, workspace: Path) -> None:
+        self.folder = folder
+        self.workspace = workspace
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = self.folder.joinpath(*split_template_path(template))
+        try:
+            fd = open_inside(self.workspace, path)
+        except FileNotFoundError:
+            raise TemplateNotFound(template) from None
+        except OutsideWorkspace as exc:
+            raise TemplateRefused(f"templates/{template} {exc}; refused") from None
+        with os.fdopen(fd, "rb") as handle:
+            mtime = os.fstat(handle.fileno()).st_mtime
+            text = handle.read().decode("utf-8")
+
+        def uptodate() -> bool:
+            try:
+                return path.stat().st_mtime == mtime
+            except OSError:
+                return False
+
+        return text, str(path), uptodate
 
 
 def packaged_templates_dir() -> Path:
@@ -236,7 +279,8 @@ class PromptRenderer:
         self.packaged_templates = packaged_templates_dir()
         self.env = SandboxedEnvironment(
             loader=ChoiceLoader(
-                [FileSystemLoader(str(self.workspace_templates)), FileSystemLoader(str(self.packaged_templates))]
+                [_WorkspaceTemplates(self.workspace_templates, self.workspace),
+                 FileSystemLoader(str(self.packaged_templates))]
             ),
             undefined=_Undefined,
             keep_trailing_newline=True,
@@ -336,7 +380,7 @@ class PromptRenderer:
             Both paths, workspace-relative, as rendered (surrounding whitespace removed).
 
         Raises:
-            TemplateError: a path fails to render, renders empty, or resolves outside the workspace; the
+            TemplateError: a path fails to render, renders empty, or leaves the workspace by its text; the
                 problems carry ``file=plan.path`` and ``field="artifacts.report"``/``"artifacts.completed"``.
         """
         context = {"plan": self._plan_view(plan), "phase": self._phase_view(phase)}
@@ -360,7 +404,9 @@ class PromptRenderer:
                 problems.append(Problem(file=plan.path, field=field, message=f"{source!r} renders to an empty path"))
                 continue
             try:
-                inside_workspace(self.workspace, value)
+                # By its text only. What is at the path is a worker's doing: the judge refuses a link out of the
+                # workspace when it opens the file, as a FAIL of that check, never as a plan error.
+                lexically_inside(value)
             except OutsideWorkspace as exc:
                 problems.append(Problem(file=plan.path, field=field, message=str(exc)))
                 continue

@@ -1,4 +1,5 @@
-"""One coordinator per workspace: an ``flock`` on ``tmp/coord.lock`` plus ``tmp/lock.info`` naming the holder.
+"""One coordinator per workspace: an ``flock`` on ``coord.lock`` in the workspace's state directory (outside the
+workspace, so no worker can delete it and let a second coordinator in), plus ``lock.info`` naming the holder.
 
 The lock is a separate file, never the database (closing any fd of a SQLite file drops its POSIX locks). The fd
 is close-on-exec, so workers started by fork + exec never inherit it; the kernel releases it when the holder dies,
@@ -33,7 +34,7 @@ class WorkspaceLock:
         Raises:
             LockedError: another process holds it; the message names its pid and plan.
         """
-        self.paths.tmp.mkdir(parents=True, exist_ok=True)
+        self.paths.ensure_state_dir()
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         for delay in (0.05, 0.1, 0.2, 0.4, 0):  # a `coord status`/`remediate` probe holds it for microseconds
             try:

@@ -41,6 +41,8 @@ class PlanRecord:
     """When the plan was first run, ``2026-11-24T08:00:00+0000``."""
     updated_at: str | None
     """The last change of the plan row; for a finished or detached run, when it stopped."""
+    tampered: str | None
+    """The first sign that a worker changed coord's files behind its back, or None."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", PlanState(self.state))

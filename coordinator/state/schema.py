@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 ADDED_COLUMNS = {
+    "plans": {
+        "tampered": "TEXT",  # the first thing a worker changed behind coord's back, or NULL
+    },
     "attempts": {
         "last_message": "TEXT",
         "commands": "INTEGER NOT NULL DEFAULT 0",

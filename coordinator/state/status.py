@@ -29,8 +29,9 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         store: an open store to read (the dashboard keeps one); default: open a read-only one for this call.
 
     Returns:
-        ``{"plan", "title", "path", "state", "paused", "started_at", "ended_at", "phases": [...], "totals": {...}}``
-        (``ended_at`` is None while a coordinator runs the plan); each phase
+        ``{"plan", "title", "path", "state", "paused", "started_at", "ended_at", "tampered", "phases": [...],
+        "totals": {...}}`` (``ended_at`` is None while a coordinator runs the plan; ``tampered`` is None unless a
+        worker changed coord's files, then the first such change); each phase
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
         verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
         ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts).
@@ -56,7 +57,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             running = last is not None and last.state in LIVE_ATTEMPT_STATES
             state: str = row.state
             reason = row.reason
-            ended = _unjudged_exit(last) if last is not None and running and unwatched else None
+            ended = _unjudged_exit(paths, last) if last is not None and running and unwatched else None
             if ended is not None:
                 running, state = False, ENDED_UNJUDGED
                 reason = (f"its worker ended ({ended}) while no coordinator ran; "
@@ -108,6 +109,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             "started_at": plan.started_at if plan else None,
             # When the run stopped (finished, or detached with workers left): its clock stops there too.
             "ended_at": plan.updated_at if plan and plan.state in ENDED_PLAN_STATES else None,
+            # A worker changed coord's files behind its back (the first thing seen); the events say the rest.
+            "tampered": plan.tampered if plan else None,
             "phases": phases,
             "totals": totals,
         }
@@ -116,7 +119,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             store.close()
 
 
-def _unjudged_exit(attempt: AttemptRecord) -> str | None:
+def _unjudged_exit(paths: WorkspacePaths, attempt: AttemptRecord) -> str | None:
     """How the attempt's worker ended, from the ``exit.json`` its supervisor wrote, or None while it runs."""
-    record = ExitRecord.read(attempt.directory, attempt.attempt_id)
+    record = ExitRecord.read(paths.records_dir(attempt.plan_id, attempt.phase_id, attempt.number),
+                             attempt.attempt_id)
     return record.how if record is not None else None

@@ -15,10 +15,11 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from coordinator.errors import StoreError
-from coordinator.paths import WorkspacePaths
-from coordinator.state.events import EngineEvent
+from coordinator.paths import OutsideWorkspace, WorkspacePaths
+from coordinator.state.events import EngineEvent, Notice
 from coordinator.state.records import (
     AttemptEnd,
     AttemptRecord,
@@ -40,6 +41,7 @@ from coordinator.states import (
     PlanState,
     check_move,
 )
+from coordinator.util.files import append_inside, workspace_relative
 from coordinator.util.timefmt import now_iso
 
 LAST_MESSAGE_CHARS = 4000
@@ -70,6 +72,7 @@ class Store:
         self._pending_events: list[tuple[EngineEvent, str]] = []
         self._subscribers: list[Callable[[EngineEvent], None]] = []
         self._mirror_warned = False
+        self._tampering_recorded: dict[str, bool] = {}
 
     @classmethod
     def open(cls, paths: WorkspacePaths) -> Store:
@@ -79,7 +82,7 @@ class Store:
             StoreError: the database cannot be opened, is corrupt or has a newer schema.
         """
         try:
-            paths.tmp.mkdir(parents=True, exist_ok=True)
+            paths.ensure_state_dir()
             connection = sqlite3.connect(paths.db, isolation_level=None, timeout=10.0)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
@@ -101,8 +104,9 @@ class Store:
             finally:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{paths.db}: cannot open the state store: {exc}{_damage_hint(exc)}") from exc
+        except (sqlite3.DatabaseError, OSError) as exc:
+            hint = _damage_hint(exc) if isinstance(exc, sqlite3.DatabaseError) else ""
+            raise StoreError(f"{paths.db}: cannot open the state store: {exc}{hint}") from exc
         return cls(paths, connection, readonly=False)
 
     @classmethod
@@ -195,8 +199,6 @@ class Store:
             self._pending_events.append((event, at))
 
     def _append_jsonl(self, event: EngineEvent, at: str) -> None:
-        path = self.paths.events_file(event.plan_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         record: dict[str, object] = {"at": at, "type": event.type_name, "plan": event.plan_id,
                                      "message": event.message}
         if event.phase_id is not None:
@@ -205,15 +207,35 @@ class Store:
             record["attempt"] = event.attempt
         if event.data():
             record["data"] = event.data()
-        line = json.dumps(record, sort_keys=True)
-        with open(path, "a+b") as handle:
-            # A crash mid-append can leave a torn last line; start ours on a fresh line so it stays parseable.
-            handle.seek(0, 2)
-            if handle.tell() > 0:
-                handle.seek(-1, 2)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
-            handle.write(line.encode() + b"\n")
+        line = json.dumps(record, sort_keys=True).encode() + b"\n"
+        self._append_mirror(event.plan_id, self.paths.events_file(event.plan_id), line)
+
+    def _append_mirror(self, plan_id: str, path: Path, line: bytes) -> None:
+        """Append to a mirror in the workspace (``events.jsonl``, ``worker-pids.txt``), never through a link a
+        worker left there: a link in its place is removed, a fresh file started, and the tampering recorded."""
+        try:
+            append_inside(path, line, self.paths.workspace, on_new_line=True)
+            return
+        except OutsideWorkspace as exc:
+            reason = f"{workspace_relative(path, self.paths.workspace)} was replaced ({exc})"
+        if path.is_symlink():
+            path.unlink()
+        try:
+            append_inside(path, line, self.paths.workspace, on_new_line=True)
+            reason += "; coord removed the link and started the file afresh (the state store has every record)"
+        except OutsideWorkspace as exc:
+            reason += f"; not written: {exc}"
+        self.record_tampering(plan_id, reason)
+
+    def record_tampering(self, plan_id: str, what: str) -> None:
+        """Record that something in the workspace coord relies on was changed behind its back (first reason
+        kept in ``plans.tampered``, every one as a warning event); ``coord status`` shows it."""
+        if self._tampering_recorded.get(what):
+            return
+        self._tampering_recorded[what] = True
+        with self._transaction() as tx:
+            tx.execute("UPDATE plans SET tampered=COALESCE(tampered, ?) WHERE plan_id=?", (what, plan_id))
+            self._record(tx, [Notice(plan_id=plan_id, level="warning", message=f"tampering: {what}")])
 
     def _move_attempt(self, tx: sqlite3.Connection, attempt_id: str, new: AttemptState) -> sqlite3.Row:
         row = tx.execute("SELECT state, number, plan_id, phase_id FROM attempts WHERE attempt_id=?",
@@ -437,14 +459,12 @@ class Store:
                 launching coordinator may or may not have written it before it died).
         """
         path = self.paths.pid_audit_file(plan_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         prefix = f"{phase_id} PID: {pid} attempt {attempt} "
-        if unless_present and path.exists():
+        if unless_present and path.is_file() and not path.is_symlink():
             with open(path, encoding="utf-8", errors="replace") as handle:
                 if any(line.startswith(prefix) for line in handle):
                     return
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{prefix}{now_iso()} supervisor {supervisor_pid}\n")
+        self._append_mirror(plan_id, path, f"{prefix}{now_iso()} supervisor {supervisor_pid}\n".encode())
 
     # --- reads -------------------------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ def summary_markup(report: dict[str, Any], mode: str) -> str:
     """The two summary lines above the table (Textual markup), ``mode`` saying who runs the plan."""
     totals = report["totals"]
     paused = " · [b yellow]PAUSED[/]" if report["paused"] else ""
+    paused += " · [b red]TAMPERED[/] (coord status says how)" if report.get("tampered") else ""
     cost = f" · ${totals['cost_usd']:.2f}" if totals["cost_usd"] else ""
     return (
         f"[b]{report['plan']}[/] — {report['title']} · {mode}{paused}\n"

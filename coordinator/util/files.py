@@ -7,48 +7,95 @@ stdlib-only copy because it must not import the coordinator package.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
+from coordinator.paths import OutsideWorkspace, open_dir_inside
 
-def write_atomic(path: Path, data: bytes | str) -> None:
+
+def write_atomic(path: Path, data: bytes | str, *, inside: Path | None = None) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a torn file.
+
+    The temporary file is created, and renamed over ``path``, relative to a descriptor of the parent directory
+    opened once, so both land in the same directory even if its path is relinked meanwhile; neither follows a link.
 
     Args:
         path: destination; its parent directory is created if missing.
         data: bytes, or text written as UTF-8.
+        inside: a directory the destination must be in, links followed (the workspace, for every file coord
+            writes into a worker's reach); None for coord's own state directory.
 
     Raises:
+        OutsideWorkspace: the parent directory is (a link to) somewhere outside ``inside``.
         OSError: the write, fsync or rename failed (the destination is then unchanged).
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    dir_fd = open_dir_inside(inside, path.parent) if inside is not None else os.open(
+        path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
+        tmp_name = f".{path.name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=dir_fd)
         try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp_name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
+def write_json_atomic(path: Path, value: Any, *, inside: Path | None = None) -> None:
     """Write ``value`` as indented JSON with :func:`write_atomic`."""
-    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n", inside=inside)
+
+
+def append_inside(path: Path, data: bytes, inside: Path, *, on_new_line: bool = False) -> None:
+    """Append ``data`` to ``path`` (created if missing), never through a link: the final name must not be a symlink
+    and its directory must be inside ``inside``.
+
+    Args:
+        on_new_line: start ``data`` on a line of its own (after a torn last line left by a crash mid-append).
+
+    Raises:
+        OutsideWorkspace: ``path`` is a symlink or not a regular file, or its directory is outside ``inside``.
+        OSError: the write failed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dir_fd = open_dir_inside(inside, path.parent)
+    try:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutsideWorkspace(f"{path} is a symlink") from None
+            raise
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OutsideWorkspace(f"{path} is not a regular file")
+            if on_new_line and info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n":
+                data = b"\n" + data
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_json(path: Path) -> Any | None:

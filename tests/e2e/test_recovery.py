@@ -21,8 +21,10 @@ from tests.helpers import (
     events,
     fake_agent,
     phase_status,
+    records_file,
     start_coord,
     status,
+    store_file,
     wait_until,
     write_plan,
 )
@@ -90,7 +92,7 @@ def test_attempt_from_an_earlier_boot_is_lost_and_its_recorded_pid_never_signall
     workspace.mkdir()
     plan = write_plan(workspace, [{"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"}])
     first = start_coord(workspace, "run", str(plan))
-    identity_path = workspace / "tmp/PLAN-T/P01/1/identity.json"
+    identity_path = records_file(workspace, "P01", 1, "identity.json")
     wait_until(identity_path.exists)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
@@ -187,8 +189,8 @@ def test_live_worker_missing_from_a_deleted_store_is_adopted_not_launched_twice(
     wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/identity.json").exists())
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    for name in ("coord.db", "coord.db-wal", "coord.db-shm"):
-        (workspace / "tmp" / name).unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        store_file(workspace, suffix).unlink(missing_ok=True)
 
     second = start_coord(workspace, "run", str(plan))
     wait_until(lambda: any("adopting it instead of launching" in event["message"] for event in events(workspace)))
@@ -247,8 +249,8 @@ def test_leftover_attempt_folders_of_a_deleted_store_are_not_trusted(workspace: 
         {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:pass]]", "verify": [VERIFY_FIXED]},
     ], agents=fake_agent(FAKE_CODEX_WRITE="fixed.txt=yes"))
     assert coord(workspace, "run", str(plan)).returncode == 0
-    for name in ("coord.db", "coord.db-wal", "coord.db-shm"):
-        (workspace / "tmp" / name).unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        store_file(workspace, suffix).unlink(missing_ok=True)
     old_identity = json.loads((workspace / "tmp/PLAN-T/P01/1/identity.json").read_text())
 
     again = coord(workspace, "run", str(plan))

@@ -18,6 +18,7 @@ from tests.helpers import (
     phase_status,
     start_coord,
     status,
+    store_file,
     wait_until,
     write_plan,
 )
@@ -55,16 +56,17 @@ def test_huge_worker_log_is_capped_keeping_head_and_tail_without_losing_appends(
 
 def test_corrupt_store_exits_4_and_is_never_recreated(workspace: Path) -> None:
     plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
-    (workspace / "tmp").mkdir()
+    store = store_file(workspace)
+    store.parent.mkdir(parents=True)
     garbage = os.urandom(4096)
-    (workspace / "tmp" / "coord.db").write_bytes(garbage)
+    store.write_bytes(garbage)
 
     result = coord(workspace, "run", str(plan))
 
     assert result.returncode == 4
     assert result.stderr.count("\n") == 1 and "coord.db: cannot" in result.stderr and "state store" in result.stderr
     assert "move it aside" in result.stderr and "Traceback" not in result.stderr
-    assert (workspace / "tmp" / "coord.db").read_bytes() == garbage
+    assert store.read_bytes() == garbage
     assert not (workspace / "tmp" / "PLAN-T").exists(), "nothing was launched"
 
 
@@ -81,7 +83,7 @@ def test_store_held_by_another_process_delays_writes_without_losing_them(workspa
     wait_until(lambda: phase_state(workspace, "P01") == "running")
 
     # A person's sqlite3 shell inside a write transaction while the worker finishes.
-    holder = sqlite3.connect(workspace / "tmp" / "coord.db", isolation_level=None)
+    holder = sqlite3.connect(store_file(workspace), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     with open(go, "w") as barrier:
         barrier.write("go\n")

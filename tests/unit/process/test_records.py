@@ -19,11 +19,11 @@ from tests.helpers import wait_until
 
 
 def spec_for(tmp_path: Path, script: str) -> SupervisorSpec:
-    attempt_dir = tmp_path / "attempt"
+    attempt_dir, records_dir = tmp_path / "attempt", tmp_path / "records"
     attempt_dir.mkdir()
     return supervisor_spec(str(uuid.uuid4()), "P01", 1, WorkerCommand(argv=("/bin/sh", "-c", script)),
-                           cwd=tmp_path, attempt_dir=attempt_dir, env={"EXTRA": "1"}, policy=Policy(kill_grace=0.5),
-                           socket_path=None)
+                           cwd=tmp_path, attempt_dir=attempt_dir, records_dir=records_dir, env={"EXTRA": "1"},
+                           policy=Policy(kill_grace=0.5), socket_path=None)
 
 
 def test_the_spec_has_the_keys_the_supervisor_reads(tmp_path: Path) -> None:
@@ -32,20 +32,23 @@ def test_the_spec_has_the_keys_the_supervisor_reads(tmp_path: Path) -> None:
     assert set(supervisor.SPEC_KEYS) <= set(data)
     assert set(data) - set(supervisor.SPEC_KEYS) <= {"log_cap_bytes", "after_exit_argv"}
     spec.write(Path(spec.attempt_dir))
-    assert SupervisorSpec.read_attempt_id(Path(spec.attempt_dir)) == spec.attempt_id
+    assert SupervisorSpec.read(Path(spec.attempt_dir)) == spec
 
 
 def test_a_real_supervisors_records_read_back_typed(tmp_path: Path) -> None:
     spec = spec_for(tmp_path, 'sleep 30 & echo "$EXTRA"; exit 3')
     process = start_supervisor(spec)
-    attempt_dir = Path(spec.attempt_dir)
-    assert wait_until(lambda: ExitRecord.read(attempt_dir, spec.attempt_id) is not None, timeout=20)
+    records_dir, attempt_dir = Path(spec.records_dir), Path(spec.attempt_dir)
+    assert wait_until(lambda: ExitRecord.read(records_dir, spec.attempt_id) is not None, timeout=20)
     process.wait(timeout=10)
+    # The records folder is the truth; the attempt folder people read gets the same records.
+    for name in ("spec.json", "identity.json", "exit.json"):
+        assert (attempt_dir / name).read_text() == (records_dir / name).read_text(), name
 
-    identity = Identity.read(attempt_dir, spec.attempt_id)
+    identity = Identity.read(records_dir, spec.attempt_id)
     assert identity is not None and identity.supervisor_pid == process.pid and identity.worker_pid
     assert identity.boot_id == supervisor.boot_id() and identity.started_at
-    record = ExitRecord.read(attempt_dir, spec.attempt_id)
+    record = ExitRecord.read(records_dir, spec.attempt_id)
     assert record is not None
     assert (record.exit_code, record.signal, record.how) == (3, None, "exit code 3")
     assert record.started_at == identity.started_at and record.ended_at and record.duration_s is not None
@@ -53,7 +56,7 @@ def test_a_real_supervisors_records_read_back_typed(tmp_path: Path) -> None:
     assert [name for name in record.leftovers.values()] == ["sleep"]
     assert (attempt_dir / "worker.log").read_text().splitlines()[0] == "1"
     # Every key the supervisor wrote is a field of the record: nothing it says is dropped on the floor.
-    written = json.loads((attempt_dir / "exit.json").read_text())
+    written = json.loads((records_dir / "exit.json").read_text())
     assert set(written) - {"phase_id", "attempt_number"} == set(ExitRecord.__dataclass_fields__)
 
 

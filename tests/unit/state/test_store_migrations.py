@@ -21,7 +21,7 @@ def schema_before_summaries() -> str:
 
 def test_older_store_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
     paths = WorkspacePaths(tmp_path)
-    paths.tmp.mkdir()
+    paths.ensure_state_dir()
     old_schema = schema_before_summaries()
     with sqlite3.connect(paths.db) as connection:
         connection.executescript(old_schema)
@@ -80,7 +80,7 @@ def test_status_reads_a_store_made_by_an_older_coord(tmp_path: Path) -> None:
     from tests.helpers import coord
 
     paths = WorkspacePaths(tmp_path)
-    paths.tmp.mkdir()
+    paths.ensure_state_dir()
     old_schema = schema_before_summaries()
     with sqlite3.connect(paths.db) as connection:
         connection.executescript(old_schema)

@@ -1,0 +1,171 @@
+"""A worker is untrusted: whatever it deletes, replaces or links in the workspace, coord keeps every recorded
+attempt, verdict and event, refuses a second coordinator, never writes through a link out of the workspace, and
+judges a report or marker that is such a link as a FAIL of that check (docs/reliability.md, section 2.8).
+
+The workers here are the built-in ``shell`` agent running a phase's ``script`` lines: each misbehaves the way
+agents do (``rm -rf tmp``, links left behind), and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import coord, db_rows, start_coord, status, store_file, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def shell_plan(workspace: Path, phases: list[dict[str, Any]]) -> Path:
+    """A plan of shell-agent phases whose report and marker are written by the script (checks all on)."""
+    for phase in phases:
+        phase.setdefault("kind", "impl")
+        phase.setdefault("title", phase["id"])
+        script = list(phase.pop("misbehave", []))
+        phase["script"] = script + [
+            'mkdir -p reports .completed',
+            f'printf "# {phase["id"]}\\n\\nStatus: PASS\\n" > reports/{phase["id"]}.md',
+            f'printf "Phase: {phase["id"]}\\nCompleted: 2026-12-01 10:00\\nVerification: done\\n"'
+            f' > .completed/{phase["id"]}.md',
+        ]
+    plan = {"plan": "PLAN-U", "title": "untrusted", "agent": "shell",
+            "policy": {"poll_interval": "0.2s", "max_cycles": 100, "max_attempts": 1},
+            "artifacts": {"report": "reports/{{ phase.id }}.md", "completed": ".completed/{{ phase.id }}.md"},
+            "phases": phases}
+    path = workspace / "plans" / "PLAN-U.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+    return path.relative_to(workspace)
+
+
+def events_in_store(workspace: Path) -> list[str]:
+    return [row["type"] for row in db_rows(workspace, "SELECT type FROM events WHERE plan_id='PLAN-U' ORDER BY seq")]
+
+
+def test_a_worker_that_deletes_tmp_loses_coord_nothing(workspace: Path) -> None:
+    plan = shell_plan(workspace, [
+        {"id": "P01"},
+        {"id": "P02", "misbehave": ["rm -rf tmp"]},
+        {"id": "P03"},
+    ])
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = status(workspace, "PLAN-U")
+    assert [phase["state"] for phase in report["phases"]] == ["passed"] * 3
+    assert report["totals"]["attempts"] == 3
+    assert "verdict_reached" in events_in_store(workspace)
+    again = coord(workspace, "run", str(plan), "--headless")
+    assert again.returncode == 0 and "3/3 phases passed" in again.stdout
+    assert len(db_rows(workspace, "SELECT * FROM attempts")) == 3, "nothing was launched again"
+    assert store_file(workspace).exists() and not store_file(workspace).is_relative_to(workspace)
+
+
+def test_a_second_coordinator_is_refused_though_the_worker_deleted_tmp(workspace: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    plan = shell_plan(workspace, [{"id": "P01", "misbehave": ["rm -rf tmp", "touch deleted", f"read line < {go}"]}])
+    first = start_coord(workspace, "run", str(plan), "--headless")
+    try:
+        wait_until(lambda: (workspace / "deleted").exists())
+
+        second = coord(workspace, "run", str(plan), "--headless")
+
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "another coordinator holds" in second.stderr
+    finally:
+        with open(go, "w") as barrier:
+            barrier.write("go\n")
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err
+
+
+def test_mirrors_replaced_by_links_are_never_written_through_and_the_run_says_so(
+        workspace: Path, tmp_path: Path) -> None:
+    outside_events, outside_pids = tmp_path / "outside-events", tmp_path / "outside-pids"
+    outside_events.write_text("keep\n")
+    outside_pids.write_text("keep\n")
+    plan = shell_plan(workspace, [
+        {"id": "P01", "misbehave": [f"ln -sf {outside_events} tmp/PLAN-U/events.jsonl",
+                                    f"ln -sf {outside_pids} tmp/PLAN-U/worker-pids.txt"]},
+        {"id": "P02"},
+    ])
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert outside_events.read_text() == "keep\n" and outside_pids.read_text() == "keep\n"
+    mirror = workspace / "tmp" / "PLAN-U" / "events.jsonl"
+    assert not mirror.is_symlink() and json.loads(mirror.read_text().splitlines()[-1])["type"] == "run_finished"
+    assert "P02 PID: " in (workspace / "tmp" / "PLAN-U" / "worker-pids.txt").read_text()
+    report = status(workspace, "PLAN-U")
+    assert "tmp/PLAN-U/events.jsonl was replaced" in report["tampered"]
+    shown = coord(workspace, "status", "PLAN-U")
+    assert "tampered: tmp/PLAN-U/events.jsonl was replaced" in shown.stdout
+
+
+@pytest.mark.parametrize("link", ["outside", "loop"])
+def test_a_report_linked_out_of_the_workspace_fails_its_check_and_wedges_nothing(
+        workspace: Path, tmp_path: Path, link: str) -> None:
+    secret = tmp_path / "secret.md"
+    secret.write_text("Status: PASS\n")
+    target = str(secret) if link == "outside" else "P01.md"  # a link to itself: a loop
+    plan = shell_plan(workspace, [{"id": "P01"}, {"id": "P02"}])
+    phases = yaml.safe_load((workspace / plan).read_text())
+    phases["phases"][0]["script"].append(f"ln -sf {target} reports/P01.md")
+    (workspace / plan).write_text(yaml.safe_dump(phases, sort_keys=False))
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = status(workspace, "PLAN-U")["phases"][0]
+    expected = "resolves outside the workspace" if link == "outside" else "is a symlink loop"
+    assert first["state"] == "blocked" and f"report reports/P01.md {expected}" in first["reason"]
+    evidence = json.loads((workspace / "tmp/PLAN-U/P01/1/evidence.json").read_text())
+    assert [c["status"] for c in evidence["checks"] if c["name"] == "report"] == ["fail"]
+    # Nothing is stuck: validation and the next run work, and judge the same way.
+    assert coord(workspace, "validate", str(plan)).returncode == 0
+    again = coord(workspace, "run", str(plan), "--headless")
+    assert again.returncode == 1 and "nothing was launched" not in again.stderr
+
+
+def test_an_attempt_folder_replaced_by_a_link_out_gets_nothing_written_outside(
+        workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plan = shell_plan(workspace, [{"id": "P01", "misbehave": [
+        "mv tmp/PLAN-U/P01/1 tmp/PLAN-U/P01/moved", f"ln -s {outside} tmp/PLAN-U/P01/1"]}])
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    # The attempt's own records are out of the worker's reach, so it is judged as usual (its work passes) ...
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(outside.iterdir()) == [], "coord wrote through the link"
+    # ... the supervisor's copies went into the folder it was given, wherever the worker moved it ...
+    assert json.loads((workspace / "tmp/PLAN-U/P01/moved/exit.json").read_text())["exit_code"] == 0
+    [attempt] = db_rows(workspace, "SELECT state FROM attempts")
+    assert attempt["state"] == "passed"
+    # ... and the run says what the worker did.
+    tampered = status(workspace, "PLAN-U")["tampered"]
+    assert tampered.startswith("tmp/PLAN-U/P01/1/") and "resolves outside the workspace" in tampered
+
+
+def test_workspace_templates_linked_out_of_the_workspace_are_refused(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "impl.md.j2"
+    outside.write_text("SECRET {{ phase.id }}\n")
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "impl.md.j2").symlink_to(outside)
+    plan = shell_plan(workspace, [{"id": "P01"}])
+
+    result = coord(workspace, "validate", str(plan))
+
+    assert result.returncode == 2
+    assert "templates/impl.md.j2 resolves outside the workspace; refused" in result.stderr
+    rendered = coord(workspace, "render", str(plan), "P01")
+    assert rendered.returncode == 2 and "SECRET" not in rendered.stdout
