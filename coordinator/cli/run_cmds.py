@@ -8,6 +8,7 @@ it takes the workspace lock itself (``run``, a stand-alone ``remediate``) or act
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from coordinator.engine.core import RunOptions
     from coordinator.engine.engine import Engine
     from coordinator.plan.model import Plan
+    from coordinator.plan.snapshot import PlanSnapshot
     from coordinator.state.store import Store
 
 
@@ -29,10 +31,15 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     """``coord run PLAN``: run (or resume) a plan, with the dashboard in a terminal, else headless."""
     from coordinator.cli.printer import HeadlessPrinter
     from coordinator.engine.engine import Engine, RunOptions
+    from coordinator.prompts.validate import load_run_snapshot
     from coordinator.state.lock import WorkspaceLock
     from coordinator.state.store import Store
 
-    plan = with_overrides(load(args.plan, workspace), args)
+    if not args.plan.exists():
+        raise UsageError(f"{args.plan}: no such plan file")
+    taken = load_run_snapshot(args.plan, workspace)
+    plan = with_overrides(taken.plan, args)
+    snapshot = dataclasses.replace(taken, plan=plan)
     scope = run_scope(plan, args)
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
@@ -53,8 +60,8 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
                 )
         if use_dashboard:
             store.close()
-            return run_dashboard_with_engine(plan, paths, options, on_exit=lock.release)
-        return run_engine(Engine(plan, store, options, sink=printer), store)
+            return run_dashboard_with_engine(plan, paths, options, on_exit=lock.release, snapshot=snapshot)
+        return run_engine(Engine(plan, store, options, sink=printer, snapshot=snapshot), store)
     finally:
         lock.release()
 
@@ -78,14 +85,14 @@ def install_detach_handlers(engine: Engine) -> None:
 
 
 def run_dashboard_with_engine(plan: Plan, paths: WorkspacePaths, options: RunOptions,
-                              on_exit: Callable[[], None] | None = None) -> int:
+                              on_exit: Callable[[], None] | None = None, snapshot: PlanSnapshot | None = None) -> int:
     """``coord run`` in a terminal: the engine on a thread, the dashboard in front of it."""
     from coordinator.engine.thread import EngineThread
     from coordinator.tui.app import run_with_engine
     from coordinator.tui.model import DashboardSource
 
     def start() -> EngineThread:
-        thread = EngineThread(plan, paths, options, on_exit=on_exit)
+        thread = EngineThread(plan, paths, options, on_exit=on_exit, snapshot=snapshot)
         thread.start()
         return thread
 
@@ -153,7 +160,16 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
         print(f"{args.phase}: remediation attempt {reply['attempt']} launched by the running coordinator "
               f"(pid {pid}); follow it with `coord logs {args.phase} -f`")
         return ExitStatus.OK
-    plan = load(Path(plan_path), workspace)
+    snapshot = run_snapshot(paths, plan_id)
+    if snapshot is None:  # a store from before runs kept their plan
+        plan = load(Path(plan_path), workspace)
+    else:
+        plan = snapshot.plan
+        from coordinator.prompts.validate import current_hash
+
+        if current_hash(plan) != snapshot.sha256:
+            print(f"coord: {plan.path} (or its templates) changed since the run started; judging by the run's "
+                  f"version (`coord run {plan.path}` adopts the new one)", file=sys.stderr)
     try:
         plan.phase(args.phase)
     except KeyError:
@@ -164,9 +180,30 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
     try:
         store = Store.open(paths)
         return run_engine(Engine(plan, store, RunOptions(remediate_only=RemediationRequest(
-            phase_id=args.phase, resume=args.resume, note=args.note)), sink=HeadlessPrinter()), store)
+            phase_id=args.phase, resume=args.resume, note=args.note)), sink=HeadlessPrinter(), snapshot=snapshot),
+            store)
     finally:
         lock.release()
+
+
+def run_snapshot(paths: WorkspacePaths, plan_id: str) -> PlanSnapshot | None:
+    """The plan the latest run of ``plan_id`` judged by, from the store; None when none was recorded."""
+    from coordinator.plan.snapshot import PlanSnapshot
+    from coordinator.state.store import Store
+
+    store = Store.open_readonly(paths)
+    if store is None:
+        return None
+    try:
+        found = store.latest_snapshot(plan_id)
+    finally:
+        store.close()
+    if found is None:
+        return None
+    try:
+        return PlanSnapshot.from_json(found[1])
+    except ValueError:
+        return None
 
 
 def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
 from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Plan
+from coordinator.plan.snapshot import PlanSnapshot
 from coordinator.process.control_socket import SignalListener
 from coordinator.process.executor import AttemptHandle, Executor
 from coordinator.process.records import Identity
@@ -105,18 +106,21 @@ class EngineCore:
         options: run options.
         executor: where attempts run (the local supervisor processes unless a test or the plan says otherwise).
         clock: monotonic seconds, for poll cycles (tests pass a fake one).
+        snapshot: the plan and templates as the person started the run: prompts render from its templates, and
+            a plan file changed since is reported, never followed (None: the workspace's templates, unwatched).
     """
 
     def __init__(self, plan: Plan, store: Store, options: RunOptions, executor: Executor,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, snapshot: PlanSnapshot | None = None) -> None:
         self.plan = plan
+        self.snapshot = snapshot
         self.store = store
         self.paths = store.paths
         self.options = options
         self.executor = executor
         self.clock = clock
         self.workspace = Path(plan.workspace)
-        self.renderer = PromptRenderer(self.workspace)
+        self.renderer = PromptRenderer(self.workspace, templates=snapshot.templates if snapshot else None)
         self.state = EngineState()
         self.listener: SignalListener | None = None
         self.paused = False

@@ -27,10 +27,12 @@ from coordinator.engine.recovery import RecoveryMixin
 from coordinator.engine.rules import Action, budget_reason, runnable
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.plan.model import Plan
+from coordinator.plan.snapshot import PlanSnapshot, changed_verification
 from coordinator.process.control_socket import SignalListener
 from coordinator.process.executor import Executor
 from coordinator.process.local import LocalExecutor
 from coordinator.process.records import LOG_FILE
+from coordinator.prompts.validate import current_hash
 from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, PollCycle, RunFinished
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
@@ -50,14 +52,18 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         sink: receives every engine event once committed (called on the engine's thread; must not block).
         executor: where attempts run; default: supervisor processes on this machine.
         clock: monotonic seconds for the hang policy's poll cycles; tests pass a fake one.
+        snapshot: the plan as the person started the run (``coord run`` takes it; a stand-alone remediation reads
+            the run's own from the store); recorded, and the plan file watched for changes it will not follow.
     """
 
     def __init__(self, plan: Plan, store: Store, options: RunOptions | None = None,
                  sink: Callable[[EngineEvent], None] | None = None, executor: Executor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, snapshot: PlanSnapshot | None = None) -> None:
         super().__init__(plan, store, options or RunOptions(),
-                         executor or LocalExecutor(inside=store.paths.workspace), clock)
+                         executor or LocalExecutor(inside=store.paths.workspace), clock, snapshot)
         self._next_file_poll = 0.0
+        self._plan_file_seen: tuple[int, int] | None = None
+        self._plan_change_said = False
         if sink is not None:
             store.subscribe(sink)
 
@@ -102,6 +108,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             StoreError: the state store cannot be written.
         """
         self._refuse_orphaning_edits()
+        self._record_snapshot()
         self._sync_plan()
         if self.options.use_socket:
             self.listener = SignalListener(self.paths.socket_path(), self._handle_message)
@@ -130,6 +137,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             self.state.wake = False
             self._collect_ended()
             self._check_lost()
+            self._watch_plan_file()
             self._next_file_poll = now + self.options.poll_fallback
         self._collect_verdicts()
         if self.executor.poll_ended():
@@ -211,6 +219,43 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             [(phase.id, phase.index, phase.kind, phase.title) for phase in self.plan.phases],
             clear_pause=not standalone, events=events)
         self.paused = bool(record.paused) and not standalone
+
+    def _record_snapshot(self) -> None:
+        """Record the plan this run judges by; a new version since the last run is adopted, and said."""
+        if self.snapshot is None:
+            return
+        previous = self.store.latest_snapshot(self.plan.id)
+        events: list[EngineEvent] = []
+        if previous is not None and previous[0] != self.snapshot.sha256:
+            message = f"{self.plan.path} (or its templates) changed since the last run; this run adopts the new version"
+            try:
+                changed = changed_verification(PlanSnapshot.from_json(previous[1]).plan, self.plan)
+            except ValueError:
+                changed = []
+            if changed:
+                message += f"; verification changed for {', '.join(changed)}"
+            events.append(Notice(plan_id=self.plan.id, level="warning", message=message))
+        self.store.record_snapshot(self.plan.id, self.snapshot.sha256, self.snapshot.to_json(), events)
+
+    def _watch_plan_file(self) -> None:
+        """Say once when the plan file (or a workspace template) no longer matches the run's snapshot: the run
+        goes on judging by the snapshot; only a person's next `coord run` adopts the new version."""
+        if self.snapshot is None or self._plan_change_said:
+            return
+        path = self.workspace / self.plan.path
+        try:
+            info = path.stat()
+            seen = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            seen = (0, -1)
+        if seen == self._plan_file_seen:
+            return  # unchanged since the last look: no need to read and hash it
+        self._plan_file_seen = seen
+        if current_hash(self.plan) != self.snapshot.sha256:
+            self._plan_change_said = True
+            self._notice(f"{self.plan.path} (or its templates) changed during the run; this run keeps judging by "
+                         f"the version it started with (`coord run {self.plan.path}` adopts the new one)",
+                         level="warning")
 
     def _refuse_orphaning_edits(self) -> None:
         """Refuse a plan that dropped a phase which still has an unfinished attempt (it would be orphaned).

@@ -10,6 +10,7 @@ from coordinator.engine.engine import Engine, RunOptions
 from coordinator.errors import ExitStatus
 from coordinator.paths import WorkspacePaths
 from coordinator.plan.model import Plan
+from coordinator.plan.snapshot import PlanSnapshot
 from coordinator.state.events import EngineEvent
 from coordinator.state.store import Store
 
@@ -22,7 +23,8 @@ class EngineThread(threading.Thread):
     """
 
     def __init__(self, plan: Plan, paths: WorkspacePaths, options: RunOptions,
-                 sink: Callable[[EngineEvent], None] | None = None, on_exit: Callable[[], None] | None = None) -> None:
+                 sink: Callable[[EngineEvent], None] | None = None, on_exit: Callable[[], None] | None = None,
+                 snapshot: PlanSnapshot | None = None) -> None:
         super().__init__(name="coord-engine", daemon=True)
         self.on_exit = on_exit
         """Called on the engine thread when the run ends (the CLI releases the workspace lock there, so a
@@ -31,6 +33,7 @@ class EngineThread(threading.Thread):
         self.paths = paths
         self.options = options
         self.sink = sink
+        self.snapshot = snapshot
         self.engine: Engine | None = None
         self.status: ExitStatus | None = None
         self.error: BaseException | None = None
@@ -39,7 +42,7 @@ class EngineThread(threading.Thread):
     def run(self) -> None:
         store = Store.open(self.paths)
         try:
-            self.engine = Engine(self.plan, store, self.options, sink=self.sink)
+            self.engine = Engine(self.plan, store, self.options, sink=self.sink, snapshot=self.snapshot)
             if self._detach_requested.is_set():
                 self.engine.request_detach(signal.SIGINT)
             self.status = self.engine.run()

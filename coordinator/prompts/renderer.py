@@ -45,6 +45,7 @@ from typing import Any
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
+    DictLoader,
     Environment,
     FileSystemLoader,
     StrictUndefined,
@@ -98,6 +99,26 @@ class _WorkspaceTemplates(BaseLoader):
                 return False
 
         return text, str(path), uptodate
+
+
+def read_workspace_templates(workspace: Path) -> dict[str, str]:
+    """The workspace's ``templates/*.j2`` by name, each read with ``paths.open_inside`` (one that links out of the
+    workspace, or is not a UTF-8 file, is left out: loading the plan refused it already)."""
+    folder = Path(workspace).resolve() / "templates"
+    found: dict[str, str] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.j2")):
+        try:
+            fd = open_inside(Path(workspace).resolve(), path)
+        except (OSError, OutsideWorkspace):
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                found[path.name] = handle.read().decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    return found
 
 
 def packaged_templates_dir() -> Path:
@@ -273,15 +294,17 @@ class PromptRenderer:
         workspace: the workspace root; ``<workspace>/templates`` overrides the packaged templates by name.
     """
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, templates: Mapping[str, str] | None = None) -> None:
         self.workspace = Path(workspace).resolve()
         self.workspace_templates = self.workspace / "templates"
         self.packaged_templates = packaged_templates_dir()
+        self.snapshot_templates = dict(templates) if templates is not None else None
+        """A run's copies of the workspace templates (``plan.snapshot``): used instead of the files, which a
+        worker may have changed since the run started."""
+        overrides: BaseLoader = (DictLoader(self.snapshot_templates) if self.snapshot_templates is not None
+                                 else _WorkspaceTemplates(self.workspace_templates, self.workspace))
         self.env = SandboxedEnvironment(
-            loader=ChoiceLoader(
-                [_WorkspaceTemplates(self.workspace_templates, self.workspace),
-                 FileSystemLoader(str(self.packaged_templates))]
-            ),
+            loader=ChoiceLoader([overrides, FileSystemLoader(str(self.packaged_templates))]),
             undefined=_Undefined,
             keep_trailing_newline=True,
             autoescape=False,
@@ -304,6 +327,11 @@ class PromptRenderer:
         """
         if not _TEMPLATE_NAME.fullmatch(name) or ".." in name:
             return None
+        if self.snapshot_templates is not None:
+            if name in self.snapshot_templates:
+                return self.workspace_templates / name
+            candidate = self.packaged_templates / name
+            return candidate if candidate.is_file() else None
         for folder in (self.workspace_templates, self.packaged_templates):
             candidate = folder / name
             if candidate.is_file():

@@ -20,8 +20,9 @@ from pathlib import Path
 from coordinator.errors import Problem, TemplateError
 from coordinator.plan.loader import load_plan, validate_plan
 from coordinator.plan.model import BUILTIN_KINDS, Plan
+from coordinator.plan.snapshot import PlanSnapshot, snapshot_hash
 from coordinator.plan.yaml_source import Collector, Path_
-from coordinator.prompts.renderer import SAMPLE_REMEDIATION, PromptRenderer
+from coordinator.prompts.renderer import SAMPLE_REMEDIATION, PromptRenderer, read_workspace_templates
 
 
 def validate_checked_plan(path: Path, workspace: Path) -> list[Problem]:
@@ -52,6 +53,28 @@ def load_checked_plan(path: Path, workspace: Path) -> Plan:
         PlanError: listing every problem found, template problems included.
     """
     return load_plan(path, workspace, templates=RenderChecks(workspace))
+
+
+def load_run_snapshot(path: Path, workspace: Path) -> PlanSnapshot:
+    """Load a plan as :func:`load_checked_plan` does and take the snapshot a run judges by: the plan, the
+    workspace templates it renders, and their hash (``plan.snapshot``).
+
+    Raises:
+        PlanError: listing every problem found.
+    """
+    plan = load_checked_plan(path, workspace)
+    templates = read_workspace_templates(workspace)
+    return PlanSnapshot(plan=plan, templates=templates, sha256=snapshot_hash(path.read_bytes(), templates))
+
+
+def current_hash(plan: Plan) -> str | None:
+    """The hash the plan file and the workspace templates have now (None when the file cannot be read)."""
+    path = Path(plan.path) if Path(plan.path).is_absolute() else Path(plan.workspace) / plan.path
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return snapshot_hash(data, read_workspace_templates(Path(plan.workspace)))
 
 
 class RenderChecks:

@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     file_changes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (plan_id, phase_id, number)
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    plan_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,              -- of the plan file and the workspace templates
+    taken_at TEXT NOT NULL,
+    content TEXT NOT NULL              -- plan.snapshot.PlanSnapshot.to_json()
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     plan_id TEXT NOT NULL,

@@ -445,6 +445,17 @@ class Store:
                        (PhaseState.BLOCKED, reason, now_iso(), plan_id, phase_id))
             self._record(tx, events)
 
+    def record_snapshot(self, plan_id: str, sha256: str, content: str, events: Sequence[EngineEvent] = ()) -> None:
+        """Record the plan a run judges by (``plan.snapshot.PlanSnapshot.to_json()``), unless the latest snapshot
+        of the plan already has this hash."""
+        with self._transaction() as tx:
+            latest = tx.execute("SELECT sha256 FROM snapshots WHERE plan_id=? ORDER BY seq DESC LIMIT 1",
+                                (plan_id,)).fetchone()
+            if latest is None or latest["sha256"] != sha256:
+                tx.execute("INSERT INTO snapshots (plan_id, sha256, taken_at, content) VALUES (?,?,?,?)",
+                           (plan_id, sha256, now_iso(), content))
+            self._record(tx, events)
+
     def record(self, events: Sequence[EngineEvent]) -> None:
         """Record events that change no state (notices)."""
         with self._transaction() as tx:
@@ -533,6 +544,12 @@ class Store:
             "FROM attempts WHERE plan_id=?", (plan_id,),
         ).fetchone()
         return int(row["tokens"]), float(row["cost"])
+
+    def latest_snapshot(self, plan_id: str) -> tuple[str, str] | None:
+        """(sha256, content) of the plan the latest run of ``plan_id`` judged by, or None before any."""
+        row = self.connection.execute(
+            "SELECT sha256, content FROM snapshots WHERE plan_id=? ORDER BY seq DESC LIMIT 1", (plan_id,)).fetchone()
+        return (row["sha256"], row["content"]) if row is not None else None
 
     def events(self, plan_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
         rows = self.connection.execute(

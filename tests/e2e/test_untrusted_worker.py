@@ -169,3 +169,32 @@ def test_workspace_templates_linked_out_of_the_workspace_are_refused(workspace: 
     assert "templates/impl.md.j2 resolves outside the workspace; refused" in result.stderr
     rendered = coord(workspace, "render", str(plan), "P01")
     assert rendered.returncode == 2 and "SECRET" not in rendered.stdout
+
+
+def test_the_plan_a_run_judges_by_is_the_plan_the_person_started(workspace: Path) -> None:
+    plan = shell_plan(workspace, [
+        # P01's worker rewrites the plan so that P02's failing verification becomes `true`, and a template.
+        {"id": "P01", "misbehave": [
+            "sed -i 's/exit 3/true/' plans/PLAN-U.yaml",
+            "mkdir -p templates && echo 'FORGED {{ phase.id }}' > templates/impl.md.j2"]},
+        {"id": "P02", "verify": ["sh -c 'exit 3'"]},
+    ])
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "impl.md.j2").write_text("# {{ phase.id }}\nDo the phase.\n")
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "plans/PLAN-U.yaml (or its templates) changed during the run; this run keeps judging by" in result.stdout
+    second = status(workspace, "PLAN-U")["phases"][1]
+    assert second["state"] == "blocked" and "exited 3" in second["reason"]
+    assert "FORGED" not in (workspace / "tmp/PLAN-U/P02/1/prompt.md").read_text()
+
+    remediated = coord(workspace, "remediate", "P02", "--plan", "PLAN-U")
+    assert remediated.returncode == 1, remediated.stdout + remediated.stderr
+    assert "changed since the run started; judging by the run's version" in remediated.stderr
+    assert "FORGED" not in (workspace / "tmp/PLAN-U/P02/2/prompt.md").read_text()
+
+    # A person's next `coord run` adopts the new version, and says what it changes.
+    adopted = coord(workspace, "run", str(plan), "--headless")
+    assert "this run adopts the new version; verification changed for P02" in adopted.stdout
