@@ -20,7 +20,6 @@ from coordinator.errors import CoordError
 from coordinator.judge import protected
 from coordinator.judge.checks import PROTECTED_SNAPSHOT
 from coordinator.judge.verdict import CheckResult, Verdict
-from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
@@ -121,7 +120,7 @@ class LaunchMixin(EngineCore):
         except StartError as exc:
             self._fail_unstarted(attempt_id, phase, number, str(exc))
             return None
-        except (CoordError, OSError, OutsideWorkspace) as exc:
+        except (CoordError, OSError, ValueError) as exc:  # ValueError: OutsideWorkspace, a text that cannot be encoded
             self._fail_unstarted(attempt_id, phase, number, f"could not start the worker: {exc}")
             return None
         failpoints.hit("launch.after_identity")

@@ -28,7 +28,6 @@ means the same as leaving it out (the previous phase); a phase ``kind`` must mat
 from __future__ import annotations
 
 import dataclasses
-import graphlib
 import re
 import shlex
 from pathlib import Path, PurePosixPath
@@ -189,25 +188,94 @@ def _resolve_dependencies(
     for index, phase_id in enumerate(ids):
         if phase_id and index_of.get(phase_id) == index:
             graph[phase_id] = {dep for dep in effective[index] if dep in index_of and dep != phase_id}
-    for _ in range(len(graph) + 1):
-        try:
-            graphlib.TopologicalSorter(graph).prepare()
-            break
-        except graphlib.CycleError as exc:
-            cycle = list(exc.args[1])[:-1]
-            graph[cycle[1 % len(cycle)]].discard(cycle[0])
-            # graphlib lists each node before the node that depends on it; reverse to read "depends on".
-            ring = list(reversed(cycle))
-            start = min(range(len(ring)), key=lambda i: index_of[ring[i]])
-            ring = ring[start:] + ring[:start]
-            first = index_of[ring[0]]
-            path = ("phases", first, "depends_on")
-            model = phases[first]
-            if model is not None and model.depends_on and ring[1 % len(ring)] in model.depends_on:
-                path = (*path, model.depends_on.index(ring[1 % len(ring)]))
-            chain = " → ".join([*ring, ring[0]])
-            out.add(path, f"dependency cycle: {chain} (each depends on the next)")
+    for ring in _cycles(graph, index_of):
+        first = index_of[ring[0]]
+        where: Path_ = ("phases", first, "depends_on")
+        model = phases[first]
+        if model is not None and model.depends_on and ring[1 % len(ring)] in model.depends_on:
+            where = (*where, model.depends_on.index(ring[1 % len(ring)]))
+        chain = " → ".join([*ring, ring[0]])
+        out.add(where, f"dependency cycle: {chain} (each depends on the next)")
     return effective
+
+
+def _refuse_lone_surrogates(value: object, path: Path_, out: Collector) -> None:
+    """Report text holding a lone surrogate (YAML's ``"\\ud800"``): no file, prompt or log can hold it as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            out.add(path, f"text holds an invalid character (lone surrogate U+{ord(value[exc.start]):04X} at "
+                    f"position {exc.start})")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key, path, out)
+            _refuse_lone_surrogates(item, (*path, str(key)), out)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _refuse_lone_surrogates(item, (*path, position), out)
+
+
+def _cycles(graph: dict[str, set[str]], order: dict[str, int]) -> list[list[str]]:
+    """One dependency cycle per strongly connected group of phases, in linear time (Tarjan's algorithm, without
+    recursion, so 10,000 phases cost milliseconds). Each cycle starts at its group's earliest phase and lists the
+    phases so that each depends on the next."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[set[str]] = []
+    for root in sorted(graph, key=order.__getitem__):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root], key=order.__getitem__)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child], key=order.__getitem__))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    rings = []
+    for group in sorted(groups, key=lambda members: min(order[m] for m in members)):
+        start = min(group, key=order.__getitem__)
+        came_from: dict[str, str] = {}
+        queue, last = [start], None
+        while queue and last is None:  # the shortest way back to `start`, inside the group
+            node = queue.pop(0)
+            for dep in sorted(graph[node] & group, key=order.__getitem__):
+                if dep == start:
+                    last = node
+                    break
+                if dep not in came_from:
+                    came_from[dep] = node
+                    queue.append(dep)
+        ring = [last] if last is not None else [start]
+        while ring[-1] != start:
+            ring.append(came_from[ring[-1]])
+        rings.append(list(reversed(ring)))
+    return rings
 
 
 def _read_instructions(workspace: Path, value: str, path: Path_, out: Collector) -> str | None:
@@ -278,6 +346,9 @@ def _build_phase(
         if PurePosixPath(pattern).is_absolute() or ".." in parts:
             out.add((*path, "protected", position), f"pattern {pattern!r} must stay inside the workspace "
                     "(relative, no '..')")
+        elif any("**" in part and part != "**" for part in parts):
+            out.add((*path, "protected", position), f"pattern {pattern!r}: '**' must be a whole path component "
+                    "(as in 'tests/**/*.py')")
     verify: list[VerifyCommand] = []
     for position, item in enumerate(model.verify):
         if not item.shell:
@@ -321,6 +392,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
     data = parse_yaml(text, out) if text is not None else None
     if data is None:
         return None, out.sorted()
+    _refuse_lone_surrogates(data, (), out)
 
     top = validate_model(PlanModel, data, (), out)
     raw_phases = data.get("phases") if isinstance(data.get("phases"), list) else []

@@ -46,8 +46,13 @@ _POLICY = Policy()
 _VERIFY = VerifyCommand(run="")
 _ARTIFACTS = Artifacts()
 
-PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+MAX_DURATION = 30 * 86400.0
+"""The longest duration a plan may give (30 days): beyond it the OS's timers and waits overflow."""
+MAX_LOG_CAP_MIB = 1024 * 1024.0
+"""The largest worker log cap (1 TiB, in MiB)."""
+
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=MAX_DURATION)]
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0, le=MAX_DURATION)]
 
 
 class _Schema(BaseModel):
@@ -61,7 +66,7 @@ class PolicyModel(_Schema):
     max_attempts: Annotated[int, Field(ge=1)] = _POLICY.max_attempts
     remediation: Literal["fresh", "resume"] = _POLICY.remediation
     kill_grace: Duration = _POLICY.kill_grace
-    log_cap_mib: Annotated[float, Field(gt=0)] = _POLICY.log_cap_mib
+    log_cap_mib: Annotated[float, Field(gt=0, le=MAX_LOG_CAP_MIB, allow_inf_nan=False)] = _POLICY.log_cap_mib
 
 
 class ChecksModel(_Schema):
@@ -89,15 +94,15 @@ class AgentModel(_Schema):
 class PriceModel(_Schema):
     """One model's price in USD per 1M tokens (``prices: {MODEL: {input, cached_input, output}}``)."""
 
-    input: Annotated[float, Field(ge=0)]
-    cached_input: Annotated[float, Field(ge=0)] | None = None
-    output: Annotated[float, Field(ge=0)]
+    input: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    cached_input: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    output: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class BudgetModel(_Schema):
     """``budget: {max_cost: USD, max_tokens: N}``: after either, coord launches nothing more."""
 
-    max_cost: Annotated[float, Field(gt=0)] | None = None
+    max_cost: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
 
 

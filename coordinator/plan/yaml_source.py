@@ -12,7 +12,9 @@ tags; dates stay strings.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -246,14 +248,20 @@ def read_plan_text(path: Path, workspace: Path, out: Collector) -> str | None:
     data = None
     for candidate in candidates:
         try:
-            with open(candidate, "rb") as handle:
-                data = handle.read(MAX_PLAN_BYTES + 1)
-            break
+            # Non-blocking, then checked: a FIFO or a device would otherwise hang `validate` and `run`.
+            fd = os.open(candidate, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
         except OSError as exc:
             out.at_mark(None, f"cannot read plan: {exc.strerror or exc}")
             return None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                out.at_mark(None, "cannot read plan: not a regular file")
+                return None
+            os.set_blocking(fd, True)
+            data = handle.read(MAX_PLAN_BYTES + 1)
+        break
     if data is None:
         out.at_mark(None, "cannot read plan: no such file")
         return None
