@@ -108,6 +108,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             StoreError: the state store cannot be written.
         """
         self._refuse_orphaning_edits()
+        # Events a coordinator killed between a commit and its append never mirrored, or a worker deleted.
+        self.store.catch_up_mirror(self.plan.id)
         self._record_snapshot()
         self._sync_plan()
         if self.options.use_socket:
@@ -381,9 +383,24 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         for attempt in self.store.active_attempts(self.plan.id):
             if phase_id is not None and attempt.phase_id != phase_id:
                 continue
-            self._request_stop(attempt, "stopped", "stopped by a person (coord stop)")
+            if attempt.state == AttemptState.CHECKING:
+                self._stop_checks(attempt)
+            else:
+                self._request_stop(attempt, "stopped", "stopped by a person (coord stop)")
             stopped.append(attempt.phase_id)
         return stopped
+
+    def _stop_checks(self, attempt: AttemptRecord) -> None:
+        """A person's stop while the attempt is being judged: end its verification commands (they carry the
+        attempt's cookie), so the verdict comes now, as stopped by a person."""
+        judging = self.state.judging.get(attempt.attempt_id)
+        if judging is not None:
+            judging.stopped_by_person = True
+        self._notice(f"{attempt.phase_id} attempt {attempt.number}: stopped by a person (coord stop) while its "
+                     "checks ran; ending its verification commands", phase_id=attempt.phase_id)
+        # Signalled, not killed and reaped here: the judge's own wait must see how they ended (a child reaped
+        # by someone else reads as exit 0 to it), and its verify runner kills what is left of each group.
+        self.executor.interrupt(attempt.attempt_id)
 
     # --- watching ----------------------------------------------------------------------------------------
 

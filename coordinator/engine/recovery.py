@@ -32,10 +32,18 @@ class RecoveryMixin(EngineCore):
             if attempt.state == AttemptState.CHECKING or self.executor.result(handle) is not None:
                 self._notice(f"{phase.id} attempt {attempt.number} ended while no coordinator watched; judging it",
                              phase_id=phase.id)
-                if identity is not None and identity.worker_pid is not None:  # its launcher may have died first
+                if attempt.state == AttemptState.LAUNCHING and identity is not None:
+                    # Killed between starting the supervisor and recording it: record who ran it first.
+                    self._record_running(attempt.attempt_id, phase, attempt.number, identity,
+                                         attempt.resume_session, adopted=True)
+                    self.state.watches.pop(attempt.attempt_id, None)
+                elif identity is not None and identity.worker_pid is not None:  # its launcher may have died first
                     self.store.append_pid_line(self.plan.id, phase.id, identity.worker_pid, attempt.number,
                                                identity.supervisor_pid, unless_present=True)
-                self._finish_attempt(attempt)
+                if attempt.state == AttemptState.CHECKING:
+                    # Verification commands of the judging the last coordinator left would run on unwatched.
+                    self.executor.kill_processes(attempt.attempt_id, phase.policy.kill_grace)
+                self._finish_attempt(self.store.attempt(attempt.attempt_id) or attempt)
                 continue
             if identity is not None and self.executor.is_alive(handle):
                 self._record_running(attempt.attempt_id, phase, attempt.number, identity, attempt.resume_session,

@@ -83,6 +83,12 @@ class Executor(Protocol):
         returns the pids found alive."""
         ...
 
+    def interrupt(self, attempt_id: str) -> list[int]:
+        """SIGTERM (and SIGCONT) to every process still carrying the attempt's cookie, without waiting or
+        reaping: whoever started them (the judge, for verification commands) sees them end and collects them.
+        Returns the pids signalled."""
+        ...
+
     def poll_ended(self) -> bool:
         """Collect what ended since the last call (so nothing is left a zombie); True if anything did."""
         ...

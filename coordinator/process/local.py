@@ -252,6 +252,17 @@ class LocalExecutor:
     def kill_processes(self, attempt_id: str, grace: float) -> list[int]:
         return kill_attempt_processes(attempt_id, grace)
 
+    def interrupt(self, attempt_id: str) -> list[int]:
+        signalled = []
+        for process in processes_of_attempt(attempt_id):
+            try:
+                process.send_signal(signal.SIGTERM)  # psutil re-checks pid + create time before signalling
+                process.send_signal(signal.SIGCONT)
+                signalled.append(process.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return signalled
+
     def poll_ended(self) -> bool:
         ended = [attempt_id for attempt_id, process in self._children.items() if process.poll() is not None]
         for attempt_id in ended:

@@ -41,11 +41,24 @@ from coordinator.states import (
     PlanState,
     check_move,
 )
-from coordinator.util.files import append_inside, workspace_relative
+from coordinator.util.files import append_inside, tail_bytes, workspace_relative
 from coordinator.util.timefmt import now_iso
 
 LAST_MESSAGE_CHARS = 4000
 """An agent's final message is kept up to this many characters."""
+
+
+def _jsonl_line(seq: int, at: str, type_name: str, plan_id: str, message: str, phase_id: str | None,
+                attempt: int | None, data: dict[str, object]) -> bytes:
+    """One line of ``events.jsonl``: ``{"at", "seq", "type", "plan", "message", ["phase", "attempt", "data"]}``."""
+    record: dict[str, object] = {"at": at, "seq": seq, "type": type_name, "plan": plan_id, "message": message}
+    if phase_id is not None:
+        record["phase"] = phase_id
+    if attempt is not None:
+        record["attempt"] = attempt
+    if data:
+        record["data"] = data
+    return json.dumps(record, sort_keys=True).encode() + b"\n"
 
 
 def _damage_hint(exc: sqlite3.DatabaseError) -> str:
@@ -69,7 +82,7 @@ class Store:
         self.paths = paths
         self.connection = connection
         self.readonly = readonly
-        self._pending_events: list[tuple[EngineEvent, str]] = []
+        self._pending_events: list[tuple[EngineEvent, str, int]] = []
         self._subscribers: list[Callable[[EngineEvent], None]] = []
         self._mirror_warned = False
         self._tampering_recorded: dict[str, bool] = {}
@@ -173,15 +186,15 @@ class Store:
                 raise StoreError(f"{self.paths.db}: cannot write the state store: {exc}") from exc
             raise
         pending, self._pending_events = self._pending_events, []
-        for event, at in pending:
+        for event, at, seq in pending:
             try:
-                self._append_jsonl(event, at)
+                self._append_jsonl(event, at, seq)
             except OSError as exc:  # the mirror is for people; the committed database stays the truth
                 if not self._mirror_warned:
                     self._mirror_warned = True
                     print(f"coord: warning: cannot append to events.jsonl ({exc}); the state store has every "
                           "event", file=sys.stderr)
-        for event, _at in pending:
+        for event, _at, _seq in pending:
             for callback in self._subscribers:
                 try:
                     callback(event)
@@ -191,24 +204,42 @@ class Store:
     def _record(self, tx: sqlite3.Connection, events: Sequence[EngineEvent]) -> None:
         for event in events:
             at = now_iso()
-            tx.execute(
+            cursor = tx.execute(
                 "INSERT INTO events (plan_id, at, type, phase_id, attempt, message, data) VALUES (?,?,?,?,?,?,?)",
                 (event.plan_id, at, event.type_name, event.phase_id, event.attempt, event.message,
                  json.dumps(event.data(), sort_keys=True)),
             )
-            self._pending_events.append((event, at))
+            self._pending_events.append((event, at, int(cursor.lastrowid or 0)))
 
-    def _append_jsonl(self, event: EngineEvent, at: str) -> None:
-        record: dict[str, object] = {"at": at, "type": event.type_name, "plan": event.plan_id,
-                                     "message": event.message}
-        if event.phase_id is not None:
-            record["phase"] = event.phase_id
-        if event.attempt is not None:
-            record["attempt"] = event.attempt
-        if event.data():
-            record["data"] = event.data()
-        line = json.dumps(record, sort_keys=True).encode() + b"\n"
+    def _append_jsonl(self, event: EngineEvent, at: str, seq: int) -> None:
+        line = _jsonl_line(seq, at, event.type_name, event.plan_id, event.message, event.phase_id, event.attempt,
+                           event.data())
         self._append_mirror(event.plan_id, self.paths.events_file(event.plan_id), line)
+
+    def catch_up_mirror(self, plan_id: str) -> int:
+        """Append to ``events.jsonl`` every event the store has after the file's last one: those a coordinator
+        killed between a commit and its append never wrote, or all of them when a worker deleted the file.
+        Returns how many lines were added (0 for a file written before lines carried their ``seq``)."""
+        path = self.paths.events_file(plan_id)
+        last_seq = 0
+        found = tail_bytes(path, 64 * 1024) if not path.is_symlink() else None
+        if found is not None and found[0].strip():
+            for raw in reversed(found[0].splitlines()):
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    continue  # a torn last line
+                if not isinstance(value, dict) or not isinstance(value.get("seq"), int):
+                    return 0  # an older mirror without seq: leave it as it is
+                last_seq = value["seq"]
+                break
+        added = 0
+        for record in self.events(plan_id, after_seq=last_seq, limit=1_000_000):
+            self._append_mirror(plan_id, path, _jsonl_line(record.seq, record.at, record.type, record.plan_id,
+                                                           record.message, record.phase_id, record.attempt,
+                                                           record.fields()))
+            added += 1
+        return added
 
     def _append_mirror(self, plan_id: str, path: Path, line: bytes) -> None:
         """Append to a mirror in the workspace (``events.jsonl``, ``worker-pids.txt``), never through a link a

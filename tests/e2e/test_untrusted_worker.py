@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import coord, db_rows, start_coord, status, store_file, wait_until
+from tests.helpers import (
+    coord,
+    db_rows,
+    phase_state,
+    processes_with_cookie,
+    start_coord,
+    status,
+    store_file,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +208,44 @@ def test_the_plan_a_run_judges_by_is_the_plan_the_person_started(workspace: Path
     # A person's next `coord run` adopts the new version, and says what it changes.
     adopted = coord(workspace, "run", str(plan), "--headless")
     assert "this run adopts the new version; verification changed for P02" in adopted.stdout
+
+
+def test_coord_stop_during_the_checks_ends_the_verification_and_blocks_the_phase(workspace: Path) -> None:
+    plan = shell_plan(workspace, [{"id": "P01", "verify": [{"run": "sleep 300", "timeout": "10m"}]}])
+    run = start_coord(workspace, "run", str(plan), "--headless")
+    try:
+        wait_until(lambda: phase_state(workspace, "P01") == "checking"
+                   and (workspace / "tmp/PLAN-U/P01/1/verify-0.log").exists())
+
+        stop = coord(workspace, "stop", "P01")
+
+        assert stop.returncode == 0 and "stopping P01" in stop.stdout
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, out + err
+    first = status(workspace, "PLAN-U")["phases"][0]
+    assert first["state"] == "blocked" and "stopped by a person" in first["reason"]
+
+
+def test_a_verification_orphaned_by_a_killed_coordinator_is_ended_by_the_next(workspace: Path) -> None:
+    import signal
+
+    plan = shell_plan(workspace, [{"id": "P01", "verify": [{"run": "sleep 300", "timeout": "10m"}]}])
+    first = start_coord(workspace, "run", str(plan), "--headless")
+    wait_until(lambda: phase_state(workspace, "P01") == "checking")
+    attempt_id = db_rows(workspace, "SELECT attempt_id FROM attempts")[0]["attempt_id"]
+    wait_until(lambda: any(process.name() == "sleep"
+                           for process in processes_with_cookie("COORD_ATTEMPT_ID", attempt_id)))
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert processes_with_cookie("COORD_ATTEMPT_ID", attempt_id), "the verify command outlived its coordinator"
+
+    plan_doc = yaml.safe_load((workspace / plan).read_text())
+    plan_doc["phases"][0]["verify"] = [{"run": "true"}]  # the person fixes the verification and runs again
+    (workspace / plan).write_text(yaml.safe_dump(plan_doc, sort_keys=False))
+    second = coord(workspace, "run", str(plan), "--headless")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert not processes_with_cookie("COORD_ATTEMPT_ID", attempt_id), "the orphaned verify command still runs"

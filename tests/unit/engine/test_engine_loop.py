@@ -81,6 +81,9 @@ class FakeExecutor:
     def kill_processes(self, attempt_id: str, grace: float) -> list[int]:
         return []
 
+    def interrupt(self, attempt_id: str) -> list[int]:
+        return []
+
     def poll_ended(self) -> bool:
         return False
 

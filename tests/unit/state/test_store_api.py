@@ -3,6 +3,7 @@ them to subscribers only once committed; rows come back as typed records matchin
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -102,3 +103,21 @@ def test_the_phase_moves_follow_an_attempt_from_launch_to_blocked(store: Store) 
     begin(store, "P01", 2)
     assert store.phase("PLAN-T", "P01").state == PhaseState.REMEDIATING  # type: ignore[union-attr]
     assert store.spent("PLAN-T") == (6, 0.0)
+
+
+def test_the_events_mirror_catches_up_with_the_store(store: Store) -> None:
+    """A coordinator killed between a commit and its append leaves the mirror behind; a worker may delete it.
+    The next coordinator appends what the store has after the mirror's last line (each line carries its seq)."""
+    store.record([Notice(plan_id="PLAN-T", message=f"event {n}") for n in range(3)])
+    mirror = store.paths.events_file("PLAN-T")
+    lines = mirror.read_text().splitlines()
+    mirror.write_text("\n".join(lines[:1]) + "\n")  # the last two were never appended
+
+    assert store.catch_up_mirror("PLAN-T") == 2
+    assert mirror.read_text().splitlines() == lines
+    assert store.catch_up_mirror("PLAN-T") == 0
+
+    mirror.unlink()  # a worker's rm -rf tmp
+    assert store.catch_up_mirror("PLAN-T") == 3
+    assert [json.loads(line)["message"] for line in mirror.read_text().splitlines()] == [
+        "event 0", "event 1", "event 2"]
