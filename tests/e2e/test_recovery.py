@@ -64,6 +64,13 @@ def test_restart_after_a_crash_at_each_failpoint_finishes_the_plan(tmp_path: Pat
                for r in db_rows(workspace, "SELECT phase_id, number, attempt_dir FROM attempts")
                if (Path(r["attempt_dir"]) / "identity.json").exists()}
     assert started <= set(launched), started - set(launched)
+    # ... and records who ran it, with its launch event, even when the kill fell between start and "running".
+    for row in db_rows(workspace, "SELECT phase_id, number, worker_pid, started_at FROM attempts"):
+        if (row["phase_id"], str(row["number"])) in started:
+            assert row["worker_pid"] and row["started_at"], dict(row)
+    launch_events = {(event["phase"], event["attempt"]) for event in events(workspace)
+                     if event["type"] == "attempt_launched"}
+    assert {(phase, int(number)) for phase, number in started} <= launch_events
 
 
 def test_internal_error_exits_70_with_a_crash_log_and_no_traceback(tmp_path: Path) -> None:
