@@ -41,7 +41,7 @@ from coordinator.states import (
     PlanState,
     check_move,
 )
-from coordinator.util.files import append_inside, tail_bytes, workspace_relative
+from coordinator.util.files import append_inside, tail_bytes, workspace_relative, write_atomic
 from coordinator.util.timefmt import now_iso
 
 LAST_MESSAGE_CHARS = 4000
@@ -59,6 +59,18 @@ def _jsonl_line(seq: int, at: str, type_name: str, plan_id: str, message: str, p
     if data:
         record["data"] = data
     return json.dumps(record, sort_keys=True).encode() + b"\n"
+
+
+def _line_seq(raw: bytes, any_json: bool = False) -> int | None:
+    """The ``seq`` of an ``events.jsonl`` line; None for a torn or empty line (with ``any_json``: -1 for a JSON
+    object without ``seq``, a line of an older coord)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("seq"), int):
+        return int(value["seq"])
+    return -1 if any_json and isinstance(value, dict) else None
 
 
 def _damage_hint(exc: sqlite3.DatabaseError) -> str:
@@ -217,28 +229,57 @@ class Store:
         self._append_mirror(event.plan_id, self.paths.events_file(event.plan_id), line)
 
     def catch_up_mirror(self, plan_id: str) -> int:
-        """Append to ``events.jsonl`` every event the store has after the file's last one: those a coordinator
-        killed between a commit and its append never wrote, or all of them when a worker deleted the file.
-        Returns how many lines were added (0 for a file written before lines carried their ``seq``)."""
+        """Bring the workspace's mirrors up to the store: ``events.jsonl`` gets every event after its last line
+        (those a coordinator killed between a commit and its append never wrote), or is rewritten whole when a
+        worker deleted or truncated it; ``worker-pids.txt`` gets the line of every started worker it lacks.
+        Returns how many lines were added (events.jsonl written before lines carried ``seq`` is left alone).
+        """
         path = self.paths.events_file(plan_id)
-        last_seq = 0
-        found = tail_bytes(path, 64 * 1024) if not path.is_symlink() else None
-        if found is not None and found[0].strip():
-            for raw in reversed(found[0].splitlines()):
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    continue  # a torn last line
-                if not isinstance(value, dict) or not isinstance(value.get("seq"), int):
-                    return 0  # an older mirror without seq: leave it as it is
-                last_seq = value["seq"]
-                break
+        records = self.events(plan_id, limit=10_000_000)
+        first_seq = last_seq = None
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                head = handle.readline()
+            tail = (tail_bytes(path, 64 * 1024) or (b"", 0))[0]
+            first_seq = _line_seq(head)
+            for raw in reversed(tail.splitlines()):
+                last_seq = _line_seq(raw)
+                if last_seq is not None:
+                    break
+            if head.strip() and first_seq is None and _line_seq(head, any_json=True) == -1:
+                return 0  # an older mirror without seq: leave it as it is
         added = 0
-        for record in self.events(plan_id, after_seq=last_seq, limit=1_000_000):
-            self._append_mirror(plan_id, path, _jsonl_line(record.seq, record.at, record.type, record.plan_id,
-                                                           record.message, record.phase_id, record.attempt,
-                                                           record.fields()))
-            added += 1
+        if records and (first_seq is None or first_seq > records[0].seq or last_seq is None):
+            lines = [self._event_line(record) for record in records]  # missing, or its start was lost: rewrite
+            write_atomic(path, b"".join(lines), inside=self.paths.workspace)
+            added = len(lines)
+        else:
+            for record in records:
+                if last_seq is not None and record.seq > last_seq:
+                    self._append_mirror(plan_id, path, self._event_line(record))
+                    added += 1
+        return added + self._catch_up_pid_audit(plan_id)
+
+    @staticmethod
+    def _event_line(record: EventRecord) -> bytes:
+        return _jsonl_line(record.seq, record.at, record.type, record.plan_id, record.message, record.phase_id,
+                           record.attempt, record.fields())
+
+    def _catch_up_pid_audit(self, plan_id: str) -> int:
+        path = self.paths.pid_audit_file(plan_id)
+        present: set[str] = set()
+        if path.is_file() and not path.is_symlink():
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                present = {" ".join(line.split()[:5]) for line in handle}
+        added = 0
+        for attempt in self.attempts(plan_id):
+            if attempt.worker_pid is None or attempt.supervisor_pid is None:
+                continue
+            prefix = f"{attempt.phase_id} PID: {attempt.worker_pid} attempt {attempt.number}"
+            if prefix not in present:
+                line = f"{prefix} {attempt.started_at or now_iso()} supervisor {attempt.supervisor_pid}\n"
+                self._append_mirror(plan_id, path, line.encode())
+                added += 1
         return added
 
     def _append_mirror(self, plan_id: str, path: Path, line: bytes) -> None:
