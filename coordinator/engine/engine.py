@@ -339,6 +339,10 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         try:
             if command == "ping":
                 return {"ok": True, "pid": os.getpid(), "plan": self.plan.id}
+            if command == "remediate" and self.options.remediate_only is not None:
+                return {"ok": False, "error": (
+                    f"a stand-alone `coord remediate {self.options.remediate_only.phase_id}` (pid {os.getpid()}) "
+                    "holds the workspace and won; this one launched nothing — try again when it ends")}
             if command == "remediate":
                 attempt_id = self._start_person_remediation(RemediationRequest(
                     phase_id=str(message.get("phase")), resume=bool(message.get("resume")), note=message.get("note"),

@@ -45,11 +45,12 @@ class WorkspaceLock:
                     time.sleep(delay)
         else:
             os.close(fd)
-            holder = holder_info(self.paths) or {}
+            holder = self._holder_when_known()
             raise LockedError(
                 f"another coordinator holds {self.paths.workspace}: pid {holder.get('pid', '?')} "
-                f"({holder.get('command', '?')} {holder.get('plan', '?')}, since {holder.get('started_at', '?')}); "
-                "watch it with `coord status` or `coord tui`"
+                f"({holder.get('command', '?')} {holder.get('plan', '?')}, since {holder.get('started_at', '?')}) "
+                f"won; `{command}` launched nothing — watch that one with `coord status` or `coord tui`, and try "
+                "again when it ends"
             ) from None
         self.fd = fd
         write_json_atomic(
@@ -62,6 +63,15 @@ class WorkspaceLock:
                 "socket": str(self.paths.socket_path()),
             },
         )
+
+    def _holder_when_known(self) -> dict[str, object]:
+        """The holder's ``lock.info``, waiting a moment for a holder that took the lock an instant ago."""
+        for _ in range(20):
+            holder = holder_info(self.paths)
+            if holder:
+                return holder
+            time.sleep(0.05)
+        return {}
 
     def release(self) -> None:
         """Give the lock up (idempotent; safe to call from the engine thread and the main thread)."""

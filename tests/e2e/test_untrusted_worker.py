@@ -249,3 +249,29 @@ def test_a_verification_orphaned_by_a_killed_coordinator_is_ended_by_the_next(wo
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert not processes_with_cookie("COORD_ATTEMPT_ID", attempt_id), "the orphaned verify command still runs"
+
+
+def test_concurrent_remediations_without_a_coordinator_say_which_one_won(workspace: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    plan = shell_plan(workspace, [{"id": "P01", "verify": ["sh -c 'exit 3'"]}])
+    assert coord(workspace, "run", str(plan), "--headless").returncode == 1
+    doc = yaml.safe_load((workspace / plan).read_text())
+    doc["phases"][0]["script"].insert(0, f"read line < {go}")  # the next worker waits for the test
+    (workspace / plan).write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert coord(workspace, "run", str(plan), "--headless").returncode == 1  # adopts the edited plan
+
+    first = start_coord(workspace, "remediate", "P01", "--plan", "PLAN-U")
+    try:
+        wait_until(lambda: len(db_rows(workspace, "SELECT 1 FROM attempts")) == 2)
+
+        second = coord(workspace, "remediate", "P01", "--plan", "PLAN-U")
+
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"a stand-alone `coord remediate P01` (pid {first.pid}) holds the workspace and won; this one " \
+            "launched nothing" in second.stderr
+    finally:
+        with open(go, "w") as barrier:
+            barrier.write("go\n")
+        first.communicate(timeout=60)
+    assert len(db_rows(workspace, "SELECT 1 FROM attempts")) == 2, "the loser launched nothing"
