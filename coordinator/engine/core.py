@@ -71,12 +71,15 @@ class Watch:
 
 @dataclass
 class Judging:
-    """An attempt whose checks run on a judge thread."""
+    """An attempt whose verdict is being reached on a judge thread: its checks, or (lost) the killing of what it
+    left running."""
 
     future: Future[Verdict]
     phase: Phase
     number: int
     stopped_by_person: bool
+    lost: bool = False
+    """The verdict is that the attempt was lost: it is committed as ``LOST``, never re-judged."""
 
 
 @dataclass

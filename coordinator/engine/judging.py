@@ -124,20 +124,26 @@ class JudgingMixin(EngineCore):
                 reason = f"coord could not check this attempt: {exc!r}"
                 verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
             self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
-            self._commit_verdict(attempt_id, judging.phase, judging.number, verdict,
-                                 attempt_state=AttemptState.PASSED if verdict.passed else AttemptState.FAILED,
+            state = AttemptState.LOST if judging.lost else (
+                AttemptState.PASSED if verdict.passed else AttemptState.FAILED)
+            self._commit_verdict(attempt_id, judging.phase, judging.number, verdict, attempt_state=state,
                                  stopped_by_person=judging.stopped_by_person)
             failpoints.hit("finish.after_verdict_commit")
 
     def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
+        """Judge an attempt lost. What it left running is killed on a judge thread (a grace period each), so one
+        lost attempt never holds up the reattaching of the others; the verdict is committed when that is done."""
         phase = self.plan.phase(attempt.phase_id)
-        killed = self.executor.kill_processes(attempt.attempt_id, phase.policy.kill_grace)
-        if killed:
-            reason += f" (killed leftover processes {killed})"
-        verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("exit", "fail", reason),), source="lost")
-        self._write_evidence(attempt.directory, verdict)
         self.state.watches.pop(attempt.attempt_id, None)
-        self._commit_verdict(attempt.attempt_id, phase, attempt.number, verdict, attempt_state=AttemptState.LOST)
+
+        def lost_verdict() -> Verdict:
+            killed = self.executor.kill_processes(attempt.attempt_id, phase.policy.kill_grace)
+            why = reason + (f" (killed leftover processes {killed})" if killed else "")
+            return Verdict(passed=False, reason=why, checks=(CheckResult("exit", "fail", why),), source="lost")
+
+        self.state.judging[attempt.attempt_id] = Judging(
+            future=self.judges.submit(lost_verdict), phase=phase, number=attempt.number, stopped_by_person=False,
+            lost=True)
 
     def _commit_verdict(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict, *,
                         attempt_state: AttemptState, stopped_by_person: bool = False) -> None:
