@@ -7,21 +7,32 @@ that names them. May import ``plan.model``, ``errors`` and ``util``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from coordinator.agents.base import Agent, AgentBase, AgentSummary, LaunchRequest, WorkerCommand
-from coordinator.agents.claude import ClaudeAgent
-from coordinator.agents.codex import CodexAgent
-from coordinator.agents.shell import ShellAgent
 from coordinator.errors import Problem
-from coordinator.plan.model import AgentProfile, Plan
+from coordinator.plan.model import BUILTIN_AGENTS, AgentProfile, Plan
 
-AGENTS: dict[str, type[Agent]] = {"codex": CodexAgent, "claude": ClaudeAgent, "shell": ShellAgent}
-"""Every adapter by the profile ``base`` that selects it: the one table to extend with a new agent (and its
-name in ``plan.model.BUILTIN_AGENTS``, which plan files are checked against; a test holds the two together)."""
+
+def _load_adapters() -> dict[str, type[Agent]]:
+    """Each name of ``plan.model.BUILTIN_AGENTS`` is a module of this package whose ``ADAPTER`` is its class.
+
+    So adding an agent is its module (``agents/NAME.py`` with ``ADAPTER = NameAgent``) and its name in that
+    one tuple, which is also what plan files are checked against.
+    """
+    adapters: dict[str, type[Agent]] = {}
+    for name in BUILTIN_AGENTS:
+        adapter = importlib.import_module(f"coordinator.agents.{name}").ADAPTER
+        adapters[name] = adapter
+    return adapters
+
+
+AGENTS: dict[str, type[Agent]] = _load_adapters()
+"""Every adapter by the profile ``base`` that selects it."""
 
 
 def get_agent(profile: AgentProfile) -> Agent:

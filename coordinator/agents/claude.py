@@ -182,3 +182,6 @@ class ClaudeAgent(AgentBase):
             last_event=last_event,
         )
 
+
+ADAPTER = ClaudeAgent
+"""What ``agents.AGENTS`` runs for ``base: claude``."""

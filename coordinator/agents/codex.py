@@ -208,3 +208,7 @@ class CodexAgent(AgentBase):
             failed_commands=failed_commands,
             last_event=last_event,
         )
+
+
+ADAPTER = CodexAgent
+"""What ``agents.AGENTS`` runs for ``base: codex``."""

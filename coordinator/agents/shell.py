@@ -62,3 +62,7 @@ class ShellAgent(AgentBase):
                 last = line.strip()
                 break
         return AgentSummary(last_message=last, completed=True)
+
+
+ADAPTER = ShellAgent
+"""What ``agents.AGENTS`` runs for ``base: shell``."""

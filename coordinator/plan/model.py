@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 BUILTIN_AGENTS = ("codex", "claude", "shell")
+"""The agents coord has adapters for: each is a module ``coordinator/agents/NAME.py`` (``agents.AGENTS``). Adding one
+is that module and its name here."""
 BUILTIN_KINDS = ("stub", "test", "impl", "verify")
 REMEDIATION_KIND = "remediate"
 """Reserved kind: its template (``remediate.md.j2``) renders the remediation prompts; no phase may use it."""

@@ -18,10 +18,10 @@ import types
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from coordinator.plan.model import Artifacts, Policy, VerifyCommand
+from coordinator.plan.model import BUILTIN_AGENTS, Artifacts, Policy, VerifyCommand
 from coordinator.plan.yaml_source import Collector, Path_, describe
 from coordinator.util.timefmt import parse_duration
 
@@ -80,8 +80,15 @@ class ArtifactsModel(_Schema):
     completed: Annotated[str, Field(min_length=1)] = _ARTIFACTS.completed
 
 
+def _known_base(value: str) -> str:
+    if value not in BUILTIN_AGENTS:
+        raise ValueError(f"Input should be {', '.join(repr(name) for name in BUILTIN_AGENTS[:-1])} or "
+                         f"{BUILTIN_AGENTS[-1]!r}")
+    return value
+
+
 class AgentModel(_Schema):
-    base: Literal["codex", "claude", "shell"] | None = None
+    base: Annotated[str, AfterValidator(_known_base)] | None = None
     binary: Annotated[str, Field(min_length=1)] | None = None
     model: Annotated[str, Field(min_length=1)] | None = None
     sandbox: Literal["read-only", "workspace-write", "danger-full-access"] | None = None

@@ -1,19 +1,26 @@
-"""The agent registry is the one table of adapters: every name a plan may use has one, and its facts hold."""
+"""The agent registry: the names in ``plan.model.BUILTIN_AGENTS`` are the one list (plan files are checked
+against it), each the module of its adapter; the adapters' facts hold."""
 
 from __future__ import annotations
 
-import typing
+import importlib
 
-from coordinator.agents import AGENTS, can_resume, get_agent
+import pytest
+from pydantic import ValidationError
+
+from coordinator.agents import AGENTS, AgentBase, can_resume, get_agent
 from coordinator.plan.model import BUILTIN_AGENTS, AgentProfile
 from coordinator.plan.schema import AgentModel
 
 
 def test_every_agent_a_plan_may_name_has_an_adapter_and_no_other() -> None:
-    assert set(AGENTS) == set(BUILTIN_AGENTS)
-    base = AgentModel.model_fields["base"].annotation
-    literal = next(arg for arg in typing.get_args(base) if typing.get_origin(arg) is typing.Literal)
-    assert set(typing.get_args(literal)) == set(BUILTIN_AGENTS)
+    assert list(AGENTS) == list(BUILTIN_AGENTS)
+    for name in BUILTIN_AGENTS:
+        adapter = importlib.import_module(f"coordinator.agents.{name}").ADAPTER
+        assert AGENTS[name] is adapter and issubclass(adapter, AgentBase)
+    assert AgentModel.model_validate({"base": "claude"}).base == "claude"
+    with pytest.raises(ValidationError, match="Input should be 'codex', 'claude' or 'shell'"):
+        AgentModel.model_validate({"base": "gemini"})
 
 
 def test_each_adapter_states_its_program_resume_and_success_rule() -> None:
