@@ -63,7 +63,7 @@ def test_blocked_phase_stops_its_dependents_and_exits_1(workspace: Path) -> None
     assert db_rows(workspace, "SELECT * FROM attempts WHERE phase_id='P02'") == []
 
 
-def test_completion_is_found_by_polling_without_the_socket(workspace: Path) -> None:
+def test_D11_completion_is_found_by_polling_without_the_socket(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "stub", "title": "stub", "instructions": "[[fake:pass]]"},
     ])
@@ -74,7 +74,7 @@ def test_completion_is_found_by_polling_without_the_socket(workspace: Path) -> N
     assert "polling" in (workspace / "tmp/PLAN-T/P01/1/worker.log").read_text()
 
 
-def test_prompt_over_128_kib_reaches_the_worker(workspace: Path, tmp_path: Path) -> None:
+def test_F4_prompt_over_128_kib_reaches_the_worker(workspace: Path, tmp_path: Path) -> None:
     record = tmp_path / "record"
     big = "[[fake:pass]]\n" + ("x" * 199 + "\n") * 1000
     plan = write_plan(workspace, [
@@ -90,6 +90,7 @@ def test_prompt_over_128_kib_reaches_the_worker(workspace: Path, tmp_path: Path)
 
 
 def test_invalid_plan_is_refused_before_any_state_exists(workspace: Path) -> None:
+    """Everything is validated before any side effect: exit 2 and no `tmp/` (I8)."""
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "stub", "title": "a", "instructions": "x", "depends_on": ["P99"]},
     ])
@@ -155,7 +156,7 @@ def test_dangerous_profile_prints_a_banner_and_only_then_bypasses_the_sandbox(wo
     assert calls["P01"][calls["P01"].index("-s") + 1] == "workspace-write"
 
 
-def test_socket_works_under_a_very_deep_workspace(tmp_path: Path) -> None:
+def test_D9_socket_works_under_a_very_deep_workspace(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60) / ("f" * 60)
     deep.mkdir(parents=True)
     plan = write_plan(deep, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
@@ -203,3 +204,45 @@ def test_protected_files_left_alone_pass_the_check(workspace: Path) -> None:
     evidence = json.loads((workspace / "tmp/PLAN-T/P01/1/evidence.json").read_text())
     protected_check = next(check for check in evidence["checks"] if check["name"] == "protected")
     assert (protected_check["status"], protected_check["detail"]) == ("pass", "1 protected file(s) unchanged")
+
+
+def test_E8_shell_metacharacters_in_plan_text_reach_the_worker_literally(workspace: Path, tmp_path: Path) -> None:
+    """Free text of a plan (title, instructions) carrying shell syntax is accepted, reaches the worker only as its
+    prompt on stdin, byte for byte, and nothing of it runs (I9)."""
+    record = tmp_path / "record"
+    hostile = ["P01;touch PWNED", "$(touch PWNED)", "`touch PWNED`", "a && touch PWNED || b", "'\"; touch PWNED #",
+               "${IFS}touch${IFS}PWNED", "\\$(touch PWNED)\\"]
+    title = "title " + " ".join(hostile)
+    instructions = "[[fake:pass]]\n" + "\n".join(hostile) + "\n"
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": title, "instructions": instructions},
+    ], agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [call] = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    assert title in call["stdin"] and instructions in call["stdin"]
+    assert not any(value in argument for argument in call["argv"] for value in hostile), call["argv"]
+    assert not list(workspace.rglob("PWNED")) and not list(tmp_path.rglob("PWNED"))
+
+
+def test_F5_a_prompt_that_looks_like_an_option_is_never_taken_as_one(workspace: Path, tmp_path: Path) -> None:
+    """A phase whose title and instructions are agent-CLI options: the worker gets them as prompt text on stdin,
+    and its command line carries no such flag."""
+    record = tmp_path / "record"
+    flag = "--dangerously-bypass-approvals-and-sandbox"
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": f"{flag} -s danger-full-access",
+         "instructions": f"{flag}\n[[fake:pass]]"},
+    ], agents=fake_agent(FAKE_CODEX_RECORD_DIR=str(record)))
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "impl.md.j2").write_text("{{ phase.instructions }}\n{{ phase.title }}\n")
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [call] = [json.loads(p.read_text()) for p in record.glob("*.json")]
+    assert call["stdin"].startswith(flag), call["stdin"][:200]
+    assert flag not in call["argv"] and "danger-full-access" not in call["argv"], call["argv"]
+    assert "WARNING" not in result.stdout

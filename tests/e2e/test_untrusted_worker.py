@@ -121,8 +121,9 @@ def test_mirrors_replaced_by_links_are_never_written_through_and_the_run_says_so
 
 
 @pytest.mark.parametrize("link", ["outside", "loop"])
-def test_a_report_linked_out_of_the_workspace_fails_its_check_and_wedges_nothing(
+def test_B10_a_report_linked_out_of_the_workspace_fails_its_check_and_wedges_nothing(
         workspace: Path, tmp_path: Path, link: str) -> None:
+    """Worker output reached through a link out of the workspace is refused unread (I9)."""
     secret = tmp_path / "secret.md"
     secret.write_text("Status: PASS\n")
     target = str(secret) if link == "outside" else "P01.md"  # a link to itself: a loop

@@ -13,8 +13,12 @@ from tests.helpers import REPO_ROOT, coord, db_rows, phase_status, write_plan
 
 pytestmark = pytest.mark.slow
 
+# Parts of fault-matrix rows (../shared/RELIABILITY.md) that cannot run on this machine:
+# B14 (spawn failing with EAGAIN): making fork fail needs RLIMIT_NPROC, which does not bind root (these tests may
+#     run as root) and would starve the user's other processes; a program gone at launch (ENOENT) is tested instead.
 
-def test_grandchild_holding_stdout_does_not_delay_completion(workspace: Path) -> None:
+
+def test_B7_grandchild_holding_stdout_does_not_delay_completion(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "leaves a sleeper", "instructions": "[[fake:hold_stdout]]"},
     ], policy={"max_attempts": 1})
@@ -31,7 +35,7 @@ def test_grandchild_holding_stdout_does_not_delay_completion(workspace: Path) ->
     assert "killed 1 process(es) it left running: sleep (pid " in exit_check["detail"]
 
 
-def test_half_written_report_is_a_fail(workspace: Path) -> None:
+def test_B9_half_written_report_is_a_fail(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "dies mid-write", "instructions": "[[fake:half_report]]"},
     ], policy={"max_attempts": 1})
@@ -45,7 +49,7 @@ def test_half_written_report_is_a_fail(workspace: Path) -> None:
     assert "killed by SIGKILL" in evidence["reason"]
 
 
-def test_crashing_worker_fails_with_the_signal_named(workspace: Path) -> None:
+def test_B1_crashing_worker_fails_with_the_signal_named(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "oom", "instructions": "[[fake:crash]]"},
     ], policy={"max_attempts": 1})
@@ -57,7 +61,8 @@ def test_crashing_worker_fails_with_the_signal_named(workspace: Path) -> None:
 
 
 def test_worker_exit_code_survives_an_ignored_sigchld(workspace: Path) -> None:
-    """A launcher that ignores SIGCHLD must not turn a failing worker into exit code 0."""
+    """A launcher that ignores SIGCHLD must not turn a failing worker into exit code 0: the supervisor
+    records the real wait status (I3)."""
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "fails", "agent": "shell", "script": ["exit 3"]},
     ], policy={"max_attempts": 1}, checks={"report": False, "completed": False})
@@ -88,7 +93,7 @@ def test_missing_agent_program_is_refused_before_anything_runs(workspace: Path) 
     assert not (workspace / "tmp" / "PLAN-T").exists()
 
 
-def test_agent_program_gone_at_launch_fails_the_attempt_saying_why(workspace: Path) -> None:
+def test_B14_agent_program_gone_at_launch_fails_the_attempt_saying_why(workspace: Path) -> None:
     program = workspace / "bin" / "codex"
     program.parent.mkdir()
     shutil.copy(REPO_ROOT / "tests" / "fakes" / "codex", program)
@@ -123,3 +128,63 @@ def test_a_passed_phase_does_not_need_its_agent_program_any_more(workspace: Path
     assert result.returncode == 0, result.stdout + result.stderr
     assert [row["phase_id"] for row in db_rows(workspace, "SELECT phase_id FROM attempts ORDER BY rowid")] == [
         "P01", "P02"]
+
+
+def test_C2_workers_that_ended_leave_no_zombie_under_the_coordinator(workspace: Path, tmp_path: Path) -> None:
+    """Twenty attempts end while the run goes on; once they are judged, no process whose parent is the
+    coordinator is a zombie (I10: no zombie has the coordinator as its parent)."""
+    import os
+
+    import psutil
+
+    from tests.helpers import fake_agent, phase_state, start_coord, wait_until
+
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    quick = [{"id": f"P{n:02d}", "kind": "impl", "title": "quick", "instructions": "[[fake:pass]]", "depends_on": []}
+             for n in range(1, 21)]
+    plan = write_plan(workspace, [
+        *quick,
+        {"id": "P99", "kind": "verify", "title": "last", "instructions": "[[fake:barrier]]",
+         "depends_on": [phase["id"] for phase in quick]},
+    ], agents=fake_agent(FAKE_CODEX_BARRIER=str(go)))
+    run = start_coord(workspace, "run", str(plan), "--headless", "--max-parallel", "4")
+    try:
+        wait_until(lambda: phase_state(workspace, "P99") == "running", timeout=60)
+        coordinator = psutil.Process(run.pid)
+
+        def zombies() -> list[int]:
+            found = []
+            for child in coordinator.children():
+                try:
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        found.append(child.pid)
+                except psutil.NoSuchProcess:
+                    continue
+            return found
+
+        assert [phase_state(workspace, phase["id"]) for phase in quick] == ["passed"] * 20
+        wait_until(lambda: not zombies(), timeout=5)
+    finally:
+        with open(go, "w") as barrier:
+            barrier.write("go\n")
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, out + err
+
+
+@pytest.mark.xfail(strict=True, reason="B10: coord does not notice a marker written by another phase's worker; "
+                                       "the forged marker later passes that phase's marker check")
+def test_B10_a_marker_forged_for_another_phase_is_not_trusted(workspace: Path) -> None:
+    """P01's worker also writes P02's completion marker; P02's own worker writes its PASS report but no marker.
+    The forged marker must not complete P02 (I9)."""
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "forges", "instructions": "[[fake:forge_marker]]"},
+        {"id": "P02", "kind": "impl", "title": "no marker", "agent": "shell",
+         "script": ["mkdir -p reports", "printf '# P02\\n\\nStatus: PASS\\n' > reports/P02-worker.md"]},
+    ], policy={"max_attempts": 1})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    second = phase_status(workspace, "P02")
+    assert second["state"] == "blocked" and ".completed/P02.md" in second["reason"]

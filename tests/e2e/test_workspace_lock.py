@@ -12,7 +12,8 @@ from tests.helpers import coord, coord_env, db_rows, start_coord, wait_until, wr
 pytestmark = pytest.mark.slow
 
 
-def test_second_coordinator_exits_3_naming_the_holder(workspace: Path) -> None:
+def test_D1_second_coordinator_exits_3_naming_the_holder(workspace: Path) -> None:
+    """One writer per workspace: a second `coord run` is refused with exit 3 naming the holder (I1)."""
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "slow", "instructions": "[[fake:hang]]"},
     ])
@@ -28,7 +29,7 @@ def test_second_coordinator_exits_3_naming_the_holder(workspace: Path) -> None:
         assert first.wait(timeout=30) == 1
 
 
-def test_two_coordinators_started_at_the_same_instant_one_wins_every_time(tmp_path: Path) -> None:
+def test_D2_two_coordinators_started_at_the_same_instant_one_wins_every_time(tmp_path: Path) -> None:
     import subprocess
     import sys
 

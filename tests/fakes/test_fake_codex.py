@@ -1,4 +1,4 @@
-"""The fake ``codex`` CLI speaks the ``codex exec --json`` protocol (shared/codex-cli.md) and misbehaves on request.
+"""The fake ``codex`` CLI speaks the ``codex exec --json`` protocol (docs/codex-exec.md) and misbehaves on request.
 
 Every test runs the real script as a subprocess, in its own process group, with its own CODEX_HOME.
 """

@@ -1,6 +1,6 @@
 """A scripted stand-in for the OpenAI Responses API, so the REAL ``codex`` binary can run offline in tests.
 
-Protocol source: ``shared/codex-cli.md`` §7 (measured against codex-cli 0.169.0) and codex's own test helpers
+Protocol source: docs/codex-exec.md §7 (measured against codex-cli 0.169.0) and codex's own test helpers
 (``codex-rs/core/tests/common/responses.rs``). codex POSTs ``{base_url}/responses`` with ``"stream": true`` and the
 whole conversation in ``input``; the answer is HTTP 200 ``text/event-stream`` with frames
 ``event: <type>\\ndata: <json>\\n\\n``: output items (``response.output_item.done``), then ``response.completed``

@@ -3,7 +3,7 @@
 The binary is npm ``@openai/codex`` (pinned 0.169.0 by ``.ci/run``, which installs it into ``.ci/node``);
 ``COORD_CODEX_BIN`` names another one. The model is ``ScriptedResponsesServer`` on 127.0.0.1; the plan's agent
 profile points codex at it with ``-c`` overrides (a custom provider, no retries, no plugin sync, no analytics:
-the offline configuration of ``shared/codex-cli.md`` §1, which made no non-loopback connection under strace, §8).
+the offline configuration of docs/codex-exec.md §7, which made no non-loopback connection under strace, §8).
 Each phase's instructions carry ``[[mock:NAME]]``, so the server answers that phase's codex thread from script NAME.
 What the real-CLI suites share (finding the binary, plans, running, common checks) is
 ``tests.real_cli.common.real_runs``.
@@ -49,7 +49,7 @@ def codex_profile(server: ScriptedResponsesServer, codex_home: Path, *, model: s
                   idle_timeout_ms: int | None = None) -> dict[str, Any]:
     """An agent profile running the real codex against ``server``.
 
-    ``-c`` overrides (codex-cli.md §1): a custom provider ``scripted`` speaking ``wire_api = "responses"`` to
+    ``-c`` overrides (docs/codex-exec.md §7): a custom provider ``scripted`` speaking ``wire_api = "responses"`` to
     ``server``, with codex's own retries off (``request_max_retries``/``stream_max_retries`` 0 and no unbounded
     reconnects, so a failing model fails the attempt at once instead of retrying for ever); no plugin sync (it
     would ``git ls-remote`` github.com) and no analytics (DNS for ab.chatgpt.com); no update check; commands by
@@ -113,7 +113,7 @@ def test_real_codex_runs_every_phase_to_pass_and_what_it_said_is_kept(workspace:
         summary = e2e.attempt_file(workspace, phase_id, 1, "summary.json")
         e2e.assert_one_conversation(server, script, summary)
         assert (summary["commands"], summary["file_changes"]) == (3 - 1 - changes, changes)
-        # codex adds up the usage of the thread's three responses (codex-cli.md §4)
+        # codex adds up the usage of the thread's three responses (docs/codex-exec.md §5)
         assert (summary["input_tokens"], summary["cached_input_tokens"], summary["output_tokens"]) == (
             3 * usage.input_tokens, 3 * usage.cached_tokens, 3 * usage.output_tokens)
         # gpt-5.5 is priced by the packaged defaults: $5 input, $0.50 cached input, $30 output per 1M tokens

@@ -1,4 +1,4 @@
-"""Verdict checks (DESIGN section 7): status spellings, markers, verify commands, and judge() end to end."""
+"""Verdict checks (docs/design.md §9): status spellings, markers, verify commands, and judge() end to end."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def test_verify_unparseable_or_missing_command(tmp_path: Path) -> None:
     assert missing.status == "fail" and "could not start" in missing.detail
 
 
-def test_verify_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+def test_B13_verify_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     began = time.monotonic()
     result = verify(tmp_path, "sleep 30 & sleep 30; echo never", shell=True, timeout=0.3)
     assert time.monotonic() - began < 3
@@ -326,7 +326,7 @@ def test_judge_fail_report_and_error_turn(ws: Path, fake_codex: Path) -> None:
     assert verdict.reason == "worker exited 1: stream disconnected before completion: synthetic failure"
 
 
-def test_judge_missing_report_runs_every_check(ws: Path, fake_codex: Path) -> None:
+def test_B2_judge_missing_report_runs_every_check(ws: Path, fake_codex: Path) -> None:
     rc, summary, attempt_dir = run_fake(fake_codex, ws, "no_report")
     verdict = judge(judge_input(ws, phase(VerifyCommand(run="true")), attempt_dir, summary, exit_code=rc))
     assert verdict.reason == "no report at reports/P01-worker.md (exit 0)"

@@ -163,7 +163,7 @@ def test_a_plan_in_another_workspace_may_be_named_relative_to_it(tmp_path: Path)
 # YAML-level problems
 
 
-def test_unknown_key_names_the_phase_and_suggests_the_right_key(workspace: Path) -> None:
+def test_E2_unknown_key_names_the_phase_and_suggests_the_right_key(workspace: Path) -> None:
     text = """\
 plan: X
 phases:
@@ -189,7 +189,7 @@ def test_unknown_top_level_key_without_a_close_match_lists_the_known_keys(worksp
     ]
 
 
-def test_duplicate_mapping_key_is_reported_with_the_first_line(workspace: Path) -> None:
+def test_E3_duplicate_mapping_key_is_reported_with_the_first_line(workspace: Path) -> None:
     text = "plan: X\nphases:\n  - id: P01\n    id: P02\n    kind: stub\n"
 
     assert problems(workspace, text) == ["plans/P.yaml:4:5: phases[0]: duplicate key 'id' (first at line 3)"]
@@ -204,7 +204,7 @@ def test_yaml_anchors_and_aliases_are_refused(workspace: Path) -> None:
     ]
 
 
-def test_alias_bomb_is_refused_quickly(workspace: Path) -> None:
+def test_E11_alias_bomb_is_refused_quickly(workspace: Path) -> None:
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
@@ -217,7 +217,7 @@ def test_alias_bomb_is_refused_quickly(workspace: Path) -> None:
     assert "plans/P.yaml:1:4: YAML anchors are not allowed (9 found)" in found
 
 
-def test_yaml_syntax_error_has_the_parser_position(workspace: Path) -> None:
+def test_E1_yaml_syntax_error_has_the_parser_position(workspace: Path) -> None:
     found = problems(workspace, "plan: X\nphases: [\n  {id: P01, kind: stub}\n")
 
     assert len(found) == 1
@@ -231,7 +231,7 @@ def test_tab_indentation_is_a_syntax_error_with_position(workspace: Path) -> Non
     assert found[0].startswith("plans/P.yaml:3:1: found character '\\t' that cannot start any token")
 
 
-def test_python_tags_are_refused_and_nothing_runs(workspace: Path) -> None:
+def test_E10_python_tags_are_refused_and_nothing_runs(workspace: Path) -> None:
     canary = workspace / "PWNED"
     text = f'plan: !!python/object/apply:os.system ["touch {canary}"]\nphases:\n  - {{id: P01, kind: stub}}\n'
 
@@ -252,7 +252,7 @@ def test_python_tags_are_refused_and_nothing_runs(workspace: Path) -> None:
         (b"plan: X\x00\n", "plans/P.yaml:1:8: control character #x0000 is not allowed"),
     ],
 )
-def test_unusable_files(workspace: Path, content: bytes, expected: str) -> None:
+def test_E13_unusable_files(workspace: Path, content: bytes, expected: str) -> None:
     assert problems(workspace, content) == [expected]
 
 
@@ -284,7 +284,7 @@ def test_dates_stay_strings(workspace: Path) -> None:
 # Schema: types and ranges
 
 
-def test_wrong_types_and_ranges_are_all_reported_with_field_paths(workspace: Path) -> None:
+def test_E12_wrong_types_and_ranges_are_all_reported_with_field_paths(workspace: Path) -> None:
     text = """\
 plan: X
 policy:
@@ -366,7 +366,7 @@ def test_parse_duration_rejects(value: object) -> None:
 # Phase ids and dependencies
 
 
-def test_duplicate_phase_ids_including_case_fold(workspace: Path) -> None:
+def test_E4_duplicate_phase_ids_including_case_fold(workspace: Path) -> None:
     text = """\
 plan: X
 phases:
@@ -384,7 +384,7 @@ phases:
     ]
 
 
-def test_unknown_and_self_dependencies(workspace: Path) -> None:
+def test_E6_unknown_and_self_dependencies(workspace: Path) -> None:
     text = "plan: X\nphases:\n  - id: P01\n    kind: stub\n  - id: P02\n    kind: impl\n    depends_on: [P99, P02]\n"
 
     assert problems(workspace, text) == [
@@ -393,7 +393,7 @@ def test_unknown_and_self_dependencies(workspace: Path) -> None:
     ]
 
 
-def test_dependency_cycle(workspace: Path) -> None:
+def test_E5_dependency_cycle(workspace: Path) -> None:
     text = """\
 plan: X
 phases:
@@ -436,7 +436,8 @@ def test_cycle_through_a_default_dependency(workspace: Path) -> None:
         "P 01",
     ],
 )
-def test_hostile_phase_ids_are_rejected(workspace: Path, bad_id: str) -> None:
+def test_E7_hostile_phase_ids_are_rejected(workspace: Path, bad_id: str) -> None:
+    """Also E8: ids carrying shell metacharacters are rejected here, and nothing runs."""
     text = f"plan: X\nphases:\n  - id: {bad_id!r}\n    kind: stub\n"
 
     found = problems(workspace, text)
@@ -476,7 +477,7 @@ def test_hostile_plan_id(workspace: Path) -> None:
         ("reports/../../x/{{ phase.id }}.md", "'reports/../../x/P01.md' resolves outside the workspace"),
     ],
 )
-def test_artifact_path_leaving_the_workspace(
+def test_E9_artifact_path_leaving_the_workspace(
     workspace: Path, tmp_path_factory: pytest.TempPathFactory, report: str, message: str
 ) -> None:
     (workspace / "link").symlink_to(tmp_path_factory.mktemp("elsewhere"))
@@ -651,7 +652,7 @@ def test_verify_command_that_cannot_be_split(workspace: Path) -> None:
 # Templates, dry-rendered at load
 
 
-def test_template_variable_that_does_not_exist(workspace: Path) -> None:
+def test_F2_template_variable_that_does_not_exist(workspace: Path) -> None:
     (workspace / "templates").mkdir()
     (workspace / "templates" / "impl.md.j2").write_text(
         "# {{ phase.id }}\n\n{{ phase.instructions }}\n\n\n\nTests: {{ phase.tests }}\n", encoding="utf-8"
@@ -661,7 +662,9 @@ def test_template_variable_that_does_not_exist(workspace: Path) -> None:
     assert problems(workspace, text) == ["templates/impl.md.j2:7: 'phase.tests' is undefined (rendering P03)"]
 
 
-def test_template_syntax_error_and_empty_prompt(workspace: Path) -> None:
+def test_F1_template_syntax_error_and_empty_prompt(workspace: Path) -> None:
+    """Every prompt is rendered dry at load: a template syntax error names file and line; also F6 (a prompt that
+    renders empty)."""
     (workspace / "templates").mkdir()
     (workspace / "templates" / "remediate.md.j2").write_text("ok\n\n{% if %}\n", encoding="utf-8")
     (workspace / "templates" / "stub.md.j2").write_text("   \n{# nothing #}\n", encoding="utf-8")

@@ -136,7 +136,7 @@ def test_template_path_refuses_names_that_are_not_plain_files(tmp_path: Path) ->
     assert renderer.template_path("nope.md.j2") is None
 
 
-def test_literal_braces_in_plan_values_stay_literal(tmp_path: Path) -> None:
+def test_F3_literal_braces_in_plan_values_stay_literal(tmp_path: Path) -> None:
     canary = tmp_path / "PWNED"
     injection = f"{{{{ cycler.__init__.__globals__.os.popen('touch {canary}').read() }}}}"
     text = (
@@ -285,7 +285,8 @@ def test_template_errors_name_the_template_and_line(tmp_path: Path) -> None:
     assert str(raised.value).startswith("templates/impl.md.j2:2: TypeError: ")
 
 
-def test_missing_template_and_sandbox_escape(tmp_path: Path) -> None:
+def test_F6_missing_template_and_sandbox_escape(tmp_path: Path) -> None:
+    """A missing template is named; also F3 (the sandbox refuses an escape from a template)."""
     override(tmp_path, "docs.md.j2", "Docs for {{ phase.id }}\n")
     plan = load(tmp_path, "plan: X\nphases:\n  - {id: P01, kind: docs}\n")
     renderer = PromptRenderer(tmp_path)
