@@ -1,6 +1,6 @@
 """The per-attempt supervisor process: starts one worker, outlives the coordinator, and records how it ended.
 
-Run as ``python -I coordinator/process/supervisor.py SPEC.json`` by ``coordinator.process.launcher``, in a session
+Run as ``python -I coordinator/process/supervisor.py SPEC.json`` by ``coordinator.process.local``, in a session
 of its own. It must import nothing but the standard library (``-I`` isolates it from the environment and the package).
 
 What it does, in order:
@@ -8,10 +8,8 @@ What it does, in order:
 2. starts the worker in a process group of its own, stdin from a file or /dev/null (never an open pipe),
    stdout and stderr appended to ``worker.log``, with the attempt cookie ``COORD_ATTEMPT_ID`` in its environment;
 3. writes ``identity.json`` atomically (its own and the worker's pid, ``/proc/<pid>/stat`` start ticks, boot id);
-4. waits for the worker; SIGTERM to the supervisor means "stop the worker": TERM + CONT to its group, the
-   grace period, KILL to the group;
-5. when the worker has ended, kills every remaining process of the attempt (group members, subreaped orphans,
-   anything carrying the cookie) and reaps them;
+4. waits for the worker; SIGTERM to it means "stop the worker": TERM + CONT to its group, grace, KILL;
+5. when the worker ended, kills and reaps what is left of the attempt (group, subreaped orphans, cookie holders);
 6. writes ``exit.json`` atomically (exit code or signal, times, stop request, stragglers), runs the after-exit
    command if any, writes the signal file if the spec names one (``coord exec``'s ``RUN_ID.done|.fail``), then
    pokes the coordinator's socket (best effort; the coordinator's file poll finds ``exit.json`` otherwise).
@@ -57,33 +55,21 @@ FALLOC_FL_COLLAPSE_RANGE = 0x08  # linux/falloc.h
 MIB = 1024 * 1024
 
 
-def write_atomic(path: str, data: dict, dir_fd: int | None = None) -> None:
-    """Write JSON to ``path`` via temp file + fsync + rename + directory fsync.
+def write_atomic(name: str, data: dict, dir_fd: int) -> None:
+    """Write JSON as file ``name`` of the directory open as ``dir_fd`` (temp file, fsync, rename, directory fsync).
 
-    With ``dir_fd`` (the attempt folder, opened before the worker started), ``path`` is a name in that very
-    directory: a worker that replaces the folder's path with a link cannot send the record elsewhere.
+    The directory was opened before the worker started: a worker that replaces its path with a link cannot send
+    the record elsewhere.
     """
-    if dir_fd is None:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        name = os.path.basename(path)
-        owned = True
-    else:
-        name, owned = path, False
-    try:
-        tmp = f".tmp-{name}-{os.getpid()}-{time.monotonic_ns()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        os.fsync(dir_fd)
-    finally:
-        if owned:
-            os.close(dir_fd)
+    tmp = f".tmp-{name}-{os.getpid()}-{time.monotonic_ns()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -535,12 +521,14 @@ class Supervisor:
         }
         self.write_record("exit.json", record)
         self.run_after_exit()
-        if spec.get("signal_path"):
-            write_atomic(
-                f"{spec['signal_path']}.{result}",
-                {"attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"],
-                 "error": start_error or self.exec_error},
-            )
+        if spec.get("signal_path"):  # coord exec's signal file, in a folder of coord's own (tmp/exec/.signals)
+            signals = os.open(os.path.dirname(spec["signal_path"]), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                write_atomic(f"{os.path.basename(spec['signal_path'])}.{result}", {
+                    "attempt_id": self.attempt_id, "status": result, "path": spec["attempt_dir"],
+                    "error": start_error or self.exec_error}, signals)
+            finally:
+                os.close(signals)
         notify_error = self.notify(result)
         if notify_error:
             with open(spec["log_path"], "a", encoding="utf-8") as log:
