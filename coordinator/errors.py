@@ -27,6 +27,8 @@ class ExitStatus(enum.IntEnum):
     """An internal error; a crash log holds the traceback."""
     DETACHED_SIGINT = 130
     """Detached on SIGINT (Ctrl-C); workers keep running."""
+    DETACHED_SIGHUP = 129
+    """Detached on SIGHUP (the terminal closed); workers keep running."""
     DETACHED_SIGTERM = 143
     """Detached on SIGTERM; workers keep running."""
 

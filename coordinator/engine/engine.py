@@ -207,7 +207,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         message = (f"detached: {running} worker(s) still running — `coord run {self.plan.path}` reattaches, "
                    "`coord stop` ends them")
         self.store.end_plan(self.plan.id, PlanState.DETACHED, [Notice(plan_id=self.plan.id, message=message)])
-        return ExitStatus.DETACHED_SIGINT if signum == signal.SIGINT else ExitStatus.DETACHED_SIGTERM
+        # 128 + the signal, the shell's convention, so a wrapper script can tell a closed terminal from a kill.
+        return {signal.SIGINT: ExitStatus.DETACHED_SIGINT,
+                signal.SIGHUP: ExitStatus.DETACHED_SIGHUP}.get(signal.Signals(signum), ExitStatus.DETACHED_SIGTERM)
 
     # --- plan and scope ----------------------------------------------------------------------------------
 

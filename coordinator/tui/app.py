@@ -473,7 +473,7 @@ class CoordApp(App[int]):
 
     def _exit_detached(self) -> None:
         self.refresh_from_store()
-        status = 130 if self.engine is not None and self.engine.status in (130, 143) else (
+        status = 130 if self.engine is not None and self.engine.status in (129, 130, 143) else (
             self.final_status if self.final_status is not None else 130)
         self.exit(status, return_code=status, message=self.detach_message())
 
@@ -501,6 +501,6 @@ def run_with_engine(source: DashboardSource, start_engine: Callable[[], EngineTh
         app.engine.request_detach()
         app.engine.join()
     if result is None:
-        return 130 if app.engine.status in (None, 130, 143) else int(app.engine.status)
+        return 130 if app.engine.status in (None, 129, 130, 143) else int(app.engine.status)
     return int(result)
 

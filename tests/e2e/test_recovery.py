@@ -413,8 +413,7 @@ def test_B12_supervisor_killed_under_a_running_coordinator_loses_the_attempt_and
 
 @pytest.mark.parametrize("sig, code", [
     pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
-    pytest.param(signal.SIGHUP, 129, id="SIGHUP", marks=pytest.mark.xfail(
-        strict=True, reason="A4: coord detaches on SIGHUP like on SIGTERM, with exit 143, not 129")),
+    pytest.param(signal.SIGHUP, 129, id="SIGHUP"),
 ])
 def test_A4_sigterm_and_sighup_detach_leaving_the_workers_running(workspace: Path, sig: int, code: int) -> None:
     plan = write_plan(workspace, [
