@@ -26,6 +26,7 @@ from coordinator.engine.launch import LaunchMixin
 from coordinator.engine.recovery import RecoveryMixin
 from coordinator.engine.rules import Action, budget_reason, runnable
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
+from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Plan
 from coordinator.plan.snapshot import PlanSnapshot, changed_verification
 from coordinator.process.control_socket import SignalListener
@@ -37,7 +38,7 @@ from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, Pol
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
 from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
-from coordinator.util.files import file_size
+from coordinator.util.files import file_size, remove_interrupted_writes
 
 __all__ = ["Engine", "RemediationRequest", "RunOptions"]
 
@@ -110,6 +111,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         self._refuse_orphaning_edits()
         # Events a coordinator killed between a commit and its append never mirrored, or a worker deleted.
         self.store.catch_up_mirror(self.plan.id)
+        self._remove_interrupted_writes()
         self._record_snapshot()
         self._sync_plan()
         if self.options.use_socket:
@@ -121,6 +123,15 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         self._reattach()
         if self.options.remediate_only is not None:
             self._start_person_remediation(self.options.remediate_only)
+
+    def _remove_interrupted_writes(self) -> None:
+        """Delete the temporary files of writes a killed coordinator or supervisor never renamed (never read,
+        but they pile up over crashes); a plan folder a worker linked out of the workspace is left alone."""
+        try:
+            remove_interrupted_writes(self.paths.state_dir)
+            remove_interrupted_writes(self.paths.plan_dir(self.plan.id), inside=self.workspace)
+        except (OutsideWorkspace, OSError) as exc:
+            self._notice(f"temporary files of interrupted writes left in place: {exc}", level="warning")
 
     def step(self) -> ExitStatus | None:
         """One pass of the loop, without waiting: collect what ended (on a push, or every ``poll_fallback``

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -57,6 +58,61 @@ def write_atomic(path: Path, data: bytes | str, *, inside: Path | None = None) -
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+INTERRUPTED_WRITE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+"""Name of :func:`write_atomic`'s temporary file, left behind when the writer was killed before its rename."""
+
+INTERRUPTED_RECORD = re.compile(r"^\.tmp-.+-(?P<pid>[0-9]+)-[0-9]+$")
+"""Name of the supervisor's temporary record file (``process/supervisor.py``, ``write_atomic``): the writer's pid
+comes second to last, so a file of a supervisor still alive is left to it."""
+
+
+def remove_interrupted_writes(root: Path, *, inside: Path | None = None) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left under ``root``; returns their paths.
+
+    Only the coordinator that holds the workspace lock may call this: :func:`write_atomic` files are its own,
+    and a supervisor's are removed only once its pid is gone. The walk goes through directory descriptors and
+    never follows a link, so a worker relinking a folder meanwhile cannot make it delete anything elsewhere.
+
+    Args:
+        root: a directory (a plan's ``tmp/PLAN`` or the state directory); missing is fine.
+        inside: a directory ``root`` must be in (the workspace), None for coord's own state directory.
+
+    Raises:
+        OutsideWorkspace: ``root`` is (a link to) somewhere outside ``inside``.
+    """
+    try:
+        root_fd = open_dir_inside(inside, root) if inside is not None else os.open(
+            root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    removed: list[Path] = []
+    try:
+        for folder, _dirs, files, dir_fd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False):
+            for name in files:
+                supervisor_record = INTERRUPTED_RECORD.match(name)
+                if supervisor_record and _alive(int(supervisor_record["pid"])):
+                    continue
+                if supervisor_record or INTERRUPTED_WRITE.match(name):
+                    try:
+                        os.unlink(name, dir_fd=dir_fd)
+                    except FileNotFoundError:
+                        continue
+                    removed.append(root / folder / name)
+    finally:
+        os.close(root_fd)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json_atomic(path: Path, value: Any, *, inside: Path | None = None) -> None:

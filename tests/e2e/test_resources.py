@@ -169,8 +169,6 @@ def test_D5_a_torn_temporary_file_of_an_interrupted_write_is_never_read(workspac
     assert phase_status(workspace, "P01")["state"] == "passed"
 
 
-@pytest.mark.xfail(strict=True, reason="D5: coord ignores the .NAME.*.tmp files of interrupted atomic writes but "
-                                       "never cleans them up")
 def test_D5_temporary_files_of_interrupted_writes_are_cleaned_at_start(workspace: Path) -> None:
     leftovers = _interrupted_writes(workspace)
 
