@@ -98,6 +98,7 @@ class JudgingMixin(EngineCore):
             start_error=exit_record.start_error if exit_record else None,
             leftovers=exit_record.leftovers if exit_record else {},
             unkillable=exit_record.unkillable if exit_record else (),
+            output_disk_full=exit_record.output_disk_full if exit_record else False,
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.

@@ -27,7 +27,7 @@ from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.judge.verify_commands import run_verify, signal_name
 from coordinator.paths import OutsideWorkspace, lexically_inside, open_inside
 from coordinator.plan.model import Phase
-from coordinator.util.files import read_json
+from coordinator.util.files import read_json, workspace_relative
 
 PROTECTED_SNAPSHOT = "protected.json"
 """Attempt-folder file holding the hashes of the phase's protected files, taken right before the worker started."""
@@ -66,6 +66,8 @@ class JudgeInput:
         leftovers: processes of the attempt still alive after the worker ended, which the supervisor killed
             (``exit.json`` ``stragglers``/``straggler_names``): pid -> program name.
         unkillable: pids that survived SIGKILL (``exit.json`` ``unkillable``), left behind.
+        output_disk_full: the filesystem under the worker's output was full when it ended
+            (``ExitRecord.output_disk_full``), so a failure is most likely its writes failing.
     """
 
     workspace: Path
@@ -84,6 +86,7 @@ class JudgeInput:
     start_error: str | None = None
     leftovers: Mapping[int, str] | None = None
     unkillable: tuple[int, ...] = ()
+    output_disk_full: bool = False
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -154,6 +157,9 @@ def _exit_status(inp: JudgeInput) -> CheckResult:
     if code is None:
         return CheckResult("exit", "fail", "no exit status recorded for the worker" + error)
     if code != 0:
+        if inp.output_disk_full:
+            error += (f"; the disk holding its output ({workspace_relative(inp.attempt_dir, inp.workspace)}) was "
+                      "full when it ended, so its writes most likely failed (No space left on device)")
         return CheckResult("exit", "fail", f"worker exited {code}{error}", exit_code=code)
     if inp.requires_completed_turn and not summary.completed:
         return CheckResult(

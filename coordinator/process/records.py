@@ -140,6 +140,11 @@ class Identity:
             return None
 
 
+FULL_DISK_BYTES = 1024 * 1024
+"""Free bytes below which the filesystem under a worker's output counts as full: codex and claude write their
+events a line at a time, and lines of tool output run to hundreds of KiB."""
+
+
 @dataclass(frozen=True)
 class ExitRecord:
     """How an attempt's worker ended (``exit.json``), as its supervisor recorded it.
@@ -158,6 +163,8 @@ class ExitRecord:
         unkillable: pids that survived SIGKILL.
         log_cap: what the log cap did (``cap_bytes``, ``dropped_bytes``, ``not_enforced``), or None.
         start_error: why the worker could not be started (exec failed), or None.
+        log_free_bytes: bytes free for the worker's output on the filesystem of ``worker.log`` when the worker
+            ended (``statvfs`` ``f_bavail * f_frsize``), or None when unknown.
         exit_unknown: True when the wait status was lost (judged a failure, never invented).
     """
 
@@ -174,6 +181,7 @@ class ExitRecord:
     unkillable: tuple[int, ...] = ()
     log_cap: dict[str, Any] | None = None
     start_error: str | None = None
+    log_free_bytes: int | None = None
     exit_unknown: bool = False
 
     @classmethod
@@ -202,8 +210,15 @@ class ExitRecord:
             unkillable=_int_tuple(data.get("unkillable")),
             log_cap=data.get("log_cap") if isinstance(data.get("log_cap"), dict) else None,
             start_error=_optional_str(data.get("start_error")),
+            log_free_bytes=_optional_int(data.get("log_free_bytes")),
             exit_unknown=bool(data.get("exit_unknown")),
         )
+
+    @property
+    def output_disk_full(self) -> bool:
+        """True when the filesystem the worker wrote its output to had less than :data:`FULL_DISK_BYTES` free at
+        its exit: its writes most likely failed with ENOSPC, which is then why it failed."""
+        return self.log_free_bytes is not None and self.log_free_bytes < FULL_DISK_BYTES
 
     @property
     def how(self) -> str:

@@ -262,6 +262,7 @@ class Supervisor:
         self.term_sent = False
         self.unkillable: list[int] = []
         self.log_cap: LogCap | None = None
+        self.log_fd: int | None = None
         self.exec_error: str | None = None
         self.exec_error_fd: int | None = None
         self.straggler_names: dict[int, str] = {}
@@ -331,7 +332,7 @@ class Supervisor:
             os.setpgid(pid, pid)  # also from the parent, so the group exists before anyone signals it
         except OSError:
             pass
-        os.close(log_fd)
+        self.log_fd = log_fd  # kept to measure, at the worker's exit, the space left where its output went
         os.close(stdin_fd)
         self.exec_error_fd = error_read
         return pid
@@ -501,6 +502,15 @@ class Supervisor:
             self.log_cap.enforce()  # the last burst before the exit counts too
             log_cap = self.log_cap.close()
         result = "done" if exit_code == 0 else "fail"
+        log_free_bytes = None
+        if self.log_fd is not None:
+            try:
+                fs = os.fstatvfs(self.log_fd)
+                log_free_bytes = fs.f_bavail * fs.f_frsize
+            except OSError:
+                pass
+            os.close(self.log_fd)
+            self.log_fd = None
         record = {
             "attempt_id": self.attempt_id,
             "phase_id": spec["phase_id"],
@@ -516,6 +526,7 @@ class Supervisor:
             "unkillable": self.unkillable,
             "straggler_names": {str(pid): name for pid, name in sorted(self.straggler_names.items())},
             "log_cap": log_cap,
+            "log_free_bytes": log_free_bytes,  # free space on the log's filesystem at the exit: was it full?
             "start_error": start_error or self.exec_error,
             "exit_unknown": exit_unknown,  # the wait status was lost (never invented: judged as a failure)
         }

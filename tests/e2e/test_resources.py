@@ -211,14 +211,13 @@ def test_D6_a_full_disk_under_the_worker_logs_is_a_warning_not_a_crash(workspace
     assert {phase["state"] for phase in status(workspace)["phases"]} == {"blocked"}
 
 
-@pytest.mark.xfail(strict=True, reason="D6: a worker whose output hit the full disk FAILs as 'worker exited 1'; the "
-                                       "reason does not say that its output could not be written")
 def test_D6_a_worker_whose_output_cannot_be_written_fails_saying_so(workspace: Path) -> None:
     result = _run_with_tmp_on_a_full_disk(workspace)
 
     assert result.returncode == 1, result.stdout + result.stderr
     [row] = db_rows(workspace, "SELECT reason FROM attempts WHERE phase_id='P01'")
-    assert "No space left on device" in row["reason"] or "disk" in row["reason"], row["reason"]
+    assert "the disk holding its output (tmp/PLAN-T/P01/1) was full when it ended" in row["reason"], row["reason"]
+    assert "No space left on device" in row["reason"]
 
 
 def test_D7_a_full_filesystem_under_the_store_is_exit_4_leaving_the_workers_running(workspace: Path) -> None:
