@@ -80,6 +80,9 @@ class Judging:
     stopped_by_person: bool
     lost: bool = False
     """The verdict is that the attempt was lost: it is committed as ``LOST``, never re-judged."""
+    rejected_resume: bool = False
+    """The agent refused to resume the session it was given (it failed before starting one): the attempt did
+    no work, so a failure is not counted against ``max_attempts`` and a fresh worker follows."""
 
 
 @dataclass

@@ -102,9 +102,11 @@ class JudgingMixin(EngineCore):
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
+        rejected_resume = (attempt.resume_session is not None and summary.session_id is None and not stop_reason
+                           and exit_record is not None and exit_record.exit_code not in (None, 0))
         self.state.judging[attempt.attempt_id] = Judging(
             future=self.judges.submit(judge, judge_input), phase=phase, number=attempt.number,
-            stopped_by_person=stop_reason == "stopped")
+            stopped_by_person=stop_reason == "stopped", rejected_resume=rejected_resume)
 
     def _previous_usage(self, attempt: AttemptRecord) -> dict[str, Any] | None:
         """On a resumed session, the thread-cumulative usage its predecessor recorded (to count only ours)."""
@@ -128,7 +130,8 @@ class JudgingMixin(EngineCore):
             state = AttemptState.LOST if judging.lost else (
                 AttemptState.PASSED if verdict.passed else AttemptState.FAILED)
             self._commit_verdict(attempt_id, judging.phase, judging.number, verdict, attempt_state=state,
-                                 stopped_by_person=judging.stopped_by_person)
+                                 stopped_by_person=judging.stopped_by_person,
+                                 uncounted=judging.rejected_resume and not verdict.passed)
             failpoints.hit("finish.after_verdict_commit")
 
     def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
@@ -147,9 +150,11 @@ class JudgingMixin(EngineCore):
             lost=True)
 
     def _commit_verdict(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict, *,
-                        attempt_state: AttemptState, stopped_by_person: bool = False) -> None:
+                        attempt_state: AttemptState, stopped_by_person: bool = False, uncounted: bool = False) -> None:
         standalone = self.options.remediate_only is not None
-        outcome = phase_after_verdict(verdict.passed, verdict.reason, number, phase.policy.max_attempts,
+        record = self.store.phase(self.plan.id, phase.id)
+        counted = (record.counted_attempts if record is not None else number) - int(uncounted)
+        outcome = phase_after_verdict(verdict.passed, verdict.reason, counted, phase.policy.max_attempts,
                                       stopped_by_person=stopped_by_person, standalone_remediation=standalone)
         events: list[Any] = [VerdictReached(
             plan_id=self.plan.id, phase_id=phase.id, attempt=number, passed=verdict.passed, reason=verdict.reason,
@@ -157,9 +162,12 @@ class JudgingMixin(EngineCore):
         )]
         if outcome.state != PhaseState.PASSED:
             if outcome.state == PhaseState.BLOCKED:
-                follows = f" after {number} attempt(s); dependents will not start"
+                follows = f" after {counted} attempt(s); dependents will not start"
             elif standalone:
                 follows = ""
+            elif uncounted:
+                follows = (f"; the agent rejected the session resume, so attempt {number} is not counted: a fresh "
+                           f"worker follows (attempt {number + 1}, {counted + 1}/{phase.policy.max_attempts})")
             else:
                 follows = f"; remediation attempt {number + 1}/{phase.policy.max_attempts} follows"
             events.append(PhaseStateChanged(
@@ -167,4 +175,4 @@ class JudgingMixin(EngineCore):
                 message=f"{phase.id} {outcome.state}{follows}",
             ))
         self.store.commit_verdict(attempt_id, attempt_state, verdict.label, verdict.reason, verdict.source,
-                                  outcome.state, outcome.reason, events)
+                                  outcome.state, outcome.reason, events, uncounted=uncounted)

@@ -25,7 +25,7 @@ from coordinator.process.executor import StartError
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
 from coordinator.prompts.renderer import RemediationContext
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
-from coordinator.state.records import NewAttempt
+from coordinator.state.records import NewAttempt, PhaseRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
 from coordinator.util.files import write_atomic, write_json_atomic
@@ -91,6 +91,13 @@ class LaunchMixin(EngineCore):
             context = remediation_context(previous, self.paths.workspace, resume_session, note)
         return self._launch(phase, remediation=context, resume_session=resume_session, note=note, person=person)
 
+    @staticmethod
+    def _attempt_label(record: PhaseRecord | None, number: int, phase: Phase) -> str:
+        """``3/3``, or ``4 (3/3)`` once attempts that do not count (rejected resumes) came before."""
+        uncounted = record.uncounted_attempts if record is not None else 0
+        budget = f"{number - uncounted}/{phase.policy.max_attempts}"
+        return f"{number} ({budget})" if uncounted else budget
+
     def _launch(self, phase: Phase, *, remediation: RemediationContext | None = None,
                 resume_session: str | None = None, note: str | None = None, person: bool = False) -> str | None:
         """Launch the next attempt of ``phase``; returns its attempt id (None if it failed to start)."""
@@ -108,7 +115,7 @@ class LaunchMixin(EngineCore):
             phase_state,
             [PhaseStateChanged(
                 plan_id=self.plan.id, phase_id=phase.id, attempt=number, state=phase_state,
-                message=f"{phase.id} attempt {number}/{phase.policy.max_attempts}: {what}"
+                message=f"{phase.id} attempt {self._attempt_label(record, number, phase)}: {what}"
                 + (f" (resuming session {resume_session})" if resume_session else ""),
             )],
         )

@@ -55,7 +55,7 @@ def runnable(phases: Iterable[Phase], records: dict[str, PhaseRecord], active_ph
             if all(records[dep].state in DONE_PHASE_STATES or not in_scope(dep) for dep in phase.depends_on):
                 result.append(Runnable(phase, Action.FRESH))
         elif record.state in RETRYABLE_PHASE_STATES:
-            action = Action.REMEDIATE if record.attempts < phase.policy.max_attempts else Action.BLOCK
+            action = Action.REMEDIATE if record.counted_attempts < phase.policy.max_attempts else Action.BLOCK
             result.append(Runnable(phase, action))
     return result
 
@@ -90,7 +90,7 @@ def phase_after_verdict(passed: bool, reason: str, number: int, max_attempts: in
     Args:
         passed: the attempt's verdict.
         reason: the verdict's one line.
-        number: the attempt's number.
+        number: how many of the phase's attempts count against ``max_attempts``, this one included.
         max_attempts: the phase's ``policy.max_attempts``.
         stopped_by_person: a person's ``coord stop`` ended the worker: the phase waits for them (blocked).
         standalone_remediation: a stand-alone ``coord remediate``: a failure leaves the phase failed for the next

@@ -157,6 +157,8 @@ def _exit_status(inp: JudgeInput) -> CheckResult:
     if code is None:
         return CheckResult("exit", "fail", "no exit status recorded for the worker" + error)
     if code != 0:
+        if inp.expected_session is not None and summary.session_id is None:
+            error += f"; it never resumed session {inp.expected_session} (the agent rejected the resume)"
         if inp.output_disk_full:
             error += (f"; the disk holding its output ({workspace_relative(inp.attempt_dir, inp.workspace)}) was "
                       "full when it ended, so its writes most likely failed (No space left on device)")

@@ -61,6 +61,9 @@ class PhaseRecord:
     state: PhaseState
     attempts: int
     """Attempts launched so far (the number of the latest one)."""
+    uncounted_attempts: int
+    """Of them, those not counted against ``policy.max_attempts``: session resumes the agent rejected, which did
+    no work (the fresh worker that follows is the remediation)."""
     verdict: str | None
     """``PASS`` or ``FAIL`` of the last judged attempt."""
     verdict_source: str | None
@@ -71,6 +74,11 @@ class PhaseRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", PhaseState(self.state))
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against ``policy.max_attempts``."""
+        return self.attempts - self.uncounted_attempts
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS phases (
     title TEXT NOT NULL,
     state TEXT NOT NULL,               -- a PhaseState
     attempts INTEGER NOT NULL DEFAULT 0,
+    uncounted_attempts INTEGER NOT NULL DEFAULT 0,  -- of them, not counted against max_attempts
     verdict TEXT,                      -- PASS / FAIL of the last judged attempt
     verdict_source TEXT,
     reason TEXT,
@@ -88,6 +89,9 @@ CREATE TABLE IF NOT EXISTS events (
 ADDED_COLUMNS = {
     "plans": {
         "tampered": "TEXT",  # the first thing a worker changed behind coord's back, or NULL
+    },
+    "phases": {
+        "uncounted_attempts": "INTEGER NOT NULL DEFAULT 0",  # session resumes the agent rejected
     },
     "attempts": {
         "last_message": "TEXT",

@@ -34,7 +34,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         worker changed coord's files, then the first such change); each phase
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
         verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
-        ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts).
+        ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts;
+        ``uncounted_attempts``: of them, rejected session resumes, not counted against ``max_attempts``).
         ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest attempt.
     """
     own = store is None
@@ -75,6 +76,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "title": row.title,
                 "state": str(state),
                 "attempts": len(attempts),
+                "uncounted_attempts": row.uncounted_attempts,
                 "remediations": sum(1 for a in attempts if a.remediation),
                 "pid": last.worker_pid if last is not None and running else None,
                 "elapsed_s": elapsed,

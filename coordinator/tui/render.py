@@ -35,7 +35,11 @@ def phase_row(phase: dict[str, Any], *, show_pids: bool) -> tuple[Any, ...]:
         state = HUNG
     label = state.upper() if state in (PhaseState.BLOCKED, HUNG) else state
     running = phase["pid"] is not None
-    attempt = f"{phase['attempts']}/{phase['max_attempts']}" if phase.get("max_attempts") else str(phase["attempts"])
+    attempt = str(phase["attempts"])
+    if phase.get("max_attempts"):
+        uncounted = phase.get("uncounted_attempts", 0)
+        counted = f"{phase['attempts'] - uncounted}/{phase['max_attempts']}"
+        attempt = f"{attempt} ({counted})" if uncounted else counted
     cycle = ""
     if running:
         cycle = f"{phase['cycle']}/{phase['max_cycles']}" if phase.get("max_cycles") else str(phase["cycle"])

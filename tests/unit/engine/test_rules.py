@@ -16,9 +16,10 @@ def phase(phase_id: str, *deps: str, max_attempts: int = 3) -> Phase:
                  policy=Policy(max_attempts=max_attempts))
 
 
-def record(phase_id: str, state: PhaseState, attempts: int = 0) -> PhaseRecord:
+def record(phase_id: str, state: PhaseState, attempts: int = 0, uncounted: int = 0) -> PhaseRecord:
     return PhaseRecord(plan_id="P", phase_id=phase_id, position=0, kind="impl", title=phase_id, state=state,
-                       attempts=attempts, verdict=None, verdict_source=None, reason=None, updated_at=None)
+                       attempts=attempts, uncounted_attempts=uncounted, verdict=None, verdict_source=None,
+                       reason=None, updated_at=None)
 
 
 def decide(phases: list[Phase], records: list[PhaseRecord], active: frozenset[str] = frozenset(),
@@ -52,6 +53,12 @@ def test_a_failed_phase_is_remediated_until_its_attempts_are_used_up_then_blocke
     phases = [phase("P01", max_attempts=3)]
     assert decide(phases, [record("P01", PhaseState.FAILED, 2)]) == [("P01", Action.REMEDIATE)]
     assert decide(phases, [record("P01", PhaseState.FAILED, 3)]) == [("P01", Action.BLOCK)]
+
+
+def test_a_rejected_session_resume_does_not_use_up_an_attempt() -> None:
+    phases = [phase("P01", max_attempts=3)]
+    assert decide(phases, [record("P01", PhaseState.FAILED, 3, uncounted=1)]) == [("P01", Action.REMEDIATE)]
+    assert decide(phases, [record("P01", PhaseState.FAILED, 4, uncounted=1)]) == [("P01", Action.BLOCK)]
 
 
 def test_a_phase_with_an_attempt_under_way_is_left_alone() -> None:
