@@ -91,6 +91,8 @@ class EngineState:
 
     detach_signal: int | None = None
     """The signal that asked the loop to detach, once one did."""
+    marker_paths: dict[str, str] | None = None
+    """Every phase's completion marker path, rendered at the first launch (``LaunchMixin._other_markers``)."""
     stop_all: bool = False
     """A person stopped the whole run: launch nothing more."""
     wake: bool = False
@@ -134,6 +136,12 @@ class EngineCore:
         self.judges = ThreadPoolExecutor(max_workers=max(2, options.max_parallel), thread_name_prefix="judge")
 
     # --- helpers -----------------------------------------------------------------------------------------
+
+    def _idle_phase_attempts(self) -> dict[str, int]:
+        """Phase id -> attempts so far, of the phases with no attempt under way."""
+        active = {attempt.phase_id for attempt in self.store.active_attempts(self.plan.id)}
+        return {record.phase_id: record.attempts for record in self.store.phases(self.plan.id)
+                if record.phase_id not in active}
 
     def _notice(self, message: str, *, level: str = "info", phase_id: str | None = None) -> None:
         self.store.record([Notice(plan_id=self.plan.id, phase_id=phase_id, message=message, level=level)])

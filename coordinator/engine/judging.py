@@ -15,6 +15,7 @@ from coordinator.agents import Agent, AgentSummary, get_agent, pricing
 from coordinator.agents.pricing import PricedAttempt
 from coordinator.engine.core import EngineCore, Judging
 from coordinator.engine.rules import phase_after_verdict
+from coordinator.judge import baseline
 from coordinator.judge.checks import JudgeInput, judge
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.paths import OutsideWorkspace
@@ -24,6 +25,7 @@ from coordinator.state.events import AttemptEnded, PhaseStateChanged, VerdictRea
 from coordinator.state.records import AttemptEnd, AttemptRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
+from coordinator.util.files import read_json, write_json_atomic
 
 
 def priced_summary(agent: Agent, profile: AgentProfile, attempt_dir: Path, prices: dict[str, Price],
@@ -80,6 +82,8 @@ class JudgingMixin(EngineCore):
                 + (f", {stop_reason}" if stop_reason else "") + "); checking",
             )])
         artifacts = self.renderer.artifact_paths(self.plan, phase)
+        records_dir = self.paths.records_dir(self.plan.id, phase.id, attempt.number)
+        self._flag_markers_written_for_others(phase, attempt.number, records_dir)
         stop_detail = attempt.reason if stop_reason else None
         judge_input = JudgeInput(
             workspace=self.workspace,
@@ -99,6 +103,8 @@ class JudgingMixin(EngineCore):
             leftovers=exit_record.leftovers if exit_record else {},
             unkillable=exit_record.unkillable if exit_record else (),
             output_disk_full=exit_record.output_disk_full if exit_record else False,
+            records_dir=records_dir,
+            forged_marker=read_json(self.paths.records_phase_dir(self.plan.id, phase.id) / baseline.FORGED_MARKER),
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
@@ -107,6 +113,21 @@ class JudgingMixin(EngineCore):
         self.state.judging[attempt.attempt_id] = Judging(
             future=self.judges.submit(judge, judge_input), phase=phase, number=attempt.number,
             stopped_by_person=stop_reason == "stopped", rejected_resume=rejected_resume)
+
+    def _flag_markers_written_for_others(self, phase: Phase, number: int, records_dir: Path) -> None:
+        """Say so when the worker wrote another phase's completion marker, and keep the forgery's identity with
+        that phase's records, so the marker never counts as its evidence (only a rewrite by its own worker does)."""
+        written = baseline.markers_written_for_others(baseline.read(records_dir), self.workspace,
+                                                      self._idle_phase_attempts())
+        for other, path, identity in written:
+            by = f"{phase.id} attempt {number}"
+            try:
+                write_json_atomic(self.paths.records_phase_dir(self.plan.id, other) / baseline.FORGED_MARKER,
+                                  {"path": path, "identity": identity, "by": by})
+            except OSError as exc:
+                self._notice(f"cannot record the forged marker {path}: {exc}", level="warning", phase_id=phase.id)
+            self._notice(f"{by}: the worker wrote {path}, the completion marker of {other}; it will not count as "
+                         f"{other}'s evidence", level="warning", phase_id=phase.id)
 
     def _previous_usage(self, attempt: AttemptRecord) -> dict[str, Any] | None:
         """On a resumed session, the thread-cumulative usage its predecessor recorded (to count only ours)."""

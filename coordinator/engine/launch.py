@@ -11,14 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from coordinator.agents import LaunchRequest, WorkerCommand, get_agent
 from coordinator.engine.core import EngineCore, Watch
 from coordinator.engine.remediation import choose_resume, remediation_context
-from coordinator.errors import CoordError
-from coordinator.judge import protected
-from coordinator.judge.checks import PROTECTED_SNAPSHOT
+from coordinator.errors import CoordError, TemplateError
+from coordinator.judge import baseline
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
@@ -28,7 +26,7 @@ from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
-from coordinator.util.files import write_atomic, write_json_atomic
+from coordinator.util.files import write_atomic
 
 PROMPT_FILE = "prompt.md"
 
@@ -61,14 +59,6 @@ def supervisor_spec(attempt_id: str, phase_id: str, number: int, command: Worker
     )
 
 
-def protected_snapshot(workspace: Path, phase: Phase) -> dict[str, Any]:
-    """What ``protected.json`` holds: the patterns and the hashes, or why they could not be taken."""
-    try:
-        return {"patterns": list(phase.protected), "files": protected.snapshot(workspace, phase.protected)}
-    except (OverflowError, OSError) as exc:
-        return {"patterns": list(phase.protected), "error": str(exc)}
-
-
 def set_aside_stale(attempt_dir: Path) -> None:
     """Move a leftover folder (from a run whose store was deleted) out of the way so nothing in it is trusted."""
     if attempt_dir.exists():
@@ -90,6 +80,20 @@ class LaunchMixin(EngineCore):
             resume_session = choice.session
             context = remediation_context(previous, self.paths.workspace, resume_session, note)
         return self._launch(phase, remediation=context, resume_session=resume_session, note=note, person=person)
+
+    def _other_markers(self, phase: Phase) -> dict[str, tuple[str, int]]:
+        """Phase id -> (completion marker path, attempts so far) of every other phase with no attempt under way
+        (the paths rendered once per run)."""
+        if self.state.marker_paths is None:
+            self.state.marker_paths = {}
+            for other in self.plan.phases:
+                try:
+                    self.state.marker_paths[other.id] = self.renderer.artifact_paths(self.plan, other).completed
+                except TemplateError:
+                    continue  # its own launch reports the template problem
+        idle = self._idle_phase_attempts()
+        return {other: (path, idle[other]) for other, path in self.state.marker_paths.items()
+                if other != phase.id and other in idle}
 
     @staticmethod
     def _attempt_label(record: PhaseRecord | None, number: int, phase: Phase) -> str:
@@ -145,10 +149,9 @@ class LaunchMixin(EngineCore):
         prompt_path = attempt_dir / PROMPT_FILE
         write_atomic(prompt_path, self.renderer.render(self.plan, phase, attempt_number=number,
                                                        remediation=remediation), inside=self.workspace)
-        if phase.protected:
-            write_json_atomic(attempt_dir / PROTECTED_SNAPSHOT, protected_snapshot(self.workspace, phase),
-                              inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
+        baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
+                                     self._other_markers(phase)), records_dir, attempt_dir, self.workspace)
         workdir = self.workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
         command = get_agent(profile).build_command(LaunchRequest(

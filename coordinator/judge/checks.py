@@ -19,19 +19,16 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from coordinator.agents.base import AgentSummary
-from coordinator.judge import protected
+from coordinator.judge import baseline, protected
 from coordinator.judge.report_text import Status, find_placeholders, find_status, names_phase
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.judge.verify_commands import run_verify, signal_name
 from coordinator.paths import OutsideWorkspace, lexically_inside, open_inside
 from coordinator.plan.model import Phase
-from coordinator.util.files import read_json, workspace_relative
-
-PROTECTED_SNAPSHOT = "protected.json"
-"""Attempt-folder file holding the hashes of the phase's protected files, taken right before the worker started."""
-
+from coordinator.util.files import workspace_relative
 
 MAX_READ_BYTES = 4 * 1024 * 1024
 """Largest report or marker read; the rest is ignored (a worker cannot make coord read a huge file)."""
@@ -66,6 +63,10 @@ class JudgeInput:
         leftovers: processes of the attempt still alive after the worker ended, which the supervisor killed
             (``exit.json`` ``stragglers``/``straggler_names``): pid -> program name.
         unkillable: pids that survived SIGKILL (``exit.json`` ``unkillable``), left behind.
+        records_dir: the attempt's records folder, holding the baseline taken at launch (``judge.baseline``);
+            None when there is none (``coord exec``).
+        forged_marker: a completion marker for this phase that another phase's worker wrote
+            (``judge.baseline.FORGED_MARKER``: ``path``, ``identity``, ``by``), or None.
         output_disk_full: the filesystem under the worker's output was full when it ended
             (``ExitRecord.output_disk_full``), so a failure is most likely its writes failing.
     """
@@ -87,6 +88,8 @@ class JudgeInput:
     leftovers: Mapping[int, str] | None = None
     unkillable: tuple[int, ...] = ()
     output_disk_full: bool = False
+    records_dir: Path | None = None
+    forged_marker: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -177,6 +180,9 @@ def _exit_status(inp: JudgeInput) -> CheckResult:
     return CheckResult("exit", "pass", detail, exit_code=0)
 
 
+LEFT_OVER = "is left from before this attempt started: this attempt's worker did not write it"
+
+
 def _read_evidence(workspace: Path, relative: str, what: str, missing: str) -> tuple[str | None, CheckResult | None]:
     """Read a worker-written file inside the workspace, refusing (unread) one that is, links followed, outside it,
     a link loop, or not a regular file — checked on the open file, so a link swapped meanwhile changes nothing.
@@ -203,13 +209,16 @@ def _named(result: CheckResult, name: str) -> CheckResult:
     return CheckResult(name, result.status, result.detail, path=result.path)
 
 
-def check_report(workspace: Path, report_path: str, exit_phrase: str = "exit 0") -> tuple[CheckResult, Status]:
-    """The ``report`` check: the report exists inside the workspace and does not say FAIL.
+def check_report(workspace: Path, report_path: str, exit_phrase: str = "exit 0", *,
+                 left_over: bool = False) -> tuple[CheckResult, Status]:
+    """The ``report`` check: the report exists inside the workspace, was written by this attempt's worker and does
+    not say FAIL.
 
     Args:
         workspace: absolute workspace root.
         report_path: workspace-relative report path.
         exit_phrase: how the worker ended, for the "no report at … (exit 0)" detail.
+        left_over: the report is the very file that was there before the worker started (``judge.baseline``).
 
     Returns:
         (CheckResult named ``report``, the status the report states: pass, fail or unknown; unknown also when
@@ -219,6 +228,8 @@ def check_report(workspace: Path, report_path: str, exit_phrase: str = "exit 0")
     if problem is not None:
         return _named(problem, "report"), "unknown"
     assert text is not None
+    if left_over:
+        return CheckResult("report", "fail", f"report {report_path} {LEFT_OVER}", path=report_path), "unknown"
     if not text.strip():
         return CheckResult("report", "fail", f"report {report_path} is empty", path=report_path), "unknown"
     status, line = find_status(text)
@@ -229,13 +240,17 @@ def check_report(workspace: Path, report_path: str, exit_phrase: str = "exit 0")
     return CheckResult("report", "pass", f"report {report_path} exists; status unknown", path=report_path), status
 
 
-def check_marker(workspace: Path, phase_id: str, completed_path: str) -> CheckResult:
-    """The ``completed`` check: the marker exists, names the phase, has no placeholders and does not say FAIL.
+def check_marker(workspace: Path, phase_id: str, completed_path: str, *, left_over: bool = False,
+                 forged_by: str | None = None) -> CheckResult:
+    """The ``completed`` check: the marker exists, was written by this attempt's worker, names the phase, has no
+    placeholders and does not say FAIL.
 
     Args:
         workspace: absolute workspace root.
         phase_id: the id the marker must name.
         completed_path: workspace-relative marker path.
+        left_over: the marker is the very file that was there before the worker started (``judge.baseline``).
+        forged_by: the marker is the very file another phase's worker wrote (``"P01 attempt 1"``), or None.
 
     Returns:
         A CheckResult named ``completed``.
@@ -247,6 +262,11 @@ def check_marker(workspace: Path, phase_id: str, completed_path: str) -> CheckRe
         return _named(problem, "completed")
     assert text is not None
     where = f"completion marker {completed_path}"
+    if forged_by is not None:
+        return CheckResult("completed", "fail", f"{where} was written by the worker of {forged_by}, not by this "
+                           "phase's", path=completed_path)
+    if left_over:
+        return CheckResult("completed", "fail", f"{where} {LEFT_OVER}", path=completed_path)
     if not names_phase(text, phase_id):
         return CheckResult("completed", "fail", f"{where} does not name phase {phase_id}", path=completed_path)
     placeholders = find_placeholders(text)
@@ -268,20 +288,20 @@ def check_marker(workspace: Path, phase_id: str, completed_path: str) -> CheckRe
 # --------------------------------------------------------------------------------------------------------------
 
 
-def check_protected(inp: JudgeInput) -> CheckResult:
+def check_protected(inp: JudgeInput, launch_baseline: dict[str, Any] | None) -> CheckResult:
     """The ``protected`` check: the files matching ``phase.protected`` are as they were before the worker started.
 
-    Compares ``protected.json`` (written by the engine at launch, ``coordinator.judge.protected.snapshot``) with a new
-    snapshot. Returns a failing CheckResult naming every changed, added or deleted file (up to ten).
+    Compares the baseline's snapshot (taken by the engine at launch, ``judge.baseline``) with a new one. Returns
+    a failing CheckResult naming every changed, added or deleted file (up to ten).
     """
-    record = read_json(inp.attempt_dir / PROTECTED_SNAPSHOT)
+    record = launch_baseline.get("protected") if launch_baseline is not None else None
     if not isinstance(record, dict):
         return CheckResult("protected", "skipped", "no snapshot of the protected files was taken at launch")
     if record.get("error"):
         return CheckResult("protected", "fail", f"cannot check the protected files: {record['error']}")
     try:
         after = protected.snapshot(inp.workspace, inp.phase.protected)
-    except (OverflowError, OSError) as exc:
+    except (OverflowError, OutsideWorkspace, OSError) as exc:
         return CheckResult("protected", "fail", f"cannot check the protected files: {exc}")
     changed = protected.changes(record.get("files") or {}, after)
     if changed:
@@ -306,6 +326,11 @@ def judge(inp: JudgeInput) -> Verdict:
         The Verdict; ``reason`` is the first failing check's detail or "all checks passed".
     """
     checks: list[CheckResult] = []
+    launch_baseline = baseline.read(inp.records_dir) if inp.records_dir is not None else None
+
+    def left_over(relative: str) -> bool:
+        return baseline.untouched_since(launch_baseline, inp.workspace, relative)
+
     exit_check = check_exit(inp)
     checks.append(exit_check)
     skip = inp.stop_reason is not None
@@ -320,7 +345,8 @@ def judge(inp: JudgeInput) -> Verdict:
         checks.append(CheckResult("report", "skipped", skipped_detail, path=inp.report_path))
     else:
         result, report_status = check_report(
-            inp.workspace, inp.report_path, _exit_phrase(inp.exit_code, inp.exit_signal)
+            inp.workspace, inp.report_path, _exit_phrase(inp.exit_code, inp.exit_signal),
+            left_over=left_over(inp.report_path),
         )
         checks.append(result)
 
@@ -329,13 +355,17 @@ def judge(inp: JudgeInput) -> Verdict:
     elif skip:
         checks.append(CheckResult("completed", "skipped", skipped_detail, path=inp.completed_path))
     else:
-        checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path))
+        forged = inp.forged_marker
+        forged_by = str(forged.get("by")) if forged is not None and forged.get("identity") == baseline.file_identity(
+            inp.workspace, inp.completed_path) else None
+        checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path,
+                                   left_over=left_over(inp.completed_path), forged_by=forged_by))
 
     if inp.phase.protected:
         if skip:
             checks.append(CheckResult("protected", "skipped", skipped_detail))
         else:
-            checks.append(check_protected(inp))
+            checks.append(check_protected(inp, launch_baseline))
 
     for index, command in enumerate(inp.phase.verify):
         name = f"verify[{index}]"

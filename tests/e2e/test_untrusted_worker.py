@@ -276,3 +276,72 @@ def test_concurrent_remediations_without_a_coordinator_say_which_one_won(workspa
             barrier.write("go\n")
         first.communicate(timeout=60)
     assert len(db_rows(workspace, "SELECT 1 FROM attempts")) == 2, "the loser launched nothing"
+
+
+def test_a_worker_cannot_hide_changed_protected_files_by_rewriting_coords_copy_of_the_baseline(
+        workspace: Path) -> None:
+    """The hashes coord compares against live in the state directory; the attempt folder's copy is for people."""
+    (workspace / "tests").mkdir()
+    (workspace / "tests/test_core.py").write_text("assert False\n")
+    plan = shell_plan(workspace, [{"id": "P01", "protected": ["tests/**"], "misbehave": [
+        "printf 'assert True\\n' > tests/test_core.py",
+        "rm -f tmp/PLAN-U/P01/1/baseline.json",
+        "printf '{\"protected\": null, \"evidence\": {}}' > tmp/PLAN-U/P01/1/baseline.json",
+    ]}])
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [phase] = status(workspace, "PLAN-U")["phases"]
+    assert "the worker changed protected files: tests/test_core.py (changed)" in phase["reason"]
+
+
+def test_protected_files_are_never_read_through_a_link(workspace: Path, tmp_path: Path) -> None:
+    """A link inside a protected tree is recorded as the link; a protected folder that leads out of the workspace
+    is a FAIL of the check, and nothing outside is read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "test_secret.py").write_text("secret\n")
+    (workspace / "tests").mkdir()
+    (workspace / "tests/test_a.py").write_text("a\n")
+    (workspace / "tests/elsewhere").symlink_to(outside)
+    (workspace / "vendor").symlink_to(outside)
+    plan = shell_plan(workspace, [
+        {"id": "P01", "protected": ["tests/**/*.py", "tests/*"], "misbehave": ["rm tests/elsewhere",
+                                                                              f"ln -s {tmp_path} tests/elsewhere"]},
+        {"id": "P02", "protected": ["vendor/*.py"], "depends_on": []},
+    ])
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    first, second = status(workspace, "PLAN-U")["phases"]
+    assert "the worker changed protected files: tests/elsewhere (changed)" in first["reason"], first["reason"]
+    hashed = json.loads((workspace / "tmp/PLAN-U/P01/1/baseline.json").read_text())["protected"]["files"]
+    assert sorted(hashed) == ["tests/elsewhere", "tests/test_a.py"]
+    assert hashed["tests/elsewhere"] == f"symlink:{outside}"
+    assert "cannot check the protected files" in second["reason"], second["reason"]
+    assert "resolves outside the workspace" in second["reason"]
+
+
+def test_a_report_and_marker_left_by_an_earlier_attempt_are_not_this_attempts_evidence(workspace: Path) -> None:
+    """Attempt 1 writes its report and marker but its verification fails; attempt 2 writes nothing. The files
+    attempt 1 left must not pass attempt 2."""
+    plan = shell_plan(workspace, [{"id": "P01", "verify": ["test -f done.flag"]}])
+    phases = yaml.safe_load((workspace / plan).read_text())
+    phases["policy"]["max_attempts"] = 2
+    # From attempt 2 on, the worker writes nothing at all (each script line runs in a shell of its own).
+    phases["phases"][0]["script"] = [f'[ "$COORD_ATTEMPT" != 1 ] || {{ {line}; }}'
+                                     for line in phases["phases"][0]["script"]]
+    (workspace / plan).write_text(yaml.safe_dump(phases, sort_keys=False))
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = db_rows(workspace, "SELECT number, reason FROM attempts ORDER BY number")
+    assert "verify[0]" in rows[0]["reason"] or "test -f done.flag" in rows[0]["reason"], rows[0]["reason"]
+    assert rows[1]["reason"] == ("report reports/P01.md is left from before this attempt started: this attempt's "
+                                 "worker did not write it"), rows[1]["reason"]
+    evidence = json.loads((workspace / "tmp/PLAN-U/P01/2/evidence.json").read_text())
+    marker = [c for c in evidence["checks"] if c["name"] == "completed"]
+    assert marker[0]["status"] == "fail" and "is left from before this attempt started" in marker[0]["detail"]

@@ -1,0 +1,115 @@
+"""The baseline of an attempt: what its evidence files were like right before its worker started.
+
+Who calls it: the engine takes it at launch and writes it to the attempt's records folder (``baseline.json`` in the
+state directory, out of the worker's reach; a copy goes to the attempt folder for people and is never read);
+``checks.judge`` reads it back. It holds
+
+- the hashes of the phase's ``protected`` files (``judge.protected``), and
+- the identity of the report and completion marker files, if they existed: a file left by an earlier attempt, or
+  written by another phase's worker before this attempt started, is then not taken as this worker's evidence;
+- the identity of the completion marker of every other phase not running at launch, with its attempt count: one
+  that changed while that phase launched nothing meanwhile was written by this worker — a forgery, flagged, and
+  kept (``FORGED_MARKER`` in that phase's records folder) so that it never counts for the phase it names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from coordinator.judge import protected
+from coordinator.paths import OutsideWorkspace, lexically_inside, open_inside
+from coordinator.util.files import read_json, write_json_atomic
+
+BASELINE_FILE = "baseline.json"
+FORGED_MARKER = "forged-marker.json"
+"""In a phase's records folder: ``{"path", "identity", "by"}`` of a marker for it that another phase's worker
+wrote."""
+
+
+def take(workspace: Path, protected_patterns: tuple[str, ...], evidence_paths: tuple[str, ...],
+         other_markers: Mapping[str, tuple[str, int]] | None = None) -> dict[str, Any]:
+    """The baseline as a JSON object.
+
+    Args:
+        workspace: absolute workspace root.
+        protected_patterns: the phase's ``protected`` globs.
+        evidence_paths: workspace-relative report and marker paths.
+        other_markers: phase id -> (workspace-relative marker path, its attempts so far), for the plan's other
+            phases that have no attempt under way.
+
+    Returns:
+        ``{"protected": {"patterns", "files"} | {"patterns", "error"}, "evidence": {path: identity | None},
+        "other_markers": {phase id: [path, identity | None, attempts]}}``; ``protected`` is None for a phase
+        without protected files.
+    """
+    guarded = None
+    if protected_patterns:
+        try:
+            guarded = {"patterns": list(protected_patterns),
+                       "files": protected.snapshot(workspace, protected_patterns)}
+        except (OverflowError, OutsideWorkspace, OSError) as exc:
+            guarded = {"patterns": list(protected_patterns), "error": str(exc)}
+    return {"protected": guarded, "evidence": {path: file_identity(workspace, path) for path in evidence_paths},
+            "other_markers": {phase_id: [path, file_identity(workspace, path), attempts]
+                              for phase_id, (path, attempts) in (other_markers or {}).items()}}
+
+
+def write(baseline: dict[str, Any], records_dir: Path, attempt_dir: Path, workspace: Path) -> None:
+    """Write the authoritative copy to ``records_dir`` and, best effort, one for people to ``attempt_dir``.
+
+    Raises:
+        OSError: the authoritative copy could not be written.
+    """
+    write_json_atomic(records_dir / BASELINE_FILE, baseline)
+    try:
+        write_json_atomic(attempt_dir / BASELINE_FILE, baseline, inside=workspace)
+    except (OutsideWorkspace, OSError):
+        pass  # only the copy for people is lost
+
+
+def read(records_dir: Path) -> dict[str, Any] | None:
+    """The baseline written at launch, or None (an attempt launched by an older coord, or by ``coord exec``)."""
+    value = read_json(records_dir / BASELINE_FILE)
+    return value if isinstance(value, dict) else None
+
+
+def file_identity(workspace: Path, relative: str) -> list[int] | None:
+    """``[device, inode, ctime_ns, size]`` of a file inside the workspace (links inside it followed), or None when
+    it is missing or unreadable. A write, a rename onto it and even ``touch`` change the ctime, and a process
+    cannot set it back, so an equal identity means the file was not touched in between."""
+    try:
+        fd = open_inside(workspace, workspace / lexically_inside(relative))
+    except (OutsideWorkspace, OSError, ValueError):
+        return None
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return [info.st_dev, info.st_ino, info.st_ctime_ns, info.st_size]
+
+
+def markers_written_for_others(baseline: dict[str, Any] | None, workspace: Path,
+                               attempts_now: Mapping[str, int]) -> list[tuple[str, str, list[int]]]:
+    """(phase id, marker path, identity now) of each other phase's completion marker this attempt's worker wrote:
+    changed since launch while that phase launched no attempt of its own (``attempts_now``: phase id -> attempts,
+    for phases with none under way; a phase missing from it is running, and its marker may be its own)."""
+    written = []
+    for phase_id, entry in ((baseline or {}).get("other_markers") or {}).items():
+        path, before, attempts = entry
+        if attempts_now.get(phase_id) != attempts:
+            continue
+        now = file_identity(workspace, path)
+        if now is not None and now != before:
+            written.append((phase_id, path, now))
+    return written
+
+
+def untouched_since(baseline: dict[str, Any] | None, workspace: Path, relative: str) -> bool:
+    """True when ``relative`` existed at launch and is the very same, unwritten file now."""
+    if baseline is None:
+        return False
+    before = (baseline.get("evidence") or {}).get(relative)
+    return before is not None and file_identity(workspace, relative) == before
