@@ -67,6 +67,8 @@ class Watch:
     """Consecutive cycles in which its log did not change."""
     log_bytes: int = 0
     """The log's size at the last cycle."""
+    started_at: float | None = None
+    """When the worker started (seconds since the epoch), read from the store at the first deadline check."""
 
 
 @dataclass

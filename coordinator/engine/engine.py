@@ -19,15 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 from coordinator.agents.logview import last_activity
-from coordinator.engine.core import RemediationRequest, RunOptions
-from coordinator.engine.hang_policy import decide_cycle
+from coordinator.engine.core import RemediationRequest, RunOptions, Watch
+from coordinator.engine.hang_policy import decide_cycle, decide_deadline
 from coordinator.engine.judging import JudgingMixin
 from coordinator.engine.launch import LaunchMixin
 from coordinator.engine.recovery import RecoveryMixin
 from coordinator.engine.rules import Action, budget_reason, runnable
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.paths import OutsideWorkspace
-from coordinator.plan.model import Plan
+from coordinator.plan.model import Plan, Policy
 from coordinator.plan.snapshot import PlanSnapshot, changed_verification
 from coordinator.process.control_socket import SignalListener
 from coordinator.process.executor import Executor
@@ -39,6 +39,7 @@ from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
 from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
 from coordinator.util.files import file_size, remove_interrupted_writes
+from coordinator.util.timefmt import epoch_seconds
 
 __all__ = ["Engine", "RemediationRequest", "RunOptions"]
 
@@ -431,6 +432,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def _apply_hang_policy(self) -> None:
         now = self.clock()
         for watch in list(self.state.watches.values()):
+            policy = self.plan.phase(watch.phase_id).policy
+            if policy.deadline is not None and self._past_deadline(watch, policy):
+                continue
             if now < watch.next_cycle_at:
                 continue
             attempt = self.store.attempt(watch.attempt_id)
@@ -442,7 +446,6 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
                 self.state.watches.pop(watch.attempt_id, None)
                 self._finish_attempt(attempt)
                 continue
-            policy = self.plan.phase(watch.phase_id).policy
             watch.cycle += 1
             log_bytes = file_size(attempt.directory / LOG_FILE)
             grew = log_bytes - watch.log_bytes
@@ -464,6 +467,22 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
                 except Exception:  # noqa: BLE001 - a description must never keep a hung worker alive
                     reason = decision.reason
                 self._request_stop(attempt, "hung", reason)
+
+    def _past_deadline(self, watch: Watch, policy: Policy) -> bool:
+        """Stop the attempt if it is past its phase's ``deadline``; returns whether it was stopped."""
+        if watch.started_at is None:
+            attempt = self.store.attempt(watch.attempt_id)
+            watch.started_at = epoch_seconds(attempt.started_at) if attempt is not None else None
+        running = time.time() - watch.started_at if watch.started_at is not None else None
+        decision = decide_deadline(policy, running)
+        if not decision.hung:
+            return False
+        attempt = self.store.attempt(watch.attempt_id)
+        self.state.watches.pop(watch.attempt_id, None)
+        if attempt is not None and attempt.state == AttemptState.RUNNING and \
+                self.executor.result(self._handle(attempt)) is None:
+            self._request_stop(attempt, "hung", decision.reason)
+        return True
 
     def _collect_ended(self) -> None:
         """The file poll: finish every active attempt whose supervisor left its exit record."""

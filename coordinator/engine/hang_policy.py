@@ -20,6 +20,16 @@ class CycleDecision:
     reason: str = ""
 
 
+def decide_deadline(policy: Policy, running_seconds: float | None) -> CycleDecision:
+    """Whether an attempt that has run ``running_seconds`` (wall clock; None when its start is unknown) is past
+    the phase's ``deadline``. Checked on every pass of the loop, not only at poll cycles, so a deadline shorter
+    than ``poll_interval`` holds too."""
+    if policy.deadline is None or running_seconds is None or running_seconds < policy.deadline:
+        return CycleDecision(False)
+    return CycleDecision(True, f"deadline: still running after {format_seconds(round(running_seconds))} "
+                               f"(deadline {format_seconds(policy.deadline)})")
+
+
 def decide_cycle(policy: Policy, cycle: int, silent_cycles: int) -> CycleDecision:
     """Apply the hang policy after poll cycle number ``cycle`` (1-based) has elapsed.
 

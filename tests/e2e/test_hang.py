@@ -19,6 +19,7 @@ from tests.helpers import (
     phase_state,
     phase_status,
     processes_with_cookie,
+    records_file,
     start_coord,
     wait_until,
     write_plan,
@@ -160,8 +161,6 @@ def test_hung_worker_whose_last_line_is_odd_json_is_still_stopped(workspace: Pat
     assert 'its last output: {"type":"turn.failed","error":"boom"}' in phase_status(workspace, "P01")["reason"]
 
 
-@pytest.mark.xfail(strict=True, reason="B4: coord has no wall-clock per-attempt deadline; a plan's `deadline` is "
-                                       "an unknown key (exit 2), and max_cycles bounds an attempt in poll cycles")
 def test_B4_a_chatty_worker_is_stopped_at_its_deadline(workspace: Path) -> None:
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "chatty", "instructions": "[[fake:chatty]]"},
@@ -171,4 +170,18 @@ def test_B4_a_chatty_worker_is_stopped_at_its_deadline(workspace: Path) -> None:
     result = coord(workspace, "run", str(plan))
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "deadline" in phase_status(workspace, "P01")["reason"]
+    reason = phase_status(workspace, "P01")["reason"]
+    assert "deadline: still running after 2 s (deadline 2 s)" in reason, reason
+
+
+def test_B4_a_deadline_shorter_than_the_poll_interval_still_holds(workspace: Path) -> None:
+    """The deadline is checked on every pass of the loop, not at the end of a five-minute poll cycle."""
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "chatty", "instructions": "[[fake:chatty]]"},
+    ], policy={"poll_interval": "5m", "max_attempts": 1, "kill_grace": "0.3s", "deadline": "1s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "deadline: still running after" in phase_status(workspace, "P01")["reason"]
+    assert json.loads(records_file(workspace, "P01", 1, "exit.json").read_text())["duration_s"] < 60
