@@ -33,6 +33,8 @@ class LaunchRequest:
     """The phase's ``script`` commands (the shell agent runs them)."""
     phase_id: str = ""
     """The phase, for messages."""
+    workspace: Path | None = None
+    """Absolute workspace root, when the worker may write beyond its workdir (the report and marker live there)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class Agent(Protocol):
         """The program the worker runs: the profile's ``binary``, else the adapter's default."""
         ...
 
+    def bypass_warning(self) -> str | None:
+        """One line saying the profile turns the agent's own sandbox or permission checks off, or None."""
+        ...
+
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return the worker's command for this attempt.
 
@@ -154,3 +160,6 @@ class AgentBase:
     @property
     def program(self) -> str:
         return self.profile.binary or self.default_binary
+
+    def bypass_warning(self) -> str | None:
+        return None

@@ -28,6 +28,19 @@ from typing import Any
 from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
 from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
 
+PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions",
+                    "--allowedTools", "--allowed-tools")
+"""Flags by which a profile's ``args`` choose claude's permissions themselves; coord then adds none."""
+
+DEFAULT_PERMISSIONS = ("--permission-mode", "acceptEdits", "--allowedTools", "Bash")
+"""The least permissions with which claude works unattended: file edits inside its working directories accepted
+(``acceptEdits``), and its ``Bash`` tool allowed, to run the phase's commands. In ``-p`` mode anything else that
+would ask is denied. Claude's ``Bash`` is not confined to the workspace by these; a plan that needs that runs
+claude inside a sandbox of its own."""
+
+BYPASS_PERMISSIONS = ("--permission-mode", "bypassPermissions")
+"""What ``dangerous: true`` gives a claude profile: every permission check skipped."""
+
 COMMAND_TOOLS = frozenset({"Bash", "PowerShell"})
 """Tools whose uses count as ``commands``."""
 FILE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
@@ -76,17 +89,30 @@ class ClaudeAgent(AgentBase):
     """The ``claude`` adapter.
 
     Args:
-        profile: the agent profile (``binary``, ``model``, ``args``, ``env``; codex-only fields are ignored).
-            Unattended runs need a permission mode in ``args`` (``--permission-mode bypassPermissions`` or
-            ``--allowedTools …``), otherwise claude denies the tools that would prompt.
+        profile: the agent profile (``binary``, ``model``, ``dangerous``, ``args``, ``env``; ``sandbox`` and
+            ``config`` are codex's and ignored). Permissions: :data:`DEFAULT_PERMISSIONS` unless ``args`` choose
+            their own (:data:`PERMISSION_FLAGS`); ``dangerous: true`` gives :data:`BYPASS_PERMISSIONS`.
     """
 
     default_binary = "claude"
     can_resume = True
     requires_completed_turn = True  # success also needs a `result` event: subtype `success`, `is_error` false
 
+    def bypass_warning(self) -> str | None:
+        args = self.profile.args
+        if self.profile.dangerous or "--dangerously-skip-permissions" in args or "bypassPermissions" in args or \
+                "--permission-mode=bypassPermissions" in args:
+            return (f"agent profile {self.profile.name!r} runs claude with every permission check bypassed: workers "
+                    "can change anything this user can.")
+        return None
+
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
-        """Return ``claude -p --output-format stream-json --verbose [--model M] [--resume ID] [ARGS…]``.
+        """Return ``claude -p --output-format stream-json --verbose [--model M] [--resume ID] [PERMISSIONS]
+        [--add-dir WORKSPACE] [ARGS…]``.
+
+        ``PERMISSIONS`` is :data:`BYPASS_PERMISSIONS` for a ``dangerous`` profile, none when ``args`` hold a
+        permission flag, else :data:`DEFAULT_PERMISSIONS`; ``--add-dir`` lets claude edit the workspace's report
+        and marker when the workdir is a folder inside it.
 
         The prompt goes on stdin (``-p`` without a prompt argument reads it from there); the worker runs in
         ``request.workdir`` (the supervisor's cwd), as claude has no ``-C`` flag. claude finds a session to resume
@@ -98,6 +124,12 @@ class ClaudeAgent(AgentBase):
             argv += ["--model", profile.model]
         if request.resume_session:
             argv += ["--resume", request.resume_session]
+        if profile.dangerous:
+            argv += BYPASS_PERMISSIONS
+        elif not any(arg.split("=", 1)[0] in PERMISSION_FLAGS for arg in profile.args):
+            argv += DEFAULT_PERMISSIONS
+        if request.workspace is not None and request.workspace != request.workdir:
+            argv += ["--add-dir", str(request.workspace)]
         argv += list(profile.args)
         return WorkerCommand(argv=tuple(argv), stdin_path=str(request.prompt_path), env=dict(profile.env))
 

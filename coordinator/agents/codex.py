@@ -19,6 +19,11 @@ from coordinator.errors import UsageError
 LAST_MESSAGE_FILE = "last-message.txt"
 """Name of the ``-o/--output-last-message`` file inside the attempt folder."""
 
+DEFAULT_SANDBOX = "workspace-write"
+"""The sandbox a profile gets when it names none: the worker may write in its workdir (and the temp dirs) and run
+commands there, and nothing outside it. codex's own default for ``exec`` is ``read-only``, with which no phase can
+write its report."""
+
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -65,14 +70,26 @@ class CodexAgent(AgentBase):
     can_resume = True
     requires_completed_turn = True  # codex exits 0 on some failures: success also needs a `turn.completed`
 
+    def bypass_warning(self) -> str | None:
+        if self.profile.dangerous or "--dangerously-bypass-approvals-and-sandbox" in self.profile.args \
+                or "--yolo" in self.profile.args:
+            return (f"agent profile {self.profile.name!r} runs codex with --dangerously-bypass-approvals-and-sandbox: "
+                    "workers can change anything this user can.")
+        if self.profile.sandbox == "danger-full-access":
+            return (f"agent profile {self.profile.name!r} runs codex with sandbox danger-full-access: workers can "
+                    "write anywhere this user can.")
+        return None
+
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Build ``codex exec`` argv for a fresh thread or a resume, with the prompt file as stdin.
 
-        Fresh: ``codex [-c K=V]… exec --json --skip-git-repo-check -C WORKDIR [-m M] [-s S] [--dangerously-…]
+        Fresh: ``codex [-c K=V]… exec --json --skip-git-repo-check -C WORKDIR [-m M] -s S|--dangerously-…
         -o ATTEMPT/last-message.txt [ARGS…] -``.
         Resume: ``codex [-c K=V]… exec -C WORKDIR [-s S] resume UUID --json --skip-git-repo-check [-m M]
         [--dangerously-…] -o … [ARGS…] -``; ``-C`` and ``-s`` are ``exec`` flags that clap rejects after
         ``resume`` (exit 2), and ``--skip-git-repo-check`` must be given again after it (docs/codex-exec.md §1).
+        A resumed turn runs with the sandbox of its own command line, not the first turn's, so it is given again.
+        ``S`` is the profile's ``sandbox``, else :data:`DEFAULT_SANDBOX` (none with ``dangerous``, which bypasses it).
 
         Args:
             request: the launch request; ``resume_session`` selects the resume form.
@@ -92,7 +109,9 @@ class CodexAgent(AgentBase):
         workdir = str(request.workdir)
         last_message = str(Path(request.attempt_dir) / LAST_MESSAGE_FILE)
         model = ["-m", profile.model] if profile.model else []
-        sandbox = ["-s", profile.sandbox] if profile.sandbox else []
+        # The profile's sandbox, else the default one; the bypass flag turns codex's sandbox off whatever -s says.
+        chosen = profile.sandbox or (None if profile.dangerous else DEFAULT_SANDBOX)
+        sandbox = ["-s", chosen] if chosen else []
         dangerous = ["--dangerously-bypass-approvals-and-sandbox"] if profile.dangerous else []
         tail = ["-o", last_message, *profile.args, "-"]
         if request.resume_session is None:

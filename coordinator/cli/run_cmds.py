@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coordinator.agents import get_agent
 from coordinator.cli.plan_args import load, refuse_missing_executables, resolve_plan_ref, run_scope, with_overrides
 from coordinator.errors import CoordError, ExitStatus, LockedError, UsageError
 from coordinator.paths import WorkspacePaths
@@ -53,11 +54,9 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     try:
         store = Store.open(paths)
         for name, profile in sorted(plan.agents.items()):
-            if profile.dangerous and any(phase.agent == name for phase in plan.phases):
-                printer.banner(
-                    f"WARNING: agent profile {name!r} runs codex with --dangerously-bypass-approvals-and-sandbox: "
-                    "workers can change anything this user can."
-                )
+            warning = get_agent(profile).bypass_warning()
+            if warning and any(phase.agent == name for phase in plan.phases):
+                printer.banner(f"WARNING: {warning}")
         if use_dashboard:
             store.close()
             return run_dashboard_with_engine(plan, paths, options, on_exit=lock.release, snapshot=snapshot)

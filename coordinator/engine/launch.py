@@ -156,7 +156,7 @@ class LaunchMixin(EngineCore):
         profile = self.plan.agents[phase.agent]
         command = get_agent(profile).build_command(LaunchRequest(
             prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workdir, resume_session=resume_session,
-            script=tuple(phase.script), phase_id=phase.id))
+            script=tuple(phase.script), phase_id=phase.id, workspace=self.workspace))
         env = {
             "COORD_ATTEMPT_ID": attempt_id,
             "COORD_PLAN_ID": self.plan.id,

@@ -102,7 +102,7 @@ def _build_agents(top: PlanModel, out: Collector) -> dict[str, AgentProfile]:
         elif base is None:
             out.add(path, f"agent {name!r} needs a 'base' (one of {', '.join(BUILTIN_AGENTS)})")
             continue
-        if spec.dangerous and spec.sandbox != "danger-full-access":
+        if spec.dangerous and base == "codex" and spec.sandbox != "danger-full-access":
             out.add((*path, "dangerous"), "dangerous: true needs sandbox: danger-full-access")
         for index, item in enumerate(spec.config):
             key, sep, _ = item.partition("=")

@@ -41,19 +41,20 @@ workspace, serve = e2e.fixtures(ScriptedMessagesServer)
 # --- the plan and the claude profile -------------------------------------------------------------------------
 
 
-def claude_profile(server: ScriptedMessagesServer, home: Path) -> dict[str, Any]:
+def claude_profile(server: ScriptedMessagesServer, home: Path, *, default_permissions: bool = False) -> dict[str, Any]:
     """An agent profile running the real claude against ``server``.
 
     ``--permission-mode bypassPermissions`` lets claude run its tools unattended; as root claude refuses it unless
     ``IS_SANDBOX=1`` says the machine is a deliberate sandbox (it is harmless for other users).
     ``claude-sonnet-4-5`` is in claude's price table ($3 input, $0.30 cache read, $3.75 cache write, $15 output
-    per 1M tokens), so ``total_cost_usd`` can be checked exactly.
+    per 1M tokens), so ``total_cost_usd`` can be checked exactly. ``default_permissions`` leaves the permission
+    flags to coord, as a new user's plan does.
     """
     return {
         "base": "claude",
         "binary": str(CLAUDE_BIN),
         "model": MODEL,
-        "args": ["--permission-mode", "bypassPermissions"],
+        "args": [] if default_permissions else ["--permission-mode", "bypassPermissions"],
         "env": {
             "HOME": str(home),
             "ANTHROPIC_BASE_URL": server.base_url,
@@ -68,11 +69,13 @@ def claude_profile(server: ScriptedMessagesServer, home: Path) -> dict[str, Any]
     }
 
 
-def real_plan(workspace: Path, server: ScriptedMessagesServer, phases: list[dict[str, Any]], **top: Any) -> Path:
+def real_plan(workspace: Path, server: ScriptedMessagesServer, phases: list[dict[str, Any]], *,
+              default_permissions: bool = False, **top: Any) -> Path:
     """Write ``plans/PLAN-T.yaml`` whose phases run the real claude against ``server``; returns its relative path."""
     home = workspace / ".claude-home"
     home.mkdir(exist_ok=True)
-    return e2e.write_real_plan(workspace, phases, claude_profile(server, home), **top)
+    profile = claude_profile(server, home, default_permissions=default_permissions)
+    return e2e.write_real_plan(workspace, phases, profile, **top)
 
 
 evidence_cmd = functools.partial(e2e.evidence_cmd, by="claude")
@@ -199,3 +202,25 @@ def test_model_errors_fail_the_attempt_with_claude_message_and_the_run_ends(
         event = result_event(workspace, "P02", number)
         assert event["is_error"] is True and event["subtype"] == "success"  # why `success` alone is not enough
     e2e.assert_blocked_at_impl(workspace, message)
+
+
+def test_with_no_permission_settings_claude_edits_and_runs_commands_unattended(workspace: Path, serve: Any) -> None:
+    """A new user's profile chooses no permission mode: coord's default lets claude run the phase's commands and
+    leave its evidence without a question, fresh and resumed, and prints no bypass warning."""
+    server = serve(e2e.impl_scripts([Bash(evidence_cmd()), Say("Done. Status: PASS"),
+                                     Bash("echo fixed > fixed.txt && " + evidence_cmd()), Say("Fixed. Status: PASS")],
+                                    Bash(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(verify=[{"run": "test -f fixed.txt"}]),
+                     policy={"remediation": "resume", "max_attempts": 2, "poll_interval": "5s", "max_cycles": 12,
+                             "kill_grace": "1s"}, default_permissions=True)
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stdout
+    assert [p["state"] for p in status(workspace)["phases"]] == ["passed"] * 3
+    for number in (1, 2):
+        argv = e2e.attempt_file(workspace, "P02", number, "spec.json")["argv"]
+        assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
+        assert "bypassPermissions" not in argv
+    assert "--resume" in e2e.attempt_file(workspace, "P02", 2, "spec.json")["argv"]

@@ -12,7 +12,11 @@ What the real-CLI suites share (finding the binary, plans, running, common check
 from __future__ import annotations
 
 import functools
+import json
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,7 @@ workspace, serve = e2e.fixtures(ScriptedResponsesServer)
 
 
 def codex_profile(server: ScriptedResponsesServer, codex_home: Path, *, model: str = "gpt-5.5",
-                  idle_timeout_ms: int | None = None) -> dict[str, Any]:
+                  idle_timeout_ms: int | None = None, default_sandbox: bool = False) -> dict[str, Any]:
     """An agent profile running the real codex against ``server``.
 
     ``-c`` overrides (docs/codex-exec.md §7): a custom provider ``scripted`` speaking ``wire_api = "responses"`` to
@@ -55,18 +59,19 @@ def codex_profile(server: ScriptedResponsesServer, codex_home: Path, *, model: s
     would ``git ls-remote`` github.com) and no analytics (DNS for ab.chatgpt.com); no update check; commands by
     ``bash -c`` rather than a login shell, so the machine's profile scripts stay out of the tests.
     ``gpt-5.5`` is in codex 0.169's model catalog: no "model metadata not found" warning, and ``apply_patch`` is
-    offered to the model.
+    offered to the model. ``default_sandbox`` leaves ``sandbox`` and ``dangerous`` out, as a new user's plan does.
     """
     provider = ("model_providers.scripted={name=\"Scripted Responses API\", "
                 f"base_url=\"{server.base_url}\", env_key=\"{API_KEY_VAR}\", wire_api=\"responses\", "
                 "request_max_retries=0, stream_max_retries=0"
                 + (f", stream_idle_timeout_ms={idle_timeout_ms}" if idle_timeout_ms else "") + "}")
+    # Most tests are not about codex's own sandbox (landlock/seccomp); the default_sandbox ones are.
+    unsandboxed = {} if default_sandbox else {"sandbox": "danger-full-access", "dangerous": True}
     return {
         "base": "codex",
         "binary": str(CODEX_BIN),
         "model": model,
-        "sandbox": "danger-full-access",  # codex's own sandbox (bwrap/landlock) is not what these tests are about
-        "dangerous": True,
+        **unsandboxed,
         "config": [
             'model_provider="scripted"',
             provider,
@@ -81,12 +86,12 @@ def codex_profile(server: ScriptedResponsesServer, codex_home: Path, *, model: s
 
 
 def real_plan(workspace: Path, server: ScriptedResponsesServer, phases: list[dict[str, Any]], *,
-              idle_timeout_ms: int | None = None, **top: Any) -> Path:
+              idle_timeout_ms: int | None = None, default_sandbox: bool = False, **top: Any) -> Path:
     """Write ``plans/PLAN-T.yaml`` whose phases run the real codex against ``server``; returns its relative path."""
     codex_home = workspace / ".codex-home"  # codex refuses a CODEX_HOME that does not exist
     codex_home.mkdir(exist_ok=True)
-    return e2e.write_real_plan(workspace, phases, codex_profile(server, codex_home, idle_timeout_ms=idle_timeout_ms),
-                           **top)
+    profile = codex_profile(server, codex_home, idle_timeout_ms=idle_timeout_ms, default_sandbox=default_sandbox)
+    return e2e.write_real_plan(workspace, phases, profile, **top)
 
 
 evidence_cmd = functools.partial(e2e.evidence_cmd, by="codex")
@@ -194,3 +199,41 @@ def test_model_errors_fail_the_attempt_with_codex_message_and_the_run_ends(
         log = e2e.attempt_path(workspace, "P02", number, "worker.log").read_text(encoding="utf-8")
         assert '"type":"turn.failed"' in log
     e2e.assert_blocked_at_impl(workspace, message)
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A folder outside the workspace and outside /tmp (which codex's workspace-write sandbox leaves writable)."""
+    folder = Path(tempfile.mkdtemp(prefix="coord-sandbox-", dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_with_no_agent_settings_codex_writes_in_the_workspace_and_nothing_outside(
+        workspace: Path, serve: Any, outside: Path) -> None:
+    """A new user's profile names no sandbox: coord gives codex workspace-write, on the first turn and on the
+    resumed one (the sandbox of a resumed turn is that of its own command line)."""
+    probe = outside / "escaped"
+    escape = f"touch {probe} 2>/dev/null && echo ESCAPED || echo DENIED"
+    server = serve(e2e.impl_scripts(
+        [Exec(escape), Exec(evidence_cmd()), Say("Done. Status: PASS"),
+         Exec(escape), Exec("echo fixed > fixed.txt && " + evidence_cmd()), Say("Fixed it. Status: PASS")],
+        Exec(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(verify=[{"run": "test -f fixed.txt"}]),
+                     policy={"remediation": "resume", "max_attempts": 2, "poll_interval": "5s", "max_cycles": 12,
+                             "kill_grace": "1s"}, default_sandbox=True)
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not probe.exists(), "codex wrote outside the workspace"
+    assert (workspace / "fixed.txt").read_text() == "fixed\n"
+    for number in (1, 2):
+        log = e2e.attempt_path(workspace, "P02", number, "worker.log").read_text(encoding="utf-8")
+        outputs = [event["item"]["aggregated_output"] for event in map(json.loads, filter(
+            lambda line: line.startswith("{"), log.splitlines()))
+            if event.get("type") == "item.completed" and "touch" in event["item"].get("command", "")]
+        assert outputs == ["DENIED\n"], log[-2000:]
+        argv = e2e.attempt_file(workspace, "P02", number, "spec.json")["argv"]
+        assert argv[argv.index("-s") + 1] == "workspace-write"
+    assert "resume" in e2e.attempt_file(workspace, "P02", 2, "spec.json")["argv"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -84,10 +85,17 @@ def test_codex_fresh_argv(tmp_path: Path) -> None:
     profile = AgentProfile(name="codex", base="codex")
     request = make_request(tmp_path, profile)
     command = CodexAgent(profile).build_command(request)
+    # With no sandbox named, workspace-write: codex's own default for exec (read-only) cannot write a report.
     assert command.argv == ("codex", "exec", "--json", "--skip-git-repo-check", "-C", str(request.workdir),
-                            "-o", str(request.attempt_dir / "last-message.txt"), "-")
+                            "-s", "workspace-write", "-o", str(request.attempt_dir / "last-message.txt"), "-")
     assert command.stdin_path == str(request.prompt_path)
     assert command.env == {}
+
+
+def test_codex_resume_keeps_the_default_sandbox(tmp_path: Path) -> None:
+    profile = AgentProfile(name="codex", base="codex")
+    argv = CodexAgent(profile).build_command(make_request(tmp_path, profile, resume=THREAD)).argv
+    assert argv[argv.index("-s"):argv.index("resume") + 2] == ("-s", "workspace-write", "resume", THREAD)
 
 
 def test_codex_full_profile_argv(tmp_path: Path) -> None:
@@ -382,6 +390,31 @@ def _claude_log(path: Path, *events: dict[str, object]) -> Path:
 
 
 CLAUDE_SESSION = "49e75ad4-7630-4087-a4cd-798c08336e34"
+
+
+def test_claude_gets_the_least_permissions_that_work_unattended_unless_the_profile_chooses(tmp_path: Path) -> None:
+    base = ("claude", "-p", "--output-format", "stream-json", "--verbose")
+    plain = AgentProfile(name="cl", base="claude")
+    assert ClaudeAgent(plain).build_command(make_request(tmp_path, plain)).argv == (
+        *base, "--permission-mode", "acceptEdits", "--allowedTools", "Bash")
+    assert ClaudeAgent(plain).bypass_warning() is None
+    own = AgentProfile(name="cl", base="claude", args=("--allowedTools=Bash(pytest *),Edit",))
+    assert ClaudeAgent(own).build_command(make_request(tmp_path, own)).argv == (*base,
+                                                                                 "--allowedTools=Bash(pytest *),Edit")
+    bypass = AgentProfile(name="cl", base="claude", dangerous=True)
+    assert ClaudeAgent(bypass).build_command(make_request(tmp_path, bypass)).argv == (
+        *base, "--permission-mode", "bypassPermissions")
+    assert "every permission check bypassed" in (ClaudeAgent(bypass).bypass_warning() or "")
+    in_args = AgentProfile(name="cl", base="claude", args=("--dangerously-skip-permissions",))
+    assert ClaudeAgent(in_args).bypass_warning() is not None
+
+
+def test_claude_may_edit_the_workspace_when_its_workdir_is_a_folder_inside(tmp_path: Path) -> None:
+    profile = AgentProfile(name="cl", base="claude")
+    request = make_request(tmp_path, profile)
+    inner = dataclasses.replace(request, workdir=request.workdir / "sub", workspace=request.workdir)
+    argv = ClaudeAgent(profile).build_command(inner).argv
+    assert argv[argv.index("--add-dir") + 1] == str(request.workdir)
 
 
 def test_claude_counts_tool_uses_and_takes_this_runs_cost_not_the_sessions(tmp_path: Path) -> None:
