@@ -49,6 +49,48 @@ class WorkerCommand:
 
 
 @dataclass(frozen=True)
+class FailedCommand:
+    """A command the worker ran that failed and that it never ran again successfully (docs/design.md §9).
+
+    Attributes:
+        command: the command as the agent ran it, without the ``bash -c``/``-lc`` wrapper codex adds.
+        exit_code: its exit code (codex ``command_execution.exit_code``), or None when the agent does not say
+            (a Claude ``tool_result`` with ``is_error``).
+        output_tail: its output's last lines, at most ``OUTPUT_TAIL_CHARS`` characters.
+    """
+
+    command: str
+    exit_code: int | None
+    output_tail: str
+
+    def describe(self) -> str:
+        """```mkdir reports` → exit 1: mkdir: cannot create directory 'reports': Read-only file system``."""
+        last = next((line.strip() for line in reversed(self.output_tail.splitlines()) if line.strip()), "")
+        code = f"exit {self.exit_code}" if self.exit_code is not None else "error"
+        shown = self.command if len(self.command) <= 80 else self.command[:77] + "..."
+        return f"`{shown}` → {code}" + (f": {last[:200]}" if last else "")
+
+
+OUTPUT_TAIL_CHARS = 600
+"""How much of a failed command's output a summary keeps."""
+MAX_FAILED_COMMANDS = 20
+"""Failed commands a summary keeps at most (the latest)."""
+
+
+def unresolved_failures(runs: list[tuple[str, int | None, bool, str]]) -> tuple[FailedCommand, ...]:
+    """The failed commands of ``runs`` (command, exit code, succeeded, output, in the order run) that did not
+    succeed when run again later: a test run red before the fix and green after is not a failure."""
+    failed: dict[str, FailedCommand] = {}
+    for command, exit_code, succeeded, output in runs:
+        if succeeded:
+            failed.pop(command, None)
+        else:
+            failed.pop(command, None)  # keep the latest run, in order
+            failed[command] = FailedCommand(command, exit_code, output[-OUTPUT_TAIL_CHARS:])
+    return tuple(failed.values())[-MAX_FAILED_COMMANDS:]
+
+
+@dataclass(frozen=True)
 class AgentSummary:
     """What the worker told us, parsed from its log (``summary.json``).
 
@@ -70,6 +112,8 @@ class AgentSummary:
     """The agent signalled a completed turn (codex ``turn.completed``; shell: always True)."""
     error: str | None = None
     """The agent's own failure message (codex ``turn.failed.error.message`` or the final ``error`` event)."""
+    failed_commands: tuple[FailedCommand, ...] = ()
+    """Commands the worker ran that failed and never succeeded later (:func:`unresolved_failures`)."""
 
     @property
     def total_tokens(self) -> int:

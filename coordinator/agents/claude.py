@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand, unresolved_failures
 from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
 
 PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions",
@@ -48,6 +48,24 @@ FILE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 
 
 
+
+
+def _invocation(name: str, tool_input: Any) -> str:
+    """How a tool use reads in evidence: a ``Bash`` command as given, another tool as ``Write path``."""
+    values = tool_input if isinstance(tool_input, dict) else {}
+    if name in COMMAND_TOOLS and isinstance(values.get("command"), str):
+        return values["command"]
+    target = values.get("file_path") or values.get("path") or values.get("pattern")
+    return f"{name} {target}" if isinstance(target, str) else name
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    """The text of a ``tool_result`` block: a string, or the ``text`` of its content parts."""
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    parts = [part.get("text") for part in content if isinstance(part, dict)] if isinstance(content, list) else []
+    return "\n".join(part for part in parts if isinstance(part, str))
 
 
 def _number(value: Any) -> float | None:
@@ -155,6 +173,8 @@ class ClaudeAgent(AgentBase):
         result: dict[str, Any] | None = None
         last_text: str | None = None
         tools: dict[str, str] = {}
+        invocations: dict[str, str] = {}
+        runs: list[tuple[str, int | None, bool, str]] = []
         last_event: str | None = None
         for event, line in iter_log_events(log_path):
             last_event = line.strip()[:MAX_EVENT_CHARS]
@@ -169,9 +189,19 @@ class ClaudeAgent(AgentBase):
                     if not isinstance(block, dict):
                         continue
                     if block.get("type") == "tool_use" and isinstance(block.get("name"), str):
-                        tools[str(block.get("id") or f"#{len(tools)}")] = block["name"]
+                        block_id = str(block.get("id") or f"#{len(tools)}")
+                        tools[block_id] = block["name"]
+                        invocations[block_id] = _invocation(block["name"], block.get("input"))
                     elif block.get("type") == "text" and isinstance(block.get("text"), str):
                         last_text = block["text"]
+            elif kind == "user":
+                message = event.get("message")
+                content = message.get("content") if isinstance(message, dict) else None
+                for block in content if isinstance(content, list) else []:
+                    if isinstance(block, dict) and block.get("type") == "tool_result":
+                        invocation = invocations.get(str(block.get("tool_use_id")))
+                        if invocation is not None:
+                            runs.append((invocation, None, not block.get("is_error"), _result_text(block)))
             elif kind == "result":
                 result = event
         tool_uses: dict[str, int] = {}
@@ -181,7 +211,8 @@ class ClaudeAgent(AgentBase):
         file_changes = sum(n for name, n in tool_uses.items() if name in FILE_TOOLS)
         if result is None:
             return ClaudeSummary(session_id=session_id, last_message=last_text, completed=False, commands=commands,
-                                 file_changes=file_changes, tool_uses=tool_uses, last_event=last_event)
+                                 file_changes=file_changes, tool_uses=tool_uses, last_event=last_event,
+                                 failed_commands=unresolved_failures(runs))
         raw_usage = result.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         raw_details = usage.get("output_tokens_details")
@@ -212,6 +243,7 @@ class ClaudeAgent(AgentBase):
             file_changes=file_changes,
             tool_uses=tool_uses,
             last_event=last_event,
+            failed_commands=unresolved_failures(runs),
         )
 
 

@@ -8,11 +8,13 @@ Who calls it: the engine asks :meth:`CodexAgent.build_command` for a worker's ar
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand
+from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand, unresolved_failures
+from coordinator.agents.codex_rollout import codex_home, rollout_runs
 from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
 from coordinator.errors import UsageError
 
@@ -36,12 +38,10 @@ class CodexSummary(AgentSummary):
         cumulative_usage: the last ``turn.completed.usage`` exactly as codex reported it: thread-cumulative
             totals (a resumed thread counts its earlier turns too). Pass it as ``previous_usage`` when
             summarizing the next attempt that resumes this thread, so that attempt's own tokens are counted.
-        failed_commands: ``command_execution`` items that completed with ``status: failed`` (non-zero exit).
         last_event: the last JSON event line of the log (capped at 1000 characters), for evidence.
     """
 
     cumulative_usage: dict[str, int] = field(default_factory=dict)
-    failed_commands: int = 0
     last_event: str | None = None
 
 
@@ -57,6 +57,17 @@ def _usage_delta(cumulative: dict[str, int], previous: dict[str, Any] | None) ->
     if any(value < 0 for value in delta.values()):
         return dict(cumulative)
     return delta
+
+
+def _unwrapped(command: str) -> str:
+    """``mkdir reports`` for codex's ``/bin/bash -lc 'mkdir reports'``: the command the model asked for."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    if len(words) == 3 and Path(words[0]).name in ("bash", "sh", "zsh") and words[1] in ("-c", "-lc"):
+        return words[2]
+    return command
 
 
 class CodexAgent(AgentBase):
@@ -150,7 +161,7 @@ class CodexAgent(AgentBase):
         anonymous_commands = 0
         changes: set[str] = set()
         anonymous_changes = 0
-        failed_commands = 0
+        runs: list[tuple[str, int | None, bool, str]] = []
         completed = False
         turn_error: str | None = None
         top_error: str | None = None
@@ -196,8 +207,12 @@ class CodexAgent(AgentBase):
                         commands.add(item_id)
                     else:
                         anonymous_commands += 1
-                    if item.get("status") == "failed":
-                        failed_commands += 1
+                    exit_code = item.get("exit_code")
+                    code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
+                    output = item.get("aggregated_output")
+                    runs.append((_unwrapped(str(item.get("command") or "")), code,
+                                 item.get("status") != "failed" and code in (0, None),
+                                 output if isinstance(output, str) else ""))
                 elif item_type == "file_change":
                     if isinstance(item_id, str):
                         changes.add(item_id)
@@ -211,6 +226,11 @@ class CodexAgent(AgentBase):
         if written.strip():
             last_message = written
         own = _usage_delta(cumulative, previous_usage)
+        stream_commands = len(commands) + anonymous_commands
+        if not runs and session_id is not None and UUID_RE.match(session_id):
+            # codex -s read-only prints no command items; its session rollout still has the commands.
+            runs = rollout_runs(codex_home(dict(self.profile.env)), session_id)
+            stream_commands = stream_commands or len(runs)
         return CodexSummary(
             session_id=session_id,
             input_tokens=own.get("input_tokens", 0),
@@ -219,12 +239,12 @@ class CodexAgent(AgentBase):
             reasoning_tokens=own.get("reasoning_output_tokens", 0),
             cost_usd=None,
             last_message=last_message,
-            commands=len(commands) + anonymous_commands,
+            commands=stream_commands,
             file_changes=len(changes) + anonymous_changes,
             completed=completed,
             error=turn_error or top_error,
             cumulative_usage=cumulative,
-            failed_commands=failed_commands,
+            failed_commands=unresolved_failures(runs),
             last_event=last_event,
         )
 

@@ -382,6 +382,18 @@ def judge(inp: JudgeInput) -> Verdict:
                                      output_tail=result.output_tail)
             checks.append(result)
 
+    worker_failures = inp.summary.failed_commands
+    contradicted = report_status == "pass" or inp.summary.completed
+    for index, failure in enumerate(worker_failures):
+        checks.append(CheckResult(
+            f"command[{index}]", "warn",
+            ("the worker claimed success, but this command it ran failed: " if contradicted
+             else "a command the worker ran failed: ") + failure.describe(),
+            argv=(failure.command,), exit_code=failure.exit_code, output_tail=failure.output_tail or None))
+
     failed = [check for check in checks if check.status == "fail"]
     reason = failed[0].detail if failed else "all checks passed"
+    if worker_failures:
+        more = f" and {len(worker_failures) - 1} more" if len(worker_failures) > 1 else ""
+        reason += f"; the worker's commands failed: {worker_failures[-1].describe()}{more}"
     return Verdict(passed=not failed, reason=reason, checks=tuple(checks))

@@ -14,8 +14,9 @@ from coordinator.util.files import read_json, write_json_atomic
 EVIDENCE_FILE = "evidence.json"
 """The attempt folder's record of its verdict and every check behind it."""
 
-CheckStatus = Literal["pass", "fail", "skipped", "off"]
-"""``off``: switched off by the plan (recorded, never silent); ``skipped``: not run because of an earlier failure."""
+CheckStatus = Literal["pass", "fail", "warn", "skipped", "off"]
+"""``off``: switched off by the plan (recorded, never silent); ``skipped``: not run because of an earlier failure;
+``warn``: a finding that does not decide the verdict (a command the worker ran failed)."""
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,9 @@ class CheckResult:
     """One check behind a verdict.
 
     Attributes:
-        name: ``exit``, ``report``, ``completed`` or ``verify[N]``.
-        status: pass, fail, skipped or off.
+        name: ``exit``, ``report``, ``completed``, ``protected``, ``verify[N]`` or ``command[N]`` (a command
+            the worker ran that failed).
+        status: pass, fail, warn, skipped or off.
         detail: one human sentence, e.g. "verification `pytest -q` exited 1 (expected pass)".
         path: workspace-relative file the check read (report, marker, verify output log), if any.
         argv: the command run (verify checks).

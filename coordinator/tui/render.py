@@ -17,7 +17,7 @@ from coordinator.util.timefmt import format_age, format_elapsed
 
 ROW_STYLES = {**STATE_STYLES, PhaseState.BLOCKED: "bold white on red", HUNG: "bold white on red"}
 """The table's state styles: blocked and hung phases stand out more than in `coord status`."""
-CHECK_STYLES = {"pass": "green", "fail": "bold red", "off": "yellow", "skipped": "dim"}
+CHECK_STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "off": "yellow", "skipped": "dim"}
 COLUMNS = ("phase", "kind", "title", "state", "attempt", "pid", "elapsed", "cycle", "tokens", "cost")
 COLUMN_WIDTHS = (7, 6, 32, 9, 7, 7, 7, 6, 7, 6)
 """Fixed widths: letting DataTable re-measure a column on each update costs seconds at 500 rows."""

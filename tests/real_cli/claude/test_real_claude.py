@@ -224,3 +224,20 @@ def test_with_no_permission_settings_claude_edits_and_runs_commands_unattended(w
         assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
         assert "bypassPermissions" not in argv
     assert "--resume" in e2e.attempt_file(workspace, "P02", 2, "spec.json")["argv"]
+
+
+def test_a_failed_bash_command_is_the_evidence_and_the_claim_is_flagged(workspace: Path, serve: Any) -> None:
+    """claude reports a failed command as a ``tool_result`` with ``is_error``: the verdict names it."""
+    server = serve(e2e.impl_scripts([Bash("cat no-such-file.txt"), Say("Done. Status: PASS")] * 2,
+                                    Bash(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases())
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [first, _] = db_rows(workspace, "SELECT reason FROM attempts WHERE phase_id='P02' ORDER BY number")
+    assert "the worker's commands failed: `cat no-such-file.txt` → error: " in first["reason"], first["reason"]
+    assert "No such file or directory" in first["reason"]
+    evidence = e2e.attempt_file(workspace, "P02", 1, "evidence.json")
+    [flagged] = [check for check in evidence["checks"] if check["name"] == "command[0]"]
+    assert flagged["status"] == "warn" and flagged["detail"].startswith("the worker claimed success")

@@ -86,11 +86,15 @@ def codex_profile(server: ScriptedResponsesServer, codex_home: Path, *, model: s
 
 
 def real_plan(workspace: Path, server: ScriptedResponsesServer, phases: list[dict[str, Any]], *,
-              idle_timeout_ms: int | None = None, default_sandbox: bool = False, **top: Any) -> Path:
+              idle_timeout_ms: int | None = None, default_sandbox: bool = False, sandbox: str | None = None,
+              **top: Any) -> Path:
     """Write ``plans/PLAN-T.yaml`` whose phases run the real codex against ``server``; returns its relative path."""
     codex_home = workspace / ".codex-home"  # codex refuses a CODEX_HOME that does not exist
     codex_home.mkdir(exist_ok=True)
-    profile = codex_profile(server, codex_home, idle_timeout_ms=idle_timeout_ms, default_sandbox=default_sandbox)
+    profile = codex_profile(server, codex_home, idle_timeout_ms=idle_timeout_ms,
+                            default_sandbox=default_sandbox or sandbox is not None)
+    if sandbox is not None:
+        profile["sandbox"] = sandbox
     return e2e.write_real_plan(workspace, phases, profile, **top)
 
 
@@ -237,3 +241,24 @@ def test_with_no_agent_settings_codex_writes_in_the_workspace_and_nothing_outsid
         argv = e2e.attempt_file(workspace, "P02", number, "spec.json")["argv"]
         assert argv[argv.index("-s") + 1] == "workspace-write"
     assert "resume" in e2e.attempt_file(workspace, "P02", 2, "spec.json")["argv"]
+
+
+def test_commands_that_failed_in_a_read_only_sandbox_are_the_evidence_and_the_claim_is_flagged(
+        workspace: Path, serve: Any) -> None:
+    """codex's own default sandbox, read-only: the worker cannot leave its evidence and says PASS anyway. The
+    verdict names the command that failed and why, and the remediation prompt shows it."""
+    server = serve(e2e.impl_scripts([Exec(evidence_cmd()), Say("Done. Status: PASS")] * 2, Exec(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(), sandbox="read-only")
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [first, second] = db_rows(workspace, "SELECT reason FROM attempts WHERE phase_id='P01' ORDER BY number")
+    assert "the worker's commands failed: `mkdir -p" in first["reason"], first["reason"]
+    assert "Read-only file system" in first["reason"], first["reason"]
+    evidence = e2e.attempt_file(workspace, "P01", 1, "evidence.json")
+    [flagged] = [check for check in evidence["checks"] if check["name"] == "command[0]"]
+    assert flagged["status"] == "warn" and flagged["exit_code"] == 1
+    assert flagged["detail"].startswith("the worker claimed success, but this command it ran failed: `mkdir -p")
+    prompt = e2e.attempt_path(workspace, "P01", 2, "prompt.md").read_text(encoding="utf-8")
+    assert "### command[0]: the worker claimed success" in prompt and "Read-only file system" in prompt

@@ -167,7 +167,7 @@ def test_summarize_a_real_fake_run(tmp_path: Path, fake_codex: Path) -> None:
     assert summary.completed is True and summary.error is None
     assert summary.commands == 2  # `ls` and the report write
     assert summary.file_changes == 2  # built.txt and the marker
-    assert summary.failed_commands == 0
+    assert summary.failed_commands == ()
     assert summary.last_message == "Wrote " + str(request.workdir / "reports" / "P01-worker.md") \
         + ". Status: PASS"
     assert summary.input_tokens == 1200 + len("do the phase") // 4
@@ -193,7 +193,8 @@ def test_summarize_resume_counts_only_this_attempts_tokens(tmp_path: Path, fake_
     assert second.cumulative_usage["output_tokens"] == 2 * 34
     assert second.output_tokens == 34
     assert second.input_tokens == 1200 + len("fix [[fake:fail]]") // 4
-    assert second.failed_commands == 1
+    [failure] = second.failed_commands  # the fail scenario's `npm test`, shown without codex's bash wrapper
+    assert failure.describe() == "`npm test` → exit 1: expected 2, got 3"
     unadjusted = agent.summarize(log, second_request.attempt_dir)
     assert unadjusted.output_tokens == 2 * 34
 
@@ -392,6 +393,35 @@ def _claude_log(path: Path, *events: dict[str, object]) -> Path:
 CLAUDE_SESSION = "49e75ad4-7630-4087-a4cd-798c08336e34"
 
 
+def test_a_failed_command_run_again_successfully_is_not_a_failure() -> None:
+    from coordinator.agents.base import unresolved_failures
+
+    runs = [("pytest -q", 1, False, "1 failed"), ("mkdir /x", 1, False, "mkdir: Read-only file system"),
+            ("pytest -q", 0, True, "1 passed")]
+    assert [f.command for f in unresolved_failures(runs)] == ["mkdir /x"]
+
+
+def test_claude_tool_errors_are_failed_commands(tmp_path: Path) -> None:
+    def use(block_id: str, name: str, tool_input: dict[str, object]) -> dict[str, object]:
+        return {"type": "assistant", "message": {"content": [
+            {"type": "tool_use", "id": block_id, "name": name, "input": tool_input}]}}
+
+    def result(block_id: str, text: str, error: bool) -> dict[str, object]:
+        return {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": block_id, "is_error": error,
+             "content": [{"type": "text", "text": text}]}]}}
+
+    log = _claude_log(
+        tmp_path / "worker.log",
+        use("t1", "Bash", {"command": "mkdir reports"}), result("t1", "mkdir: Read-only file system", True),
+        use("t2", "Write", {"file_path": "/ws/a.txt"}), result("t2", "ok", False),
+        use("t3", "Write", {"file_path": "/ws/b.txt"}), result("t3", "EACCES: permission denied", True),
+    )
+    summary = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(log, tmp_path)
+    assert [f.describe() for f in summary.failed_commands] == [
+        "`mkdir reports` → error: mkdir: Read-only file system", "`Write /ws/b.txt` → error: EACCES: permission denied"]
+
+
 def test_claude_gets_the_least_permissions_that_work_unattended_unless_the_profile_chooses(tmp_path: Path) -> None:
     base = ("claude", "-p", "--output-format", "stream-json", "--verbose")
     plain = AgentProfile(name="cl", base="claude")
@@ -487,3 +517,39 @@ def test_claude_killed_before_its_result_has_the_session_and_last_text_only(tmp_
     assert summary.last_message == "working on it"
     missing = ClaudeAgent(AgentProfile(name="cl", base="claude")).summarize(tmp_path / "nope.log", tmp_path)
     assert missing.session_id is None and missing.completed is False
+
+
+def test_codex_commands_missing_from_the_stream_are_read_from_the_threads_last_turn_in_its_rollout(
+        tmp_path: Path) -> None:
+    """codex -s read-only prints no command items; the rollout (measured shape, codex 0.169) still has them."""
+    from coordinator.agents.codex_rollout import rollout_runs
+
+    home = tmp_path / "codex-home"
+    rollout = home / "sessions/2026/12/01" / f"rollout-2026-12-01T12-34-01-{THREAD}.jsonl"
+    rollout.parent.mkdir(parents=True)
+
+    def entry(kind: str, **payload: object) -> str:
+        return json.dumps({"timestamp": "2026-12-01T12:34:01Z", "type": kind, "payload": payload})
+
+    def call(call_id: str, cmd: str) -> str:
+        return entry("response_item", type="function_call", name="exec_command", call_id=call_id,
+                     arguments=json.dumps({"cmd": cmd}))
+
+    def output(call_id: str, code: int, text: str) -> str:
+        return entry("response_item", type="function_call_output", call_id=call_id,
+                     output=f"Chunk ID: x\nWall time: 0.0 seconds\nProcess exited with code {code}\nOutput:\n{text}")
+
+    rollout.write_text("\n".join([
+        entry("session_meta", id=THREAD), entry("event_msg", type="task_started"),
+        call("c1", "make old"), output("c1", 2, "an earlier attempt's failure\n"),
+        entry("event_msg", type="task_started"),
+        call("c2", "mkdir reports"),
+        output("c2", 1, "mkdir: cannot create directory 'reports': Read-only file system\n"),
+        call("c3", "ls"), output("c3", 0, "README.md\n"),
+    ]) + "\n")
+
+    runs = rollout_runs(home, THREAD)
+
+    assert [(command, code, ok) for command, code, ok, _ in runs] == [("mkdir reports", 1, False), ("ls", 0, True)]
+    assert "Read-only file system" in runs[0][3] and "Chunk ID" not in runs[0][3]
+    assert rollout_runs(home, "01a23198-0000-0000-0000-000000000000") == []
