@@ -70,21 +70,28 @@ def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> l
         if (wanted is not None and phase.id not in wanted) or phase.agent in checked:
             continue
         checked.add(phase.agent)
-        profile = plan.agents[phase.agent]
-        program = get_agent(profile).program
-        if os.sep not in program:
-            search_path = dict(profile.env).get("PATH", os.environ.get("PATH", os.defpath))
-            if shutil.which(program, path=search_path) is None:
-                problems.append(Problem(plan.path, f"agents.{phase.agent}.binary",
-                                        f"{program!r} was not found on PATH; install it, or set "
-                                        f"agents.{phase.agent}.binary to its full path"))
-            continue
-        location = Path(program) if os.path.isabs(program) else Path(plan.workspace) / phase.workdir / program
-        if not (location.is_file() and os.access(location, os.X_OK)):
-            problems.append(Problem(plan.path, f"agents.{phase.agent}.binary",
-                                    f"{program!r} is not an executable file"))
+        problem = program_problem(plan.agents[phase.agent], Path(plan.workspace) / phase.workdir,
+                                  f"agents.{phase.agent}.binary")
+        if problem is not None:
+            problems.append(Problem(plan.path, f"agents.{phase.agent}.binary", problem))
     return problems
 
 
+def program_problem(profile: AgentProfile, workdir: Path, setting: str) -> str | None:
+    """Why the profile's program cannot be started, or None when it can: a bare name is looked up on the worker's
+    PATH (the profile's ``env`` may set one), a relative path in ``workdir`` (where the supervisor starts it).
+    ``setting`` names where a person gives the full path (``agents.codex.binary``, ``--binary``)."""
+    program = get_agent(profile).program
+    if os.sep not in program:
+        search_path = dict(profile.env).get("PATH", os.environ.get("PATH", os.defpath))
+        if shutil.which(program, path=search_path) is None:
+            return f"{program!r} was not found on PATH; install it, or set {setting} to its full path"
+        return None
+    location = Path(program) if os.path.isabs(program) else workdir / program
+    if not (location.is_file() and os.access(location, os.X_OK)):
+        return f"{program!r} is not an executable file"
+    return None
+
+
 __all__ = ["AGENTS", "Agent", "AgentBase", "AgentSummary", "LaunchRequest", "WorkerCommand", "can_resume",
-           "get_agent", "missing_executables"]
+           "get_agent", "missing_executables", "program_problem"]

@@ -55,7 +55,7 @@ def exec_dir(paths: WorkspacePaths) -> Path:
 
 def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     """Start the worker and print where its files are; never waits for it."""
-    from coordinator.agents import LaunchRequest, get_agent
+    from coordinator.agents import LaunchRequest, get_agent, program_problem
     from coordinator.engine.launch import supervisor_spec
     from coordinator.plan.model import AgentProfile
     from coordinator.process.local import start_supervisor
@@ -66,13 +66,16 @@ def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     if extra and extra[0] == "--":
         extra = extra[1:]
     paths = WorkspacePaths(workspace)
+    profile = AgentProfile(name=args.agent, base=args.agent, binary=args.binary, model=args.model, args=tuple(extra))
+    problem = program_problem(profile, paths.workspace, "--binary")
+    if problem is not None:  # refused before anything is written or started, as `coord run` does
+        raise UsageError(f"cannot start the {args.agent} worker: {problem}")
     run_id = f"exec-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run_dir = exec_dir(paths) / run_id
     run_dir.mkdir(parents=True)
     prompt = args.task or DEFAULT_RESUME_PROMPT
     prompt_path = run_dir / "prompt.md"
     write_atomic(prompt_path, prompt if prompt.endswith("\n") else prompt + "\n")
-    profile = AgentProfile(name=args.agent, base=args.agent, binary=args.binary, model=args.model, args=tuple(extra))
     command = get_agent(profile).build_command(LaunchRequest(
         prompt_path=prompt_path, attempt_dir=run_dir, workdir=paths.workspace, resume_session=args.resume,
     ))
@@ -150,7 +153,8 @@ def cmd_wait(args: argparse.Namespace, workspace: Path) -> int:
     """Wait for ``--expected`` exec workers to signal; print their summaries (JSON lines).
 
     Returns:
-        0 when every awaited worker succeeded; 1 on a failure or when ``--timeout`` seconds passed first.
+        0 when every awaited worker succeeded; 1 on a failure, when ``--timeout`` seconds passed first, or when
+        there is nothing to wait for (a script must not read "nothing" as "all succeeded").
     """
     base = exec_dir(WorkspacePaths(workspace))
     signals = base / ".signals"
@@ -160,6 +164,10 @@ def cmd_wait(args: argparse.Namespace, workspace: Path) -> int:
     expected = args.expected if args.expected is not None else len(pending_runs)
     if expected < 0:
         raise UsageError("--expected must be 0 or more")
+    if expected == 0:
+        print("coord wait: no `coord exec` worker to wait for (all were reported already, or none started)",
+              file=sys.stderr)
+        return ExitStatus.FAILED
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     arrived: list[Path] = []
     while True:

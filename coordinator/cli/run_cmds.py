@@ -205,6 +205,21 @@ def run_snapshot(paths: WorkspacePaths, plan_id: str) -> PlanSnapshot | None:
         return None
 
 
+def refuse_unknown_phase(paths: WorkspacePaths, plan_id: str, phase_id: str) -> None:
+    """Raise UsageError (exit 2) naming the plan's phases when ``phase_id`` is not one of them."""
+    from coordinator.state.store import Store
+
+    store = Store.open_readonly(paths)
+    assert store is not None  # resolve_plan_ref found the run in it
+    try:
+        known = [phase.phase_id for phase in store.phases(plan_id)]
+    finally:
+        store.close()
+    if phase_id not in known:
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise UsageError(f"plan {plan_id} has no phase {phase_id} (its phases: {shown})")
+
+
 def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
     """``coord stop [PHASE]``: stop one phase's worker (its whole process group), or every worker."""
     from coordinator.process.executor import AttemptHandle
@@ -213,6 +228,8 @@ def cmd_stop(args: argparse.Namespace, workspace: Path) -> int:
 
     paths = WorkspacePaths(workspace)
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
+    if args.phase is not None:
+        refuse_unknown_phase(paths, plan_id, args.phase)
     forwarded = forward_to_coordinator(paths, {"command": "stop", "plan": plan_id, "phase": args.phase})
     if forwarded is not None:
         stopped = forwarded[0].get("stopped") or []

@@ -96,9 +96,12 @@ class LaunchMixin(EngineCore):
                 if other != phase.id and other in idle}
 
     @staticmethod
-    def _attempt_label(record: PhaseRecord | None, number: int, phase: Phase) -> str:
-        """``3/3``, or ``4 (3/3)`` once attempts that do not count (rejected resumes) came before."""
+    def _attempt_label(record: PhaseRecord | None, number: int, phase: Phase, person: bool = False) -> str:
+        """``3/3``, or ``4 (3/3)`` once attempts that do not count (rejected resumes) came before, or ``4 (an
+        extra attempt …)`` for a person's remediation past ``max_attempts``."""
         uncounted = record.uncounted_attempts if record is not None else 0
+        if person and number - uncounted > phase.policy.max_attempts:
+            return f"{number} (an extra attempt a person asked for, beyond max_attempts {phase.policy.max_attempts})"
         budget = f"{number - uncounted}/{phase.policy.max_attempts}"
         return f"{number} ({budget})" if uncounted else budget
 
@@ -119,7 +122,7 @@ class LaunchMixin(EngineCore):
             phase_state,
             [PhaseStateChanged(
                 plan_id=self.plan.id, phase_id=phase.id, attempt=number, state=phase_state,
-                message=f"{phase.id} attempt {self._attempt_label(record, number, phase)}: {what}"
+                message=f"{phase.id} attempt {self._attempt_label(record, number, phase, person)}: {what}"
                 + (f" (resuming session {resume_session})" if resume_session else ""),
             )],
         )

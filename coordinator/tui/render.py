@@ -38,8 +38,12 @@ def phase_row(phase: dict[str, Any], *, show_pids: bool) -> tuple[Any, ...]:
     attempt = str(phase["attempts"])
     if phase.get("max_attempts"):
         uncounted = phase.get("uncounted_attempts", 0)
-        counted = f"{phase['attempts'] - uncounted}/{phase['max_attempts']}"
-        attempt = f"{attempt} ({counted})" if uncounted else counted
+        counted = phase["attempts"] - uncounted
+        if counted > phase["max_attempts"]:  # a person's remediations past the limit
+            attempt = f"{attempt} ({phase['max_attempts']} + {counted - phase['max_attempts']} extra)"
+        else:
+            attempt = f"{attempt} ({counted}/{phase['max_attempts']})" if uncounted else (
+                f"{counted}/{phase['max_attempts']}")
     cycle = ""
     if running:
         cycle = f"{phase['cycle']}/{phase['max_cycles']}" if phase.get("max_cycles") else str(phase["cycle"])

@@ -76,3 +76,25 @@ def test_remediate_of_an_unknown_phase_is_a_usage_error(workspace: Path) -> None
 
     assert unknown.returncode == 2 and "no phase 'P99'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_stop_of_an_unknown_phase_is_a_usage_error(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:pass]]"}])
+    assert coord(workspace, "run", str(plan)).returncode == 0
+
+    unknown = coord(workspace, "stop", "P99")
+
+    assert unknown.returncode == 2 and "plan PLAN-T has no phase P99 (its phases: P01)" in unknown.stderr
+
+
+def test_a_remediation_past_max_attempts_says_it_is_an_extra_one(workspace: Path) -> None:
+    plan = write_plan(workspace, [{"id": "P01", "kind": "stub", "title": "x", "instructions": "[[fake:fail]]"}],
+                      policy={"max_attempts": 2})
+    assert coord(workspace, "run", str(plan)).returncode == 1
+
+    extra = coord(workspace, "remediate", "P01")
+
+    assert "P01 attempt 3 (an extra attempt a person asked for, beyond max_attempts 2)" in extra.stdout, extra.stdout
+    prompt = (workspace / "tmp/PLAN-T/P01/3/prompt.md").read_text()
+    assert "attempt 3 (an extra one a person asked for) of phase P01" in prompt
+    assert "3/2" not in extra.stdout

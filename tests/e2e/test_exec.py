@@ -47,7 +47,8 @@ def test_wait_exits_1_when_a_worker_fails(workspace: Path) -> None:
     statuses = sorted(json.loads(line)["status"] for line in waited.stdout.splitlines())
     assert statuses == ["done", "fail"]
     again = coord(workspace, "wait", "--timeout", "1")
-    assert again.returncode == 0 and again.stdout == "", "each worker is reported once"
+    assert again.stdout == "", "each worker is reported once"
+    assert again.returncode == 1 and "no `coord exec` worker to wait for" in again.stderr
 
 
 def test_wait_times_out_with_exit_1(workspace: Path) -> None:
@@ -73,3 +74,18 @@ def test_resume_without_task_continues_the_session(workspace: Path) -> None:
 def test_exec_without_task_or_resume_is_a_usage_error(workspace: Path) -> None:
     result = coord(workspace, "exec")
     assert result.returncode == 2 and "--task" in result.stderr
+
+
+def test_exec_with_a_missing_agent_program_is_refused_before_anything_starts(workspace: Path) -> None:
+    result = coord(workspace, "exec", "--binary", "/nonexistent/codex", "--task", "x")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot start the codex worker: '/nonexistent/codex' is not an executable file" in result.stderr
+    assert result.stdout == "" and not list((workspace / "tmp").glob("exec/exec-*"))
+    on_path = coord(workspace, "exec", "--task", "x", env={"PATH": "/nonexistent"})
+    assert on_path.returncode == 2 and "set --binary to its full path" in on_path.stderr
+
+
+def test_wait_with_nothing_to_wait_for_says_so(workspace: Path) -> None:
+    result = coord(workspace, "wait", "--timeout", "1")
+    assert result.returncode == 1 and "no `coord exec` worker to wait for" in result.stderr
