@@ -121,7 +121,8 @@ def soak(workspace: Path, phases: int, parallel: int, kills: int, seed: int, dea
     rng = random.Random(seed)
     plan, drawn = write_plan(workspace, phases, rng)
     cookie = os.urandom(8).hex()
-    env = {**os.environ, "COORD_SOAK": cookie, "CODEX_HOME": str(workspace / ".codex-home")}
+    env = {**os.environ, "COORD_SOAK": cookie, "CODEX_HOME": str(workspace / ".codex-home"),
+           "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "not-a-key-the-fake-codex-ignores-it")}
     paths = WorkspacePaths(workspace)
     args = ("run", str(plan.relative_to(workspace)), "--headless", "--max-parallel", str(parallel))
     sampler = Sampler(cookie)

@@ -34,6 +34,8 @@ VERIFY_FIXED = {"run": "test -f fixed.txt", "expect": "pass"}
 def coord_env(workspace: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["CODEX_HOME"] = str(workspace / ".codex-home")
+    # The fake codex needs no key, but coord checks that codex has one before a run (agents/readiness.py).
+    env.setdefault("OPENAI_API_KEY", "not-a-key-the-fake-codex-ignores-it")
     env.pop("FAKE_CODEX_SCENARIO", None)
     if extra:
         env.update(extra)

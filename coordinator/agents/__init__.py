@@ -49,19 +49,21 @@ def can_resume(profile: AgentProfile) -> bool:
     return AGENTS[profile.base].can_resume
 
 
-def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> list[Problem]:
-    """Find the agent profiles, among those the given phases use, whose program cannot be started.
+def unready_agents(plan: Plan, phase_ids: Iterable[str] | None = None) -> list[Problem]:
+    """Find the agent profiles, among those the given phases use, that cannot work: the program cannot be
+    started (:func:`program_problem`), or a free readiness check fails (``Agent.readiness``: version,
+    credentials).
 
-    Checked before a run launches anything, so a missing ``codex`` is one clear error instead of every phase
-    burning its attempts on exit code 127. A bare name is looked up on the worker's PATH (the profile's ``env``
-    may set one), a relative path in the phase's workdir (where the supervisor starts it).
+    Checked before a run launches anything, so a missing ``codex`` or login is one clear error instead of every
+    phase burning its attempts on exit code 127 or a 401.
 
     Args:
         plan: the validated plan.
         phase_ids: the phases about to run; None means all.
 
     Returns:
-        One Problem per profile (field ``agents.<name>.binary``), empty when every program is there.
+        One Problem per failing profile (field ``agents.<name>.binary``, or ``agents.<name>`` for a readiness
+        check, with its fix), empty when every profile is ready.
     """
     wanted = None if phase_ids is None else set(phase_ids)
     problems: list[Problem] = []
@@ -74,6 +76,11 @@ def missing_executables(plan: Plan, phase_ids: Iterable[str] | None = None) -> l
                                   f"agents.{phase.agent}.binary")
         if problem is not None:
             problems.append(Problem(plan.path, f"agents.{phase.agent}.binary", problem))
+            continue
+        for finding in get_agent(plan.agents[phase.agent]).readiness():
+            if not finding.ok:
+                problems.append(Problem(plan.path, f"agents.{phase.agent}",
+                                        f"{finding.detail}; {finding.fix} (`coord doctor` checks every profile)"))
     return problems
 
 
@@ -94,4 +101,4 @@ def program_problem(profile: AgentProfile, workdir: Path, setting: str) -> str |
 
 
 __all__ = ["AGENTS", "Agent", "AgentBase", "AgentSummary", "LaunchRequest", "WorkerCommand", "can_resume",
-           "get_agent", "missing_executables", "program_problem"]
+           "get_agent", "program_problem", "unready_agents"]

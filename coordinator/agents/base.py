@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from coordinator.agents.readiness import Finding
 from coordinator.plan.model import AgentProfile
 from coordinator.util.files import read_json, write_json_atomic
 
@@ -164,6 +165,10 @@ class Agent(Protocol):
         """One line saying the profile turns the agent's own sandbox or permission checks off, or None."""
         ...
 
+    def readiness(self) -> list[Finding]:
+        """The free checks of this agent beyond its program being there: version, credentials (``readiness``)."""
+        ...
+
     def build_command(self, request: LaunchRequest) -> WorkerCommand:
         """Return the worker's command for this attempt.
 
@@ -207,3 +212,6 @@ class AgentBase:
 
     def bypass_warning(self) -> str | None:
         return None
+
+    def readiness(self) -> list[Finding]:
+        return []

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordinator.agents import readiness
 from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand, unresolved_failures
 from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
+from coordinator.agents.readiness import Finding
 
 PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions",
                     "--allowedTools", "--allowed-tools")
@@ -115,6 +117,10 @@ class ClaudeAgent(AgentBase):
     default_binary = "claude"
     can_resume = True
     requires_completed_turn = True  # success also needs a `result` event: subtype `success`, `is_error` false
+
+    def readiness(self) -> list[Finding]:
+        found = readiness.version(self.profile, self.program)
+        return [found, readiness.claude_credentials(self.profile)] if found.ok else [found]
 
     def bypass_warning(self) -> str | None:
         args = self.profile.args

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordinator.agents import readiness
 from coordinator.agents.base import AgentBase, AgentSummary, LaunchRequest, WorkerCommand, unresolved_failures
 from coordinator.agents.codex_rollout import codex_home, rollout_runs
 from coordinator.agents.jsonl import MAX_EVENT_CHARS, as_int, iter_log_events
+from coordinator.agents.readiness import Finding
 from coordinator.errors import UsageError
 
 LAST_MESSAGE_FILE = "last-message.txt"
@@ -80,6 +82,10 @@ class CodexAgent(AgentBase):
     default_binary = "codex"
     can_resume = True
     requires_completed_turn = True  # codex exits 0 on some failures: success also needs a `turn.completed`
+
+    def readiness(self) -> list[Finding]:
+        found = readiness.version(self.profile, self.program)
+        return [found, readiness.codex_credentials(self.profile)] if found.ok else [found]
 
     def bypass_warning(self) -> str | None:
         if self.profile.dangerous or "--dangerously-bypass-approvals-and-sandbox" in self.profile.args \

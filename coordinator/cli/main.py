@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coordinator import __version__
-from coordinator.cli import exec_cmd, import_cmd, info_cmds, run_cmds
+from coordinator.cli import doctor_cmd, exec_cmd, import_cmd, info_cmds, run_cmds
 from coordinator.errors import CoordError, ExitStatus, PlanError
 from coordinator.paths import WorkspacePaths
 
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     import_cmd.add_parser(commands)
     exec_cmd.add_parsers(commands)
+    doctor_cmd.add_parser(commands)
     commands.add_parser("init", help="scaffold plans/, templates/ and tmp/ in this repository")
     return parser
 
@@ -104,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tui": run_cmds.cmd_tui,
         "exec": exec_cmd.cmd_exec,
         "wait": exec_cmd.cmd_wait,
+        "doctor": doctor_cmd.cmd_doctor,
     }
     if args.command is None:
         if not WorkspacePaths(workspace).db.exists():

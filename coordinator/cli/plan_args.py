@@ -121,9 +121,10 @@ def resolve_plan_ref(ref: str | None, workspace: Path) -> tuple[str, str]:
         store.close()
 
 
-def refuse_missing_executables(plan: Plan, phase_ids: Iterable[str] | None, workspace: Path,
+def refuse_unready_agents(plan: Plan, phase_ids: Iterable[str] | None, workspace: Path,
                                include_done: bool = False) -> None:
-    """Stop before anything is launched when an agent program that a phase still to run needs is missing.
+    """Stop before anything is launched when an agent profile that a phase still to run needs cannot work: its
+    program is missing, does not say its version, or has no credentials (``agents.unready_agents``).
 
     Args:
         plan: the validated plan.
@@ -132,9 +133,9 @@ def refuse_missing_executables(plan: Plan, phase_ids: Iterable[str] | None, work
         include_done: check passed phases too (a person's remediation of a passed phase).
 
     Raises:
-        PlanError: one problem per profile whose program cannot be found (exit 2).
+        PlanError: one problem per profile that is not ready, with its fix (exit 2).
     """
-    from coordinator.agents import missing_executables
+    from coordinator.agents import unready_agents
     from coordinator.state.store import Store
 
     wanted = set(phase_ids) if phase_ids is not None else {phase.id for phase in plan.phases}
@@ -144,6 +145,6 @@ def refuse_missing_executables(plan: Plan, phase_ids: Iterable[str] | None, work
             wanted -= {phase.phase_id for phase in store.phases(plan.id) if phase.state in DONE_PHASE_STATES}
         finally:
             store.close()
-    problems = missing_executables(plan, wanted)
+    problems = unready_agents(plan, wanted)
     if problems:
         raise PlanError(problems)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coordinator.agents import get_agent
-from coordinator.cli.plan_args import load, refuse_missing_executables, resolve_plan_ref, run_scope, with_overrides
+from coordinator.cli.plan_args import load, refuse_unready_agents, resolve_plan_ref, run_scope, with_overrides
 from coordinator.errors import CoordError, ExitStatus, LockedError, UsageError
 from coordinator.paths import WorkspacePaths
 
@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace, workspace: Path) -> int:
     scope = run_scope(plan, args)
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
-    refuse_missing_executables(plan, scope, workspace)
+    refuse_unready_agents(plan, scope, workspace)
     paths = WorkspacePaths(workspace)
     options = RunOptions(max_parallel=args.max_parallel, scope=scope, use_socket=not args.no_socket)
     use_dashboard = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
@@ -173,7 +173,7 @@ def cmd_remediate(args: argparse.Namespace, workspace: Path) -> int:
         plan.phase(args.phase)
     except KeyError:
         raise UsageError(f"{plan.id} has no phase {args.phase!r}") from None
-    refuse_missing_executables(plan, [args.phase], workspace, include_done=True)
+    refuse_unready_agents(plan, [args.phase], workspace, include_done=True)
     lock = WorkspaceLock(paths)
     lock.acquire(plan.id, f"coord remediate {args.phase}")
     try:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import db_rows, status
+from tests.helpers import coord, db_rows, status
 from tests.real_cli.claude.messages_server import Bash, HttpError, Say, ScriptedMessagesServer, Stall, Step, Usage
 from tests.real_cli.common import real_runs as e2e
 
@@ -241,3 +242,21 @@ def test_a_failed_bash_command_is_the_evidence_and_the_claim_is_flagged(workspac
     evidence = e2e.attempt_file(workspace, "P02", 1, "evidence.json")
     [flagged] = [check for check in evidence["checks"] if check["name"] == "command[0]"]
     assert flagged["status"] == "warn" and flagged["detail"].startswith("the worker claimed success")
+
+
+def test_doctor_proves_claude_works_unattended(workspace: Path, serve: Any) -> None:
+    """``coord doctor --yes`` with coord's default permissions: the turn runs its command, and resumes."""
+    from coordinator.cli.doctor_cmd import PROBE_COMMAND
+
+    server = serve({"": [Bash(PROBE_COMMAND), Say("DOCTOR OK"), Say("DOCTOR RESUMED")]})
+    plan = real_plan(workspace, server, e2e.impl_phases(), default_permissions=True)
+
+    result = coord(workspace, "doctor", str(plan), "--yes", timeout=120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in ("program", "version", "credentials", "starts unattended", "writes and runs commands",
+                  "returns a session id", "resumes its session"):
+        assert re.search(rf"│ {re.escape(check)}\s*│ ✓", result.stdout), (check, result.stdout)
+    assert "ANTHROPIC_API_KEY is set" in result.stdout
+    [probe] = (workspace / "tmp/doctor").glob("real-*/coord-doctor-probe.txt")
+    assert probe.read_text() == "coord doctor\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import signal
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import db_rows
+from tests.helpers import coord, db_rows
 from tests.real_cli.codex.responses_server import (
     Drop,
     Exec,
@@ -262,3 +263,43 @@ def test_commands_that_failed_in_a_read_only_sandbox_are_the_evidence_and_the_cl
     assert flagged["detail"].startswith("the worker claimed success, but this command it ran failed: `mkdir -p")
     prompt = e2e.attempt_path(workspace, "P01", 2, "prompt.md").read_text(encoding="utf-8")
     assert "### command[0]: the worker claimed success" in prompt and "Read-only file system" in prompt
+
+
+@pytest.mark.parametrize("sandbox, works", [(None, True), ("read-only", False)], ids=["default", "read-only"])
+def test_doctor_proves_codex_works_unattended_or_names_the_fix(
+        workspace: Path, serve: Any, sandbox: str | None, works: bool) -> None:
+    """``coord doctor --yes``: one real turn (write a file by a command), then its resume, against the model."""
+    from coordinator.cli.doctor_cmd import PROBE_COMMAND
+
+    server = serve({"": [Exec(PROBE_COMMAND), Say("DOCTOR OK"), Say("DOCTOR RESUMED")]})
+    plan = real_plan(workspace, server, e2e.impl_phases(), default_sandbox=True, sandbox=sandbox)
+
+    result = coord(workspace, "doctor", str(plan), "--yes", timeout=120)
+
+    table = result.stdout
+    assert result.returncode == (0 if works else 1), table + result.stderr
+    for check in ("program", "version", "credentials", "starts unattended", "returns a session id",
+                  "resumes its session"):
+        assert re.search(rf"│ {re.escape(check)}\s*│ ✓", table), (check, table)
+    assert CODEX_VERSION.split()[-1] in table
+    mark = "✓" if works else "✗"
+    assert re.search(rf"│ writes and runs commands\s*│ {mark}", table), table
+    if not works:
+        assert "set agents.real.sandbox: workspace-write" in " ".join(table.split())
+    probes = list((workspace / "tmp/doctor").glob("real-*/coord-doctor-probe.txt"))
+    assert [p.read_text() for p in probes] == (["coord doctor\n"] if works else [])
+    # Both turns were one conversation: the resume continued the thread.
+    assert len({r.conversation for r in server.requests}) == 1 and len(server.requests) == 3
+
+
+def test_coord_run_refuses_a_codex_profile_without_credentials(workspace: Path, serve: Any) -> None:
+    server = serve({})
+    plan = real_plan(workspace, server, e2e.impl_phases())
+    text = (workspace / plan).read_text().replace(API_KEY_VAR + ": " + API_KEY, "UNRELATED: x")
+    (workspace / plan).write_text(text)
+
+    result = coord(workspace, "run", str(plan), "--headless")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"provider 'scripted' reads its key from {API_KEY_VAR}, which is not set" in result.stderr
+    assert "nothing was launched" in result.stderr and server.requests == []
