@@ -70,6 +70,17 @@ def _result_text(block: dict[str, Any]) -> str:
     return "\n".join(part for part in parts if isinstance(part, str))
 
 
+def _result_error(result: dict[str, Any], message: str | None, error_text: str | None) -> str:
+    """Why a ``result`` is not a success: its subtype first when that is not ``success`` (``error_max_turns``,
+    ``error_during_execution``, ``error_max_budget_usd``: the subtype decides, ``is_error`` alone may be false),
+    then claude's words; for ``success`` with ``is_error`` (an API error) the result text."""
+    subtype = str(result.get("subtype") or "error")
+    if subtype != "success":
+        words = error_text or message
+        return f"{subtype}: {words}" if words else subtype
+    return message or error_text or "error"
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -240,10 +251,7 @@ class ClaudeAgent(AgentBase):
             cost_usd=_own_cost(result, previous_usage),
             last_message=message if message is not None else last_text,
             completed=completed,
-            error=None if completed else (
-                (message if result.get("is_error") else None) or error_text or message
-                or str(result.get("subtype") or "error")
-            ),
+            error=None if completed else _result_error(result, message, error_text),
             cumulative_usage={"total_cost_usd": total} if total is not None else {},
             commands=commands,
             file_changes=file_changes,

@@ -32,10 +32,16 @@ class ResumeChoice:
 
 def choose_resume(phase: Phase, profile: AgentProfile, previous: AttemptRecord, resume: bool | None) -> ResumeChoice:
     """Resume when asked (``resume``) or, when not said, when the phase's policy says ``resume``; only an agent
-    that can resume, and only a session the previous attempt recorded."""
+    that can resume, only a session the previous attempt recorded, and never after a resume that came back in
+    another session (the fallback is a fresh worker, said to the person)."""
     wanted = phase.policy.remediation == "resume" if resume is None else resume
     if not wanted:
         return ResumeChoice(None)
+    if previous.resume_session and previous.session_id and previous.session_id != previous.resume_session:
+        # The agent answered a resume in another session: resuming that one would build on a lost context.
+        return ResumeChoice(None, f"{phase.id}: attempt {previous.number} did not resume session "
+                                  f"{previous.resume_session} (the agent answered in {previous.session_id}); "
+                                  "remediating with a fresh worker")
     if previous.session_id and can_resume(profile):
         return ResumeChoice(previous.session_id)
     return ResumeChoice(None, f"{phase.id}: cannot resume (no session id from attempt {previous.number}); "

@@ -168,7 +168,7 @@ def _exit_status(inp: JudgeInput) -> CheckResult:
         return CheckResult("exit", "fail", f"worker exited {code}{error}", exit_code=code)
     if inp.requires_completed_turn and not summary.completed:
         return CheckResult(
-            "exit", "fail", f"worker exited 0 without completing its turn (no turn.completed){error}", exit_code=0
+            "exit", "fail", f"worker exited 0 without completing its turn{error}", exit_code=0
         )
     if inp.expected_session is not None and summary.session_id != inp.expected_session:
         return CheckResult(

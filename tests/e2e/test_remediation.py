@@ -172,3 +172,23 @@ def test_G3_a_rejected_resume_falls_back_within_the_remediation_budget(workspace
     assert "P01 attempt 3 (2/2): remediation" in result.stdout
     [phase] = db_rows(workspace, "SELECT attempts, uncounted_attempts FROM phases")
     assert (phase["attempts"], phase["uncounted_attempts"]) == (3, 1)
+
+
+def test_a_resume_answered_in_another_session_falls_back_to_a_fresh_worker(workspace: Path) -> None:
+    """Attempt 2 resumes attempt 1's thread but the agent silently answers in a new one: attempt 2 fails for it,
+    and attempt 3 is a fresh worker, not a resume of the stray thread; the run says so."""
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:fail,resume_elsewhere,pass]]"},
+    ], policy={"remediation": "resume", "max_attempts": 3})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = db_rows(workspace, "SELECT number, state, resume_session, session_id, reason FROM attempts ORDER BY number")
+    assert [(r["number"], r["state"]) for r in rows] == [(1, "failed"), (2, "failed"), (3, "passed")]
+    assert rows[1]["resume_session"] == rows[0]["session_id"] != rows[1]["session_id"]
+    assert f"resumed session returned thread {rows[1]['session_id']}, expected {rows[0]['session_id']}" in (
+        rows[1]["reason"])
+    assert rows[2]["resume_session"] is None
+    assert (f"P01: attempt 2 did not resume session {rows[0]['session_id']} (the agent answered in "
+            f"{rows[1]['session_id']}); remediating with a fresh worker") in result.stdout

@@ -492,10 +492,13 @@ def test_claude_without_per_run_cost_subtracts_what_the_resumed_session_had_cost
     # --resume of a session that does not exist (no init event at all).
     ({"subtype": "error_during_execution", "is_error": True, "num_turns": 0, "total_cost_usd": 0,
       "errors": ["No conversation found with session ID: " + CLAUDE_SESSION]},
-     "No conversation found with session ID: " + CLAUDE_SESSION),
+     "error_during_execution: No conversation found with session ID: " + CLAUDE_SESSION),
     ({"subtype": "error_max_turns", "is_error": True, "errors": ["Reached maximum number of turns (1)"]},
-     "Reached maximum number of turns (1)"),
-], ids=["api_error", "unknown_session", "max_turns"])
+     "error_max_turns: Reached maximum number of turns (1)"),
+    # The subtype decides: a budget stop may come with is_error false and the last text as its result.
+    ({"subtype": "error_max_budget_usd", "is_error": False, "result": "Done, all tests pass."},
+     "error_max_budget_usd: Done, all tests pass."),
+], ids=["api_error", "unknown_session", "max_turns", "max_budget"])
 def test_claude_failed_results_are_not_completed_and_keep_claudes_message(
     tmp_path: Path, result: dict[str, object], error: str
 ) -> None:
