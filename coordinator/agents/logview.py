@@ -115,3 +115,70 @@ def _describe_last_event(event: dict[str, Any]) -> str:
         return f"a command was still running: {_clip(str(item.get('command', '')), 200)}"
     described = describe_event(event)
     return f"its last event: {described.text if described else event.get('type', 'unknown')}"
+
+
+STDIN_WAIT_MARKERS = ("Reading additional input from stdin",)
+"""What an agent prints when it waits for more input on stdin (codex, given a prompt argument and a stdin that
+is not a terminal): a worker left there never ends by itself."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Why a worker whose log did not grow is still alive (``busy_state``).
+
+    Attributes:
+        kind: ``command`` (a command it started has not finished), ``retrying`` (the agent said it is retrying
+            the model), or ``stdin`` (it waits for input that will never come).
+        detail: one phrase for the poll-cycle line and the reason.
+    """
+
+    kind: str
+    detail: str
+
+
+def busy_state(log_path: Path) -> Busy | None:
+    """What the end of a worker log says the worker is busy with, or None when it says nothing of the kind.
+
+    Read from the log's last ``LAST_ACTIVITY_BYTES``: a codex ``item.started`` of a ``command_execution`` without
+    its ``item.completed``, or a Claude ``tool_use`` of ``Bash`` without its ``tool_result``, is a running command;
+    a last codex ``error`` event ``Reconnecting... n/5`` or Claude ``system``/``api_retry`` event is a retry; a
+    last line ``Reading additional input from stdin`` is a wait on stdin.
+    """
+    tail = (tail_bytes(log_path, LAST_ACTIVITY_BYTES) or (b"", 0))[0].decode("utf-8", errors="replace")
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return None
+    if any(marker in lines[-1] for marker in STDIN_WAIT_MARKERS):
+        return Busy("stdin", "it waits for input on stdin, which never comes")
+    running: dict[str, str] = {}
+    last: dict[str, Any] | None = None
+    for line in lines:
+        event = parse_event_line(line)
+        if event is None:
+            continue
+        last = event
+        raw_item = event.get("item")
+        item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
+        if item.get("type") == "command_execution" and isinstance(item.get("id"), str):
+            if event["type"] == "item.started":
+                running[item["id"]] = str(item.get("command", ""))
+            elif event["type"] == "item.completed":
+                running.pop(item["id"], None)
+        raw_message = event.get("message")
+        content = raw_message.get("content") if isinstance(raw_message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and block.get("name") == "Bash":
+                command = (block.get("input") or {}).get("command") if isinstance(block.get("input"), dict) else ""
+                running[str(block.get("id"))] = str(command or "Bash")
+            elif block.get("type") == "tool_result":
+                running.pop(str(block.get("tool_use_id")), None)
+    if last is not None and (
+            (last["type"] == "error" and str(last.get("message", "")).startswith("Reconnecting"))
+            or (last["type"] == "system" and last.get("subtype") == "api_retry")):
+        said = _clip(str(last.get("message") or last.get("error") or "api_retry"), 120)
+        return Busy("retrying", f"the agent is retrying the model ({said})")
+    if running:
+        return Busy("command", f"a command is still running: {_clip(list(running.values())[-1], 160)}")
+    return None

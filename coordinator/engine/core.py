@@ -64,7 +64,9 @@ class Watch:
     """When (on the engine's monotonic clock, seconds) its next poll cycle ends."""
     cycle: int = 0
     silent_cycles: int = 0
-    """Consecutive cycles in which its log did not change."""
+    """Cycles since its log last changed, not counting those it was busy (``busy_cycles``)."""
+    busy_cycles: int = 0
+    """Consecutive cycles without output while a command it started ran or the agent retried the model."""
     log_bytes: int = 0
     """The log's size at the last cycle."""
     started_at: float | None = None

@@ -16,9 +16,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from coordinator.agents.logview import last_activity
+from coordinator.agents.logview import Busy, busy_state, last_activity
 from coordinator.engine.core import RemediationRequest, RunOptions, Watch
 from coordinator.engine.hang_policy import decide_cycle, decide_deadline
 from coordinator.engine.judging import JudgingMixin
@@ -450,16 +451,23 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             log_bytes = file_size(attempt.directory / LOG_FILE)
             grew = log_bytes - watch.log_bytes
             # A shrink is output too: the supervisor trimmed a log that grew past its cap.
-            watch.silent_cycles = 0 if grew != 0 else watch.silent_cycles + 1
+            busy = self._busy(attempt.directory / LOG_FILE)
+            if grew != 0 and (busy is None or busy.kind != "stdin"):
+                watch.silent_cycles = watch.busy_cycles = 0
+            elif busy is not None and busy.kind != "stdin":
+                watch.busy_cycles += 1  # alive, not silent: a long command, or the agent retrying the model
+            else:
+                watch.silent_cycles += 1
             watch.log_bytes = log_bytes
             watch.next_cycle_at = now + policy.poll_interval
             self.store.record_cycle(watch.attempt_id, watch.cycle, [PollCycle(
                 plan_id=self.plan.id, phase_id=watch.phase_id, attempt=watch.number, cycle=watch.cycle,
                 max_cycles=policy.max_cycles, log_bytes=log_bytes, silent_cycles=watch.silent_cycles,
                 message=f"{watch.phase_id} attempt {watch.number}: poll cycle {watch.cycle}/{policy.max_cycles}, "
-                f"still running, log {log_bytes} bytes ({grew:+d})",
+                f"still running, log {log_bytes} bytes ({grew:+d})" + (f"; {busy.detail}" if busy else ""),
             )])
-            decision = decide_cycle(policy, watch.cycle, watch.silent_cycles)
+            decision = decide_cycle(policy, watch.cycle, watch.silent_cycles, watch.busy_cycles,
+                                    stuck_on_stdin=busy is not None and busy.kind == "stdin")
             if decision.hung:
                 self.state.watches.pop(watch.attempt_id, None)
                 try:
@@ -467,6 +475,13 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
                 except Exception:  # noqa: BLE001 - a description must never keep a hung worker alive
                     reason = decision.reason
                 self._request_stop(attempt, "hung", reason)
+
+    @staticmethod
+    def _busy(log: Path) -> Busy | None:
+        try:
+            return busy_state(log)
+        except Exception:  # noqa: BLE001 - reading what a worker does must never keep the hang policy from running
+            return None
 
     def _past_deadline(self, watch: Watch, policy: Policy) -> bool:
         """Stop the attempt if it is past its phase's ``deadline``; returns whether it was stopped."""

@@ -30,17 +30,27 @@ def decide_deadline(policy: Policy, running_seconds: float | None) -> CycleDecis
                                f"(deadline {format_seconds(policy.deadline)})")
 
 
-def decide_cycle(policy: Policy, cycle: int, silent_cycles: int) -> CycleDecision:
+def decide_cycle(policy: Policy, cycle: int, silent_cycles: int, busy_cycles: int = 0, *,
+                 stuck_on_stdin: bool = False) -> CycleDecision:
     """Apply the hang policy after poll cycle number ``cycle`` (1-based) has elapsed.
 
     Args:
-        policy: the phase's effective policy (``max_cycles``, ``max_silent_cycles``, ``poll_interval``).
+        policy: the phase's effective policy (``max_cycles``, ``max_silent_cycles``, ``max_command_cycles``,
+            ``poll_interval``).
         cycle: cycles observed since the attempt started (or was adopted).
-        silent_cycles: consecutive cycles in which the worker's log did not grow.
+        silent_cycles: cycles without output in which the worker was not busy (its log did not grow).
+        busy_cycles: consecutive cycles without output while a command ran or the agent retried the model;
+            they do not count as silence, only against ``max_command_cycles``.
+        stuck_on_stdin: the worker waits for input on stdin that never comes: hung at once.
 
     Returns:
         ``hung=True`` with a reason once a limit is reached.
     """
+    if stuck_on_stdin:
+        return CycleDecision(True, "hung: stuck on stdin")
+    if policy.max_command_cycles is not None and busy_cycles >= policy.max_command_cycles:
+        return CycleDecision(True, f"hung: one command (or model retry) ran for {busy_cycles} poll cycles "
+                                   f"({format_seconds(busy_cycles * policy.poll_interval)}) without output")
     if policy.max_silent_cycles is not None and silent_cycles >= policy.max_silent_cycles:
         return CycleDecision(
             True,

@@ -26,6 +26,9 @@ class Policy:
     """The worker is hung when still running after this many poll cycles."""
     max_silent_cycles: int | None = None
     """If set, hung sooner after this many consecutive cycles with no new output."""
+    max_command_cycles: int | None = None
+    """If set, hung after this many cycles without output while one command runs (or the agent retries the
+    model); those cycles never count as silence (``max_silent_cycles``)."""
     deadline: float | None = None
     """If set, wall-clock seconds an attempt may run, output or not; past it the worker is stopped and the
     attempt fails. Counted from the worker's start by the clock on the wall, so a suspended laptop counts too."""

@@ -63,6 +63,7 @@ class PolicyModel(_Schema):
     poll_interval: PositiveDuration = _POLICY.poll_interval
     max_cycles: Annotated[int, Field(ge=1)] = _POLICY.max_cycles
     max_silent_cycles: Annotated[int, Field(ge=1)] | None = _POLICY.max_silent_cycles
+    max_command_cycles: Annotated[int, Field(ge=1)] | None = _POLICY.max_command_cycles
     deadline: PositiveDuration | None = _POLICY.deadline
     max_attempts: Annotated[int, Field(ge=1)] = _POLICY.max_attempts
     remediation: Literal["fresh", "resume"] = _POLICY.remediation

@@ -185,3 +185,44 @@ def test_B4_a_deadline_shorter_than_the_poll_interval_still_holds(workspace: Pat
     assert result.returncode == 1, result.stdout + result.stderr
     assert "deadline: still running after" in phase_status(workspace, "P01")["reason"]
     assert json.loads(records_file(workspace, "P01", 1, "exit.json").read_text())["duration_s"] < 60
+
+
+def test_a_long_quiet_command_is_alive_not_silent(workspace: Path) -> None:
+    """A command the worker started runs without output for longer than max_silent_cycles: not hung."""
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "slow tests", "instructions": "[[fake:long_command]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+               "kill_grace": "0.3s"}, agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="2.5"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a command is still running: /bin/bash -lc 'make test'" in result.stdout
+
+
+def test_one_command_is_bounded_by_max_command_cycles(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "slow tests", "instructions": "[[fake:long_command]]"},
+    ], policy={"poll_interval": "0.2s", "max_cycles": 100, "max_silent_cycles": 3, "max_command_cycles": 4,
+               "max_attempts": 1, "kill_grace": "0.3s"}, agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="30"))
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = phase_status(workspace, "P01")["reason"]
+    assert "hung: one command (or model retry) ran for 4 poll cycles" in reason, reason
+    assert "a command was still running: /bin/bash -lc 'make test'" in reason
+
+
+def test_a_worker_waiting_on_stdin_is_reported_at_once(workspace: Path) -> None:
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "asks", "instructions": "[[fake:stdin_wait]]"},
+    ], policy={"poll_interval": "0.3s", "max_cycles": 100, "max_attempts": 1, "kill_grace": "0.3s"})
+
+    result = coord(workspace, "run", str(plan))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = phase_status(workspace, "P01")["reason"]
+    assert reason.startswith("blocked after 1 attempt(s); hung: stuck on stdin"), reason
+    [row] = db_rows(workspace, "SELECT cycle FROM attempts")
+    assert row["cycle"] == 1, "it waited more than one poll cycle"

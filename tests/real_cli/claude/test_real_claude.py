@@ -260,3 +260,17 @@ def test_doctor_proves_claude_works_unattended(workspace: Path, serve: Any) -> N
     assert "ANTHROPIC_API_KEY is set" in result.stdout
     [probe] = (workspace / "tmp/doctor").glob("real-*/coord-doctor-probe.txt")
     assert probe.read_text() == "coord doctor\n"
+
+
+def test_a_long_quiet_command_of_the_real_claude_is_alive_not_silent(workspace: Path, serve: Any) -> None:
+    """claude prints the ``tool_use`` before it runs Bash: its silence while the command runs is not a hang."""
+    server = serve(e2e.impl_scripts([Bash("sleep 4 && echo slow-done"), Bash(evidence_cmd()), Say("Status: PASS")],
+                                    Bash(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(
+        policy={"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+                "kill_grace": "1s"}))
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a command is still running: sleep 4 && echo slow-done" in result.stdout

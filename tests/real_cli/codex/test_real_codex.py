@@ -303,3 +303,17 @@ def test_coord_run_refuses_a_codex_profile_without_credentials(workspace: Path, 
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"provider 'scripted' reads its key from {API_KEY_VAR}, which is not set" in result.stderr
     assert "nothing was launched" in result.stderr and server.requests == []
+
+
+def test_a_long_quiet_command_of_the_real_codex_is_alive_not_silent(workspace: Path, serve: Any) -> None:
+    """codex prints ``item.started`` when it starts a command: its silence while the command runs is not a hang."""
+    server = serve(e2e.impl_scripts([Exec("sleep 4 && echo slow-done"), Exec(evidence_cmd()), Say("Status: PASS")],
+                                    Exec(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(
+        policy={"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+                "kill_grace": "1s"}))
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a command is still running: " in result.stdout and "sleep 4" in result.stdout

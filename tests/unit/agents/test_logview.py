@@ -56,3 +56,30 @@ def test_json_of_another_shape_is_shown_as_text_not_a_crash(tmp_path: Path, line
 
     assert last_activity(path).startswith("its last ")
     assert describe_line(line) is not None
+
+
+@pytest.mark.parametrize("lines, kind", [
+    # codex: a command started and not completed
+    ([{"type": "item.started", "item": {"id": "item_1", "type": "command_execution", "command": "pytest"}}],
+     "command"),
+    ([{"type": "item.started", "item": {"id": "item_1", "type": "command_execution", "command": "pytest"}},
+      {"type": "item.completed", "item": {"id": "item_1", "type": "command_execution", "exit_code": 0}}], None),
+    # codex: a retry of the model stream
+    ([{"type": "error", "message": "Reconnecting... 2/5 (stream disconnected before completion)"}], "retrying"),
+    # Claude Code: Bash used, no result yet; then its result
+    ([{"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+                                                     "input": {"command": "npm test"}}]}}], "command"),
+    ([{"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+                                                     "input": {"command": "npm test"}}]}},
+      {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1"}]}}], None),
+    ([{"type": "system", "subtype": "api_retry", "attempt": 1, "error": "overloaded_error"}], "retrying"),
+    (["Reading additional input from stdin..."], "stdin"),
+])
+def test_what_keeps_a_quiet_worker_alive_is_read_from_its_log(tmp_path: Path, lines: list[object],
+                                                              kind: str | None) -> None:
+    from coordinator.agents.logview import busy_state
+
+    log = tmp_path / "worker.log"
+    log.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    found = busy_state(log)
+    assert (found.kind if found else None) == kind
