@@ -21,14 +21,26 @@ if TYPE_CHECKING:
 
 
 def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
-    """``coord status [PLAN] [--json]``: the status document, as a table or as JSON."""
+    """``coord status [PLAN] [--json | --markdown]``: the status document, as a table, JSON or Markdown."""
     from coordinator.cli.status_table import print_status
     from coordinator.state.status import collect_status
 
+    paths = WorkspacePaths(workspace)
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
-    report = collect_status(WorkspacePaths(workspace), plan_id)
+    report = collect_status(paths, plan_id)
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.markdown:
+        from coordinator.cli.status_markdown import LAST_EVENTS, status_markdown
+        from coordinator.state.store import Store
+
+        store = Store.open_readonly(paths)
+        assert store is not None  # resolve_plan_ref found the run in it
+        try:
+            events = store.last_events(plan_id, LAST_EVENTS)
+        finally:
+            store.close()
+        print(status_markdown(report, events, paths.plan_dir(plan_id)), end="")
     else:
         print_status(report)
     return ExitStatus.OK

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="phases, attempts, verdicts, PIDs and tokens of a run")
     status.add_argument("plan", nargs="?", help="plan file or id (default: the latest run)")
-    status.add_argument("--json", action="store_true", help="stable JSON for scripts")
+    output = status.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="stable JSON for scripts")
+    output.add_argument("--markdown", action="store_true", help="Markdown to paste into an issue or a chat")
 
     remediate = commands.add_parser("remediate", help="launch a remediation worker for one phase now")
     remediate.add_argument("phase")
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitStatus.OK
         args.plan = None
         args.command = "tui" if sys.stdout.isatty() else "status"
-        args.json = False
+        args.json = args.markdown = False
     try:
         return int(handlers[args.command](args, workspace))
     except PlanError as exc:

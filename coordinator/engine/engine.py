@@ -27,6 +27,7 @@ from coordinator.engine.launch import LaunchMixin
 from coordinator.engine.recovery import RecoveryMixin
 from coordinator.engine.rules import Action, budget_reason, runnable
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
+from coordinator.notify import Notifier, load_user_config
 from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Plan, Policy
 from coordinator.plan.snapshot import PlanSnapshot, changed_verification
@@ -69,6 +70,11 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         self._plan_change_said = False
         if sink is not None:
             store.subscribe(sink)
+        self.notifier: Notifier | None = None
+        wanted = plan.notify if plan.notify.urls else load_user_config()
+        if wanted.urls:
+            self.notifier = Notifier(plan.id, wanted)
+            store.subscribe(self.notifier.on_event)
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -147,6 +153,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         """
         if self.state.detach_signal is not None:
             return self._detach(self.state.detach_signal)
+        failure = self.notifier.take_failure() if self.notifier is not None else None
+        if failure is not None:
+            self._notice(f"{failure} (later failures are not reported)", level="warning")
         now = self.clock()
         if now >= self._next_file_poll or self.state.wake:
             self.state.wake = False
@@ -172,6 +181,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+        if self.notifier is not None:  # the run's last notification ("finished") goes out before coord exits
+            self.notifier.close()
+            self.notifier = None
 
     # --- the loop ----------------------------------------------------------------------------------------
 

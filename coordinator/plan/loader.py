@@ -42,6 +42,7 @@ from coordinator.plan.model import (
     Artifacts,
     Budget,
     Checks,
+    Notify,
     Phase,
     Plan,
     Policy,
@@ -451,6 +452,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
             for name, spec in (top.prices or {}).items()
         },
         budget=Budget(max_cost=top.budget.max_cost, max_tokens=top.budget.max_tokens) if top.budget else Budget(),
+        notify=Notify(urls=tuple(top.notify.urls), on=tuple(top.notify.on)) if top.notify else Notify(),
     )
     if templates is not None:
         templates.check(plan, out)

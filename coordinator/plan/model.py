@@ -150,6 +150,20 @@ class Budget:
     """Input + output tokens over every attempt of the plan."""
 
 
+NOTIFY_EVENTS = ("blocked", "waiting", "finished")
+"""What a person can be notified of: a phase blocked, a plan waiting on a usage limit, the run finished."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where to send notifications (``notify:``); none when ``urls`` is empty (the default)."""
+
+    urls: tuple[str, ...] = ()
+    """apprise URLs: ``json://host/path``, ``ntfy://topic``, ``slack://…``, ``mailto://…``, ``dbus://`` …"""
+    on: tuple[str, ...] = NOTIFY_EVENTS
+    """Which of ``NOTIFY_EVENTS`` to send."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A validated plan."""
@@ -172,6 +186,8 @@ class Plan:
     """The plan's own ``prices:`` by model name; they take precedence over the packaged defaults
     (``coordinator/agents/prices.yaml``)."""
     budget: Budget = field(default_factory=Budget)
+    notify: Notify = field(default_factory=Notify)
+    """The plan's ``notify:``; when it names no URLs, the user's config file may (``coordinator.notify``)."""
 
     def phase(self, phase_id: str) -> Phase:
         """Return the phase with this id.

@@ -115,6 +115,13 @@ class BudgetModel(_Schema):
     max_tokens: Annotated[int, Field(ge=1)] | None = None
 
 
+class NotifyModel(_Schema):
+    """``notify: {urls: [apprise URLs], on: [blocked, waiting, finished]}``."""
+
+    urls: Annotated[list[Annotated[str, Field(min_length=3, pattern=r"^[A-Za-z0-9+.-]+://")]], Field(min_length=1)]
+    on: list[Literal["blocked", "waiting", "finished"]] = ["blocked", "waiting", "finished"]  # NOTIFY_EVENTS
+
+
 class VerifyModel(_Schema):
     run: Annotated[str, Field(min_length=1)]
     expect: Literal["pass", "fail"] = _VERIFY.expect
@@ -133,6 +140,7 @@ class PlanModel(_Schema):
     artifacts: ArtifactsModel | None = None
     prices: dict[str, PriceModel] | None = None
     budget: BudgetModel | None = None
+    notify: NotifyModel | None = None
     phases: Annotated[list[Any], Field(min_length=1)]
 
 

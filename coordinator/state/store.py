@@ -527,6 +527,12 @@ class Store:
             "SELECT sha256, content FROM snapshots WHERE plan_id=? ORDER BY seq DESC LIMIT 1", (plan_id,)).fetchone()
         return (row["sha256"], row["content"]) if row is not None else None
 
+    def last_events(self, plan_id: str, count: int) -> list[EventRecord]:
+        """The plan's latest ``count`` events, oldest first."""
+        rows = self.connection.execute(
+            "SELECT * FROM events WHERE plan_id=? ORDER BY seq DESC LIMIT ?", (plan_id, count))
+        return [from_row(EventRecord, row) for row in reversed(list(rows))]
+
     def events(self, plan_id: str, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
         rows = self.connection.execute(
             "SELECT * FROM events WHERE plan_id=? AND seq>? ORDER BY seq LIMIT ?", (plan_id, after_seq, limit))

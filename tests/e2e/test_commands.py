@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import coord, db_rows, status, write_plan
+from tests.helpers import FAKES, coord, db_rows, status, write_plan
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +99,35 @@ def test_a_remediation_past_max_attempts_says_it_is_an_extra_one(workspace: Path
     prompt = (workspace / "tmp/PLAN-T/P01/3/prompt.md").read_text()
     assert "attempt 3 (an extra one a person asked for) of phase P01" in prompt
     assert "3/2" not in extra.stdout
+
+
+def test_status_markdown_is_what_a_person_pastes_into_an_issue(workspace: Path) -> None:
+    from tests.helpers import start_coord, wait_until
+
+    plan = write_plan(workspace, [
+        {"id": "P01", "kind": "impl", "title": "fails", "instructions": "[[fake:no_report]]"},
+        {"id": "P02", "kind": "impl", "title": "slow", "instructions": "[[fake:slow]]", "depends_on": []},
+    ], policy={"max_attempts": 1}, agents={"fake": {"base": "codex", "binary": str(FAKES / "codex"),
+                                                    "env": {"FAKE_CODEX_SLOW_SECONDS": "8"}}})
+    run = start_coord(workspace, "run", str(plan), "--headless", "--max-parallel", "2")
+    try:
+        def one_blocked_one_running() -> bool:
+            shown = coord(workspace, "status", "--json")
+            if shown.returncode != 0:
+                return False  # no run recorded yet
+            phases = json.loads(shown.stdout)["phases"]
+            return phases[0]["state"] == "blocked" and phases[1]["pid"] is not None
+
+        wait_until(one_blocked_one_running, timeout=30)
+
+        result = coord(workspace, "status", "--markdown")
+    finally:
+        run.communicate(timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("## coord: PLAN-T — test plan\n")
+    assert "**0/2 passed** · run running · 2 attempts · 1 blocked, 1 running" in text
+    assert "| P02 | 1 |" in text and " ago |" in text  # how long since the running worker wrote
+    assert "| P01 | blocked | 1 | blocked after 1 attempt(s); no report at reports/P01-worker.md" in text
+    assert "### Last 10 events" in text and text.count("\n- `") == 10
