@@ -50,6 +50,9 @@ class PhaseState(enum.StrEnum):
     """The last attempt was judged FAIL (or lost); a remediation follows while attempts remain."""
     BLOCKED = "blocked"
     """Attempts used up, or stopped by a person: it waits for `coord remediate`, and so do its dependents."""
+    WAITING = "waiting"
+    """The agent's usage limit stopped its attempt (not counted): it waits for the reset, then continues, and
+    every phase on the same agent profile waits with it."""
 
 
 class AttemptState(enum.StrEnum):
@@ -157,6 +160,11 @@ PHASE_MOVES: dict[PhaseState | None, frozenset[PhaseState]] = {
         PhaseState.FAILED,  # CHECKING -> FAILED: judged FAIL with attempts left
         PhaseState.BLOCKED,  # CHECKING -> BLOCKED: judged FAIL with none left, or stopped by a person
         PhaseState.REMEDIATING,  # CHECKING -> REMEDIATING: an adopted worker of a later attempt
+        PhaseState.WAITING,  # CHECKING -> WAITING: the agent's usage limit stopped the attempt
+    }),
+    PhaseState.WAITING: frozenset({
+        PhaseState.REMEDIATING,  # WAITING -> REMEDIATING: the limit reset (or a person's `coord remediate`)
+        PhaseState.BLOCKED,  # WAITING -> BLOCKED: a person's remediation that did not start
     }),
     PhaseState.FAILED: frozenset({
         PhaseState.REMEDIATING,  # FAILED -> REMEDIATING: the next attempt launches
@@ -241,5 +249,6 @@ STATE_STYLES = {
     PhaseState.CHECKING: "magenta",
     ENDED_UNJUDGED: "magenta",
     PhaseState.PENDING: "dim",
+    PhaseState.WAITING: "blue",
 }
 """Rich/Textual style names per shown state (plain strings, so this module needs neither library)."""

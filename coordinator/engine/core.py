@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coordinator.agents.usage_limits import UsageLimit
 from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
 from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Plan
@@ -84,6 +85,8 @@ class Judging:
     stopped_by_person: bool
     lost: bool = False
     """The verdict is that the attempt was lost: it is committed as ``LOST``, never re-judged."""
+    usage_limit: UsageLimit | None = None
+    """The agent refused for quota reasons: the phase waits for the reset instead of being judged a failure."""
     rejected_resume: bool = False
     """The agent refused to resume the session it was given (it failed before starting one): the attempt did
     no work, so a failure is not counted against ``max_attempts`` and a fresh worker follows."""

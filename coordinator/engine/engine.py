@@ -45,6 +45,9 @@ from coordinator.util.timefmt import epoch_seconds
 
 __all__ = ["Engine", "RemediationRequest", "RunOptions"]
 
+AFTER_LIMIT_NOTE = ("Your previous turn was stopped by the agent's usage limit, not by a mistake of yours. The "
+                    "limit has reset: continue the task where you left off.")
+
 
 class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     """Runs one plan in one workspace.
@@ -303,7 +306,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def _runnable(self) -> list[Any]:
         records = {record.phase_id: record for record in self.store.phases(self.plan.id)}
         active = {attempt.phase_id for attempt in self.store.active_attempts(self.plan.id)}
-        return runnable(self.plan.phases, records, active, self._in_scope)
+        return runnable(self.plan.phases, records, active, self._in_scope, time.time())
 
     def _schedule(self) -> None:
         if self.options.remediate_only is not None:
@@ -312,7 +315,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
             if item.action == Action.BLOCK:
                 self._block(item.phase.id, "attempts used up")
                 continue
-            if self.paused:
+            if self.paused or item.action == Action.WAIT:
                 continue
             if len(self.store.active_attempts(self.plan.id)) >= self.options.max_parallel:
                 return
@@ -320,6 +323,10 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
                 return
             if item.action == Action.FRESH:
                 self._launch(item.phase)
+            elif item.action == Action.AFTER_LIMIT:
+                self._notice(f"{item.phase.id}: the {item.phase.agent} usage limit has reset; continuing",
+                             phase_id=item.phase.id)
+                self._launch_remediation(item.phase, resume=True, note=AFTER_LIMIT_NOTE)
             else:
                 self._launch_remediation(item.phase)
 

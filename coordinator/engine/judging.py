@@ -7,12 +7,15 @@ it again from the same files. ``priced_summary`` is shared with ``coord exec``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from coordinator.agents import Agent, AgentSummary, get_agent, pricing
 from coordinator.agents.pricing import PricedAttempt
+from coordinator.agents.usage_limits import UsageLimit, find_usage_limit
 from coordinator.engine.core import EngineCore, Judging
 from coordinator.engine.rules import phase_after_verdict
 from coordinator.judge import baseline
@@ -26,6 +29,12 @@ from coordinator.state.records import AttemptEnd, AttemptRecord
 from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
 from coordinator.util.files import read_json, write_json_atomic
+from coordinator.util.timefmt import format_elapsed
+
+USAGE_LIMIT_PREFIX = "usage limit: "
+"""How the reason of an attempt a usage limit stopped begins (limits in a row are counted by it)."""
+MAX_LIMIT_WAIT = 86400.0
+"""The longest back-off after usage limits in a row (a day), in seconds."""
 
 
 def priced_summary(agent: Agent, profile: AgentProfile, attempt_dir: Path, prices: dict[str, Price],
@@ -110,9 +119,13 @@ class JudgingMixin(EngineCore):
         # commands and the hang policy of other attempts meanwhile.
         rejected_resume = (attempt.resume_session is not None and summary.session_id is None and not stop_reason
                            and exit_record is not None and exit_record.exit_code not in (None, 0))
+        ended_well = exit_record is not None and exit_record.exit_code == 0 and (
+            summary.completed or not agent.requires_completed_turn)
+        limit = None if ended_well or stop_reason else find_usage_limit(
+            f"{summary.error or ''}\n{summary.last_message or ''}", datetime.now().astimezone())
         self.state.judging[attempt.attempt_id] = Judging(
             future=self.judges.submit(judge, judge_input), phase=phase, number=attempt.number,
-            stopped_by_person=stop_reason == "stopped", rejected_resume=rejected_resume)
+            stopped_by_person=stop_reason == "stopped", rejected_resume=rejected_resume, usage_limit=limit)
 
     def _flag_markers_written_for_others(self, phase: Phase, number: int, records_dir: Path) -> None:
         """Say so when the worker wrote another phase's completion marker, and keep the forgery's identity with
@@ -147,6 +160,11 @@ class JudgingMixin(EngineCore):
             except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
                 reason = f"coord could not check this attempt: {exc!r}"
                 verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
+            if judging.usage_limit is not None and not verdict.passed:
+                verdict = replace(verdict, reason=f"{USAGE_LIMIT_PREFIX}{judging.usage_limit.message}")
+                self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
+                self._wait_for_limit(attempt_id, judging.phase, judging.number, verdict, judging.usage_limit)
+                continue
             self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
             state = AttemptState.LOST if judging.lost else (
                 AttemptState.PASSED if verdict.passed else AttemptState.FAILED)
@@ -169,6 +187,38 @@ class JudgingMixin(EngineCore):
         self.state.judging[attempt.attempt_id] = Judging(
             future=self.judges.submit(lost_verdict), phase=phase, number=attempt.number, stopped_by_person=False,
             lost=True)
+
+    def _wait_for_limit(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict,
+                        limit: UsageLimit) -> None:
+        """Park a phase whose attempt the agent's usage limit stopped: the attempt is not counted, the phase
+        waits (``WAITING``) until the reset — the agent's own time, else ``limit_wait`` doubled for each limit in
+        a row (also when the limit was still there after a reset), at most a day."""
+        now = time.time()
+        in_a_row = 1
+        for earlier in reversed(self.store.attempts(self.plan.id, phase.id)):
+            if earlier.attempt_id == attempt_id:
+                continue
+            if not (earlier.reason or "").startswith(USAGE_LIMIT_PREFIX):
+                break
+            in_a_row += 1
+        backoff = min(phase.policy.limit_wait * 2 ** (in_a_row - 1), MAX_LIMIT_WAIT)
+        if limit.resets_at is not None and limit.resets_at > now:
+            until = limit.resets_at if in_a_row == 1 else max(limit.resets_at, now + backoff)
+            said = "" if until == limit.resets_at else f" (limit {in_a_row} in a row: backing off)"
+        else:
+            until = now + backoff
+            said = (" (the agent named no reset time coord can read: waiting `limit_wait`)" if limit.resets_at is None
+                    else f" (limit {in_a_row} in a row: backing off)")
+        when = datetime.fromtimestamp(until).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        reason = (f"waiting for the {phase.agent} usage limit to reset at {when} (in "
+                  f"{format_elapsed(until - now, with_seconds=False)}){said}; {limit.message}")
+        self.store.commit_verdict(
+            attempt_id, AttemptState.FAILED, verdict.label, verdict.reason, verdict.source, PhaseState.WAITING,
+            reason, [PhaseStateChanged(
+                plan_id=self.plan.id, phase_id=phase.id, attempt=number, state=PhaseState.WAITING,
+                message=f"{phase.id} {reason}; attempt {number} is not counted, and every phase on agent "
+                        f"{phase.agent!r} waits with it")],
+            uncounted=True, waiting_until=until)
 
     def _commit_verdict(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict, *,
                         attempt_state: AttemptState, stopped_by_person: bool = False, uncounted: bool = False) -> None:

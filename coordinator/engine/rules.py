@@ -24,6 +24,10 @@ class Action(StrEnum):
     """Launch a remediation attempt."""
     BLOCK = "block"
     """Its attempts are used up: block it."""
+    AFTER_LIMIT = "after_limit"
+    """Its agent's usage limit has reset: continue it (resuming the session the limit stopped)."""
+    WAIT = "wait"
+    """It waits for its agent's usage limit to reset: launch nothing, but the run is not over."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Runnable:
 
 
 def runnable(phases: Iterable[Phase], records: dict[str, PhaseRecord], active_phases: set[str],
-             in_scope: Callable[[str], bool]) -> list[Runnable]:
+             in_scope: Callable[[str], bool], now: float = 0.0) -> list[Runnable]:
     """Phases that may move now, in plan order, with what to do.
 
     Args:
@@ -41,22 +45,38 @@ def runnable(phases: Iterable[Phase], records: dict[str, PhaseRecord], active_ph
         records: the store's phase records by phase id.
         active_phases: ids of phases with an attempt under way (they are left alone).
         in_scope: whether this run may start a phase; a dependency out of scope counts as met.
+        now: the time (seconds since the epoch), for usage-limit waits.
 
     Returns:
         A pending phase whose dependencies passed starts fresh; a retryable one is remediated while it has
-        attempts left (``policy.max_attempts``) and blocked once it has none.
+        attempts left (``policy.max_attempts``) and blocked once it has none; a ``WAITING`` phase continues once
+        its ``waiting_until`` passed. While an agent profile's limit has not reset, every phase that would launch
+        on that profile waits instead (limits are per account): ``WAIT``.
     """
+    phase_list = list(phases)
+    resets: dict[str, float] = {}  # agent profile -> when its latest known limit resets
+    for phase in phase_list:
+        record = records.get(phase.id)
+        if record is not None and record.state == PhaseState.WAITING and record.waiting_until is not None:
+            resets[phase.agent] = max(resets.get(phase.agent, 0.0), record.waiting_until)
     result = []
-    for phase in phases:
+    for phase in phase_list:
         record = records.get(phase.id)
         if record is None or not in_scope(phase.id) or phase.id in active_phases:
             continue
+        action: Action | None = None
         if record.state == PhaseState.PENDING:
             if all(records[dep].state in DONE_PHASE_STATES or not in_scope(dep) for dep in phase.depends_on):
-                result.append(Runnable(phase, Action.FRESH))
+                action = Action.FRESH
         elif record.state in RETRYABLE_PHASE_STATES:
             action = Action.REMEDIATE if record.counted_attempts < phase.policy.max_attempts else Action.BLOCK
-            result.append(Runnable(phase, action))
+        elif record.state == PhaseState.WAITING:
+            action = Action.AFTER_LIMIT
+        if action is None:
+            continue
+        if action != Action.BLOCK and resets.get(phase.agent, 0.0) > now:
+            action = Action.WAIT
+        result.append(Runnable(phase, action))
     return result
 
 

@@ -32,6 +32,8 @@ def notification_for(plan_id: str, event: EngineEvent) -> Notification | None:
     run finished (with how many phases passed)."""
     if isinstance(event, PhaseStateChanged) and event.state == PhaseState.BLOCKED:
         return Notification("blocked", f"coord: {plan_id} {event.phase_id} blocked", event.message)
+    if isinstance(event, PhaseStateChanged) and event.state == PhaseState.WAITING:
+        return Notification("waiting", f"coord: {plan_id} {event.phase_id} waits on a usage limit", event.message)
     if isinstance(event, RunFinished):
         verdict = "all passed" if event.passed == event.total else f"{event.passed}/{event.total} passed"
         return Notification("finished", f"coord: {plan_id} finished, {verdict}", event.message)

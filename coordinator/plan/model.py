@@ -26,6 +26,9 @@ class Policy:
     """The worker is hung when still running after this many poll cycles."""
     max_silent_cycles: int | None = None
     """If set, hung sooner after this many consecutive cycles with no new output."""
+    limit_wait: float = 1800.0
+    """Seconds a phase waits after an agent's usage limit whose reset time the agent did not say (or that was
+    still there after the reset); doubled for each limit in a row, up to a day."""
     max_command_cycles: int | None = None
     """If set, hung after this many cycles without output while one command runs (or the agent retries the
     model); those cycles never count as silence (``max_silent_cycles``)."""

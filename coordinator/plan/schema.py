@@ -64,6 +64,7 @@ class PolicyModel(_Schema):
     max_cycles: Annotated[int, Field(ge=1)] = _POLICY.max_cycles
     max_silent_cycles: Annotated[int, Field(ge=1)] | None = _POLICY.max_silent_cycles
     max_command_cycles: Annotated[int, Field(ge=1)] | None = _POLICY.max_command_cycles
+    limit_wait: PositiveDuration = _POLICY.limit_wait
     deadline: PositiveDuration | None = _POLICY.deadline
     max_attempts: Annotated[int, Field(ge=1)] = _POLICY.max_attempts
     remediation: Literal["fresh", "resume"] = _POLICY.remediation

@@ -63,7 +63,9 @@ class PhaseRecord:
     """Attempts launched so far (the number of the latest one)."""
     uncounted_attempts: int
     """Of them, those not counted against ``policy.max_attempts``: session resumes the agent rejected, which did
-    no work (the fresh worker that follows is the remediation)."""
+    no work (the fresh worker that follows is the remediation), and attempts a usage limit stopped."""
+    waiting_until: float | None
+    """While ``WAITING``: when the agent's usage limit resets (seconds since the epoch)."""
     verdict: str | None
     """``PASS`` or ``FAIL`` of the last judged attempt."""
     verdict_source: str | None

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS phases (
     state TEXT NOT NULL,               -- a PhaseState
     attempts INTEGER NOT NULL DEFAULT 0,
     uncounted_attempts INTEGER NOT NULL DEFAULT 0,  -- of them, not counted against max_attempts
+    waiting_until REAL,                -- WAITING: when the agent's usage limit resets (epoch seconds)
     verdict TEXT,                      -- PASS / FAIL of the last judged attempt
     verdict_source TEXT,
     reason TEXT,
@@ -91,7 +92,8 @@ ADDED_COLUMNS = {
         "tampered": "TEXT",  # the first thing a worker changed behind coord's back, or NULL
     },
     "phases": {
-        "uncounted_attempts": "INTEGER NOT NULL DEFAULT 0",  # session resumes the agent rejected
+        "uncounted_attempts": "INTEGER NOT NULL DEFAULT 0",  # session resumes the agent rejected, usage limits
+        "waiting_until": "REAL",  # a WAITING phase: when the usage limit resets
     },
     "attempts": {
         "last_message": "TEXT",

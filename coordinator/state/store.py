@@ -403,7 +403,8 @@ class Store:
 
     def commit_verdict(self, attempt_id: str, attempt_state: AttemptState, verdict: str, verdict_reason: str,
                        verdict_source: str, phase_state: PhaseState, phase_reason: str,
-                       events: Sequence[EngineEvent] = (), *, uncounted: bool = False) -> None:
+                       events: Sequence[EngineEvent] = (), *, uncounted: bool = False,
+                       waiting_until: float | None = None) -> None:
         """Record an attempt's verdict and its phase's next state in one transaction.
 
         Args:
@@ -413,7 +414,9 @@ class Store:
             verdict_source: ``checks`` or ``lost``.
             phase_state: ``PASSED``, ``FAILED`` or ``BLOCKED``.
             phase_reason: the phase's one line (the verdict's, or why it is blocked).
-            uncounted: the attempt does not count against ``max_attempts`` (a rejected session resume).
+            uncounted: the attempt does not count against ``max_attempts`` (a rejected session resume, a usage
+                limit).
+            waiting_until: with ``phase_state`` ``WAITING``, when the usage limit resets (epoch seconds).
         """
         with self._transaction() as tx:
             row = self._move_attempt(tx, attempt_id, attempt_state)
@@ -423,9 +426,9 @@ class Store:
                        (attempt_state, verdict, verdict_reason, attempt_id))
             tx.execute(
                 "UPDATE phases SET state=?, verdict=?, verdict_source=?, reason=?, updated_at=?, "
-                "uncounted_attempts=uncounted_attempts+? WHERE plan_id=? AND phase_id=?",
-                (phase_state, verdict, verdict_source, phase_reason, now_iso(), int(uncounted), plan_id,
-                 row["phase_id"]),
+                "uncounted_attempts=uncounted_attempts+?, waiting_until=? WHERE plan_id=? AND phase_id=?",
+                (phase_state, verdict, verdict_source, phase_reason, now_iso(), int(uncounted), waiting_until,
+                 plan_id, row["phase_id"]),
             )
             self._record(tx, events)
 

@@ -317,3 +317,45 @@ def test_a_long_quiet_command_of_the_real_codex_is_alive_not_silent(workspace: P
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "a command is still running: " in result.stdout and "sleep 4" in result.stdout
+
+
+class UsageLimitedServer(ScriptedResponsesServer):
+    """The scripted model answering an ``HttpError(429, …)`` the way ChatGPT's backend reports a spent quota:
+    ``error.type`` ``usage_limit_reached`` with the reset as ``resets_at`` (epoch seconds), from which codex
+    writes "You’ve hit your usage limit. … try again at 3:28 PM."."""
+
+    resets_at = 0
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        if status != 429:
+            return super().error_body(status, message)
+        return {"error": {"type": "usage_limit_reached", "message": message, "plan_type": "plus",
+                          "resets_at": self.resets_at}}
+
+
+def test_a_real_codex_usage_limit_parks_the_phase_until_the_reset_it_names(workspace: Path) -> None:
+    import time
+
+    from tests.helpers import start_coord, status, wait_until
+
+    with UsageLimitedServer(e2e.impl_scripts([HttpError(429, "quota")], Exec(evidence_cmd()), Say)) as server:
+        server.resets_at = int(time.time()) + 2 * 3600
+        plan = real_plan(workspace, server, e2e.impl_phases(), policy={"max_attempts": 1})
+        run = start_coord(workspace, "run", str(plan), "--headless")
+        try:
+            def waiting() -> bool:
+                shown = coord(workspace, "status", "--json")
+                return shown.returncode == 0 and '"state": "waiting"' in shown.stdout
+
+            wait_until(waiting, timeout=60)
+            entry = e2e.phase_status(workspace, "P02")
+        finally:
+            run.terminate()
+            run.communicate(timeout=30)
+
+    assert entry["reason"].startswith("waiting for the real usage limit to reset at "), entry["reason"]
+    assert "(in 1h59m)" in entry["reason"] or "(in 2h00m)" in entry["reason"], entry["reason"]
+    assert "hit your usage limit" in entry["reason"]
+    assert [p["state"] for p in status(workspace)["phases"]] == ["passed", "waiting", "pending"]
+    [row] = db_rows(workspace, "SELECT uncounted_attempts FROM phases WHERE phase_id='P02'")
+    assert row["uncounted_attempts"] == 1

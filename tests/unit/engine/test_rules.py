@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from coordinator.engine.hang_policy import decide_cycle
@@ -18,15 +20,16 @@ def phase(phase_id: str, *deps: str, max_attempts: int = 3) -> Phase:
 
 def record(phase_id: str, state: PhaseState, attempts: int = 0, uncounted: int = 0) -> PhaseRecord:
     return PhaseRecord(plan_id="P", phase_id=phase_id, position=0, kind="impl", title=phase_id, state=state,
-                       attempts=attempts, uncounted_attempts=uncounted, verdict=None, verdict_source=None,
+                       attempts=attempts, uncounted_attempts=uncounted, waiting_until=None, verdict=None,
+                       verdict_source=None,
                        reason=None, updated_at=None)
 
 
 def decide(phases: list[Phase], records: list[PhaseRecord], active: frozenset[str] = frozenset(),
-           scope: set[str] | None = None) -> list[tuple[str, Action]]:
+           scope: set[str] | None = None, now: float = 0.0) -> list[tuple[str, Action]]:
     by_id = {item.phase_id: item for item in records}
     return [(item.phase.id, item.action) for item in
-            runnable(phases, by_id, set(active), lambda phase_id: scope is None or phase_id in scope)]
+            runnable(phases, by_id, set(active), lambda phase_id: scope is None or phase_id in scope, now)]
 
 
 def test_a_pending_phase_waits_for_its_dependencies_to_pass() -> None:
@@ -90,3 +93,14 @@ def test_hang_policy_waits_then_declares_hung_after_max_cycles_or_silent_cycles(
     assert decide_cycle(policy, 6, 0).reason == "hung: still running after 6 poll cycles (30 min)"
     assert decide_cycle(policy, 2, 2).reason == "hung: no output for 2 poll cycles (10 min)"
     assert not decide_cycle(Policy(max_cycles=6), 5, 5).hung  # no silence limit unless the plan sets one
+
+
+def test_a_usage_limit_holds_every_phase_of_that_agent_until_it_resets() -> None:
+    other = Phase(id="P03", kind="impl", title="P03", index=2, agent="claude", policy=Policy())
+    phases = [phase("P01"), phase("P02"), other]
+    waiting = dataclasses.replace(record("P01", PhaseState.WAITING, 1, uncounted=1), waiting_until=1000.0)
+    records = [waiting, record("P02", PhaseState.PENDING), record("P03", PhaseState.PENDING)]
+
+    assert decide(phases, records, now=999.0) == [("P01", Action.WAIT), ("P02", Action.WAIT), ("P03", Action.FRESH)]
+    assert decide(phases, records, now=1000.0) == [("P01", Action.AFTER_LIMIT), ("P02", Action.FRESH),
+                                                  ("P03", Action.FRESH)]
