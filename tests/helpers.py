@@ -105,6 +105,12 @@ def status(workspace: Path, plan: str | None = None) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def status_if_recorded(workspace: Path) -> dict[str, Any] | None:
+    """``coord status --json``, or None while no run is recorded yet (for polling a run that is starting)."""
+    shown = coord(workspace, "status", "--json")
+    return json.loads(shown.stdout) if shown.returncode == 0 else None
+
+
 def phase_status(workspace: Path, phase_id: str) -> dict[str, Any]:
     return next(p for p in status(workspace)["phases"] if p["id"] == phase_id)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -102,7 +101,7 @@ def test_a_remediation_past_max_attempts_says_it_is_an_extra_one(workspace: Path
 
 
 def test_status_markdown_is_what_a_person_pastes_into_an_issue(workspace: Path) -> None:
-    from tests.helpers import start_coord, wait_until
+    from tests.helpers import start_coord, status_if_recorded, wait_until
 
     plan = write_plan(workspace, [
         {"id": "P01", "kind": "impl", "title": "fails", "instructions": "[[fake:no_report]]"},
@@ -112,11 +111,8 @@ def test_status_markdown_is_what_a_person_pastes_into_an_issue(workspace: Path) 
     run = start_coord(workspace, "run", str(plan), "--headless", "--max-parallel", "2")
     try:
         def one_blocked_one_running() -> bool:
-            shown = coord(workspace, "status", "--json")
-            if shown.returncode != 0:
-                return False  # no run recorded yet
-            phases = json.loads(shown.stdout)["phases"]
-            return phases[0]["state"] == "blocked" and phases[1]["pid"] is not None
+            phases = (status_if_recorded(workspace) or {"phases": [{}, {}]})["phases"]
+            return phases[0].get("state") == "blocked" and phases[1].get("pid") is not None
 
         wait_until(one_blocked_one_running, timeout=30)
 

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import coord, db_rows, fake_agent, phase_status, start_coord, status, wait_until, write_plan
+from tests.helpers import (
+    coord,
+    db_rows,
+    fake_agent,
+    phase_status,
+    start_coord,
+    status,
+    status_if_recorded,
+    wait_until,
+    write_plan,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +55,8 @@ def test_a_waiting_phase_shows_its_reset_time_in_status(workspace: Path) -> None
     ], agents=fake_agent(FAKE_CODEX_LIMIT_TEXT="You've hit your usage limit. Try again in 1 hour."))
     run = start_coord(workspace, "run", str(plan), "--headless")
     try:
-        def waiting() -> bool:
-            shown = coord(workspace, "status", "--json")
-            return shown.returncode == 0 and '"state": "waiting"' in shown.stdout
-
-        wait_until(waiting, timeout=30)
+        wait_until(lambda: "waiting" in [p["state"] for p in (status_if_recorded(workspace) or {"phases": []})[
+            "phases"]], timeout=30)
         entry = phase_status(workspace, "P01")
         table = coord(workspace, "status").stdout
     finally:

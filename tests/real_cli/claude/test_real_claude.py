@@ -266,9 +266,7 @@ def test_a_long_quiet_command_of_the_real_claude_is_alive_not_silent(workspace: 
     """claude prints the ``tool_use`` before it runs Bash: its silence while the command runs is not a hang."""
     server = serve(e2e.impl_scripts([Bash("sleep 4 && echo slow-done"), Bash(evidence_cmd()), Say("Status: PASS")],
                                     Bash(evidence_cmd()), Say))
-    plan = real_plan(workspace, server, e2e.impl_phases(
-        policy={"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
-                "kill_grace": "1s"}))
+    plan = real_plan(workspace, server, e2e.impl_phases(policy=e2e.QUIET_COMMAND_POLICY))
 
     result = e2e.run(workspace, plan)
 

@@ -309,9 +309,7 @@ def test_a_long_quiet_command_of_the_real_codex_is_alive_not_silent(workspace: P
     """codex prints ``item.started`` when it starts a command: its silence while the command runs is not a hang."""
     server = serve(e2e.impl_scripts([Exec("sleep 4 && echo slow-done"), Exec(evidence_cmd()), Say("Status: PASS")],
                                     Exec(evidence_cmd()), Say))
-    plan = real_plan(workspace, server, e2e.impl_phases(
-        policy={"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
-                "kill_grace": "1s"}))
+    plan = real_plan(workspace, server, e2e.impl_phases(policy=e2e.QUIET_COMMAND_POLICY))
 
     result = e2e.run(workspace, plan)
 
@@ -336,18 +334,15 @@ class UsageLimitedServer(ScriptedResponsesServer):
 def test_a_real_codex_usage_limit_parks_the_phase_until_the_reset_it_names(workspace: Path) -> None:
     import time
 
-    from tests.helpers import start_coord, status, wait_until
+    from tests.helpers import start_coord, status, status_if_recorded, wait_until
 
     with UsageLimitedServer(e2e.impl_scripts([HttpError(429, "quota")], Exec(evidence_cmd()), Say)) as server:
         server.resets_at = int(time.time()) + 2 * 3600
         plan = real_plan(workspace, server, e2e.impl_phases(), policy={"max_attempts": 1})
         run = start_coord(workspace, "run", str(plan), "--headless")
         try:
-            def waiting() -> bool:
-                shown = coord(workspace, "status", "--json")
-                return shown.returncode == 0 and '"state": "waiting"' in shown.stdout
-
-            wait_until(waiting, timeout=60)
+            wait_until(lambda: "waiting" in [p["state"] for p in (status_if_recorded(workspace) or {"phases": []})[
+                "phases"]], timeout=60)
             entry = e2e.phase_status(workspace, "P02")
         finally:
             run.terminate()

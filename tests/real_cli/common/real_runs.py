@@ -23,6 +23,9 @@ from tests.real_cli.common.sse_server import ScriptedSSEServer
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 NODE_BIN = REPO_ROOT / ".ci" / "node" / "node_modules" / ".bin"
 """Where ``.ci/run`` installs the real CLIs (``npm install --prefix .ci/node``)."""
+QUIET_COMMAND_POLICY = {"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
+                        "kill_grace": "1s"}
+"""A phase policy under which a command that runs quietly for 4 s would be hung, were it silence."""
 HANG_POLICY = {"poll_interval": "0.4s", "max_cycles": 3, "max_attempts": 1, "kill_grace": "1s"}
 """A phase policy that calls a silent worker hung after three short poll cycles."""
 
