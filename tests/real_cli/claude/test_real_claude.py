@@ -272,3 +272,20 @@ def test_a_long_quiet_command_of_the_real_claude_is_alive_not_silent(workspace: 
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "a command is still running: sleep 4 && echo slow-done" in result.stdout
+
+
+def test_claudes_retries_of_an_overloaded_model_are_seen_as_alive(workspace: Path, serve: Any) -> None:
+    """With retries on, claude answers two 529s with ``system``/``api_retry`` events and goes on; coord's poll
+    cycles say it is retrying (such cycles are not silence), and the phase passes."""
+    server = serve(e2e.impl_scripts([HttpError(529, "overloaded"), HttpError(529, "overloaded"),
+                                     Bash(evidence_cmd()), Say("Status: PASS")], Bash(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(policy={**e2e.QUIET_COMMAND_POLICY, "poll_interval": "0.3s"}))
+    text = (workspace / plan).read_text()
+    (workspace / plan).write_text(text.replace("CLAUDE_CODE_MAX_RETRIES: '0'", "CLAUDE_CODE_MAX_RETRIES: '3'"))
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the agent is retrying the model (overloaded)" in result.stdout, result.stdout
+    log = e2e.attempt_path(workspace, "P02", 1, "worker.log").read_text(encoding="utf-8")
+    assert '"subtype":"api_retry"' in log.replace(" ", "")
