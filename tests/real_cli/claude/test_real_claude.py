@@ -279,7 +279,7 @@ def test_claudes_retries_of_an_overloaded_model_are_seen_as_alive(workspace: Pat
     cycles say it is retrying (such cycles are not silence), and the phase passes."""
     server = serve(e2e.impl_scripts([HttpError(529, "overloaded"), HttpError(529, "overloaded"),
                                      Bash(evidence_cmd()), Say("Status: PASS")], Bash(evidence_cmd()), Say))
-    plan = real_plan(workspace, server, e2e.impl_phases(policy={**e2e.QUIET_COMMAND_POLICY, "poll_interval": "0.3s"}))
+    plan = real_plan(workspace, server, e2e.impl_phases(policy=e2e.RETRY_POLICY))
     text = (workspace / plan).read_text()
     (workspace / plan).write_text(text.replace("CLAUDE_CODE_MAX_RETRIES: '0'", "CLAUDE_CODE_MAX_RETRIES: '3'"))
 

@@ -354,3 +354,20 @@ def test_a_real_codex_usage_limit_parks_the_phase_until_the_reset_it_names(works
     assert [p["state"] for p in status(workspace)["phases"]] == ["passed", "waiting", "pending"]
     [row] = db_rows(workspace, "SELECT uncounted_attempts FROM phases WHERE phase_id='P02'")
     assert row["uncounted_attempts"] == 1
+
+
+def test_codexs_reconnects_after_a_dropped_stream_are_seen_as_alive(workspace: Path, serve: Any) -> None:
+    """With stream retries on, codex answers a dropped stream with ``Reconnecting… 1/N`` and goes on; coord's poll
+    cycles say it is retrying, and the phase passes."""
+    server = serve(e2e.impl_scripts([Drop(), Drop(), Exec(evidence_cmd()), Say("Status: PASS")],
+                                    Exec(evidence_cmd()), Say))
+    plan = real_plan(workspace, server, e2e.impl_phases(policy=e2e.RETRY_POLICY))
+    text = (workspace / plan).read_text()
+    (workspace / plan).write_text(text.replace("stream_max_retries=0", "stream_max_retries=3"))
+
+    result = e2e.run(workspace, plan)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = e2e.attempt_path(workspace, "P02", 1, "worker.log").read_text(encoding="utf-8")
+    assert '"message":"Reconnecting...' in log, log[-2000:]
+    assert "the agent is retrying the model (Reconnecting..." in result.stdout, result.stdout

@@ -26,6 +26,8 @@ NODE_BIN = REPO_ROOT / ".ci" / "node" / "node_modules" / ".bin"
 QUIET_COMMAND_POLICY = {"poll_interval": "0.5s", "max_cycles": 100, "max_silent_cycles": 3, "max_attempts": 1,
                         "kill_grace": "1s"}
 """A phase policy under which a command that runs quietly for 4 s would be hung, were it silence."""
+RETRY_POLICY = {**QUIET_COMMAND_POLICY, "poll_interval": "0.1s", "max_silent_cycles": 10}
+"""Poll cycles short enough that one falls between the agent's retry back-offs (about 0.2-1 s)."""
 HANG_POLICY = {"poll_interval": "0.4s", "max_cycles": 3, "max_attempts": 1, "kill_grace": "1s"}
 """A phase policy that calls a silent worker hung after three short poll cycles."""
 
