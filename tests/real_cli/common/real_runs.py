@@ -293,3 +293,22 @@ def assert_blocked_at_impl(workspace: Path, reason: str | None = None) -> None:
     assert states == {"P01": "passed", "P02": "blocked", "P03": "pending"}
     if reason is not None:
         assert reason in phase_status(workspace, "P02")["reason"]
+
+
+def run_until_parked(workspace: Path, plan: Path, phase_id: str = "P02") -> dict[str, Any]:
+    """Run the plan in the background until ``phase_id`` waits on a usage limit; stop the coordinator and return
+    the phase's ``coord status --json`` entry, after checking what every park records."""
+    from tests.helpers import start_coord, status_if_recorded, wait_until
+
+    run = start_coord(workspace, "run", str(plan), "--headless")
+    try:
+        wait_until(lambda: "waiting" in [p["state"] for p in (status_if_recorded(workspace) or {"phases": []})[
+            "phases"]], timeout=60)
+        entry = phase_status(workspace, phase_id)
+    finally:
+        run.terminate()
+        run.communicate(timeout=30)
+    assert entry["reason"].startswith("waiting for the real usage limit to reset at "), entry["reason"]
+    [row] = db_rows(workspace, "SELECT uncounted_attempts FROM phases WHERE phase_id=?", phase_id)
+    assert row["uncounted_attempts"] == 1, "the limited attempt was counted against max_attempts"
+    return entry
