@@ -63,6 +63,7 @@ def print_status(report: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
+        + (f"{totals['waiting']} waiting on a usage limit · " if totals.get("waiting") else "") +
         f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
         f"{totals['tokens']} tokens · "
         + (f"${totals['cost_usd']:.2f} · " if optional["cost"] else "")  # only when some attempt had a price

@@ -49,7 +49,8 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         for attempt in store.attempts(plan_id):
             by_phase.setdefault(attempt.phase_id, []).append(attempt)
         phases: list[dict[str, Any]] = []
-        totals: dict[str, Any] = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "running": 0, "attempts": 0,
+        totals: dict[str, Any] = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "waiting": 0, "running": 0,
+                                  "attempts": 0,
                                   "remediations": 0, "tokens": 0, "cost_usd": 0.0}
         unwatched = not is_locked(paths)  # no coordinator: an attempt that ended stays unjudged until one runs
         for row in store.phases(plan_id):
@@ -97,7 +98,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             totals["remediations"] += phases[-1]["remediations"]
             totals["tokens"] += tokens
             totals["cost_usd"] += sum(costs)
-            if row.state in (PhaseState.PASSED, PhaseState.FAILED, PhaseState.BLOCKED):
+            if row.state in (PhaseState.PASSED, PhaseState.FAILED, PhaseState.BLOCKED, PhaseState.WAITING):
                 totals[str(row.state)] += 1
             if running:
                 totals["running"] += 1

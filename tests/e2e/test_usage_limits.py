@@ -65,7 +65,7 @@ def test_a_waiting_phase_shows_its_reset_time_in_status(workspace: Path) -> None
 
     assert entry["reason"].startswith("waiting for the fake usage limit to reset at "), entry["reason"]
     assert "(in 59m)" in entry["reason"] or "(in 1h00m)" in entry["reason"], entry["reason"]
-    assert "waiting" in table
+    assert "0/1 passed · 0 running · 0 blocked · 1 waiting on a usage limit ·" in table, table
 
 
 def test_a_limit_without_a_reset_time_waits_limit_wait_and_says_so(workspace: Path) -> None:
