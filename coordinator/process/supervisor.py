@@ -21,7 +21,6 @@ The spec (JSON) is written by the coordinator (``process.records.SupervisorSpec`
 from __future__ import annotations
 
 import ctypes
-import errno
 import json
 import os
 import signal
@@ -44,15 +43,13 @@ SPEC_KEYS = (
     "signal_path",  # str or None; without the .done/.fail suffix
     "socket_path",  # str or None
     "kill_grace",  # seconds between TERM and KILL
-    # optional: "log_cap_bytes", int or None; beyond it the middle of worker.log is dropped (see LogCap)
+    # optional: "log_cap_bytes", int or None; beyond it the middle of worker.log is dropped (log_cap.LogCap)
     # optional: "after_exit_argv", a command run (and waited for, up to 120 s) after exit.json is written and
     # before the signal file, so whatever it writes (coord exec's summary.json) exists when the signal appears
 )
 
 PR_SET_CHILD_SUBREAPER = 36
 COOKIE = "COORD_ATTEMPT_ID"
-FALLOC_FL_COLLAPSE_RANGE = 0x08  # linux/falloc.h
-MIB = 1024 * 1024
 
 
 def write_atomic(name: str, data: dict, dir_fd: int) -> None:
@@ -193,63 +190,17 @@ def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
         pass  # already gone: a normal outcome of a kill race, not an error
 
 
-class LogCap:
-    """Keeps ``worker.log`` near ``cap_bytes`` on disk while the worker appends to it.
+def load_log_cap() -> Any:
+    """The ``LogCap`` class of ``log_cap.py`` beside this file. Under ``python -I`` this script cannot import its
+    package, so the sibling (stdlib only, like this file) is loaded from its path."""
+    import importlib.util
 
-    The worker writes through an ``O_APPEND`` descriptor, so its writes always land at the current end. When the
-    file grows past the cap, the middle is removed with ``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, which the kernel
-    performs under the inode lock: no appended byte is lost, unlike copy-and-truncate. The first half of the cap
-    (the run's start: session id, first commands) and the last quarter (the latest events) are kept, and a marker
-    line at the cut says how much was dropped. Collapse needs ext4 or XFS; elsewhere (tmpfs, btrfs, NFS) the cap
-    is not enforced and ``exit.json`` says so.
-    """
-
-    def __init__(self, path: str, cap_bytes: int) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-        block = os.fstat(self.fd).st_blksize or 4096
-        self.cap = max(int(cap_bytes), 4 * block)
-        self.block = block
-        self.head = max(block, (self.cap // 2) // block * block)
-        self.tail = self.cap // 4
-        self.dropped = 0
-        self.unsupported: str | None = None
-        self._collapse: Any = None  # libc's fallocate, once found
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._collapse = getattr(libc, "fallocate64", None) or libc.fallocate
-            self._collapse.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-        except (OSError, AttributeError) as exc:
-            self.unsupported = f"fallocate unavailable: {exc}"
-
-    def enforce(self) -> None:
-        """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat). Never raises:
-        a cap that cannot be kept must not cost the attempt its exit record."""
-        if self.unsupported is not None or self._collapse is None:
-            return
-        try:
-            size = os.fstat(self.fd).st_size
-            if size <= self.cap:
-                return
-            length = (size - self.tail - self.head) // self.block * self.block
-            if length <= 0:
-                return
-            if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
-                error = ctypes.get_errno()
-                if error != errno.EINTR:  # interrupted: simply try again on the next round
-                    self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
-                return
-            self.dropped += length
-            # Fixed width, always at the same place: the next trim overwrites it with the new total.
-            marker = (f"\n[coord: {self.dropped / MIB:12.1f} MiB of worker output dropped here; "
-                      f"the log is capped at {self.cap / MIB:g} MiB]\n").encode()
-            os.pwrite(self.fd, marker, self.head - len(marker))
-        except OSError as exc:
-            self.unsupported = f"log cap stopped: {exc}"
-
-    def close(self) -> dict:
-        """Close the log; returns what ``exit.json`` records about the cap."""
-        os.close(self.fd)
-        return {"cap_bytes": self.cap, "dropped_bytes": self.dropped, "not_enforced": self.unsupported}
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log_cap.py")
+    spec = importlib.util.spec_from_file_location("coord_supervisor_log_cap", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LogCap
 
 
 class Supervisor:
@@ -261,7 +212,7 @@ class Supervisor:
         self.stop_deadline: float | None = None
         self.term_sent = False
         self.unkillable: list[int] = []
-        self.log_cap: LogCap | None = None
+        self.log_cap: Any = None  # a log_cap.LogCap while the worker runs with a cap
         self.log_fd: int | None = None
         self.exec_error: str | None = None
         self.exec_error_fd: int | None = None
@@ -483,7 +434,7 @@ class Supervisor:
         exit_unknown = False
         if self.worker_pid is not None and spec.get("log_cap_bytes"):
             try:
-                self.log_cap = LogCap(spec["log_path"], int(spec["log_cap_bytes"]))
+                self.log_cap = load_log_cap()(spec["log_path"], int(spec["log_cap_bytes"]))
             except OSError:
                 self.log_cap = None  # the worker's output still goes to the log; only the cap is lost
         if self.worker_pid is not None:

@@ -1,7 +1,7 @@
 """Following a worker log as it grows — also across the supervisor's trims.
 
 Who calls it: ``coord logs -f`` and the dashboard's log tab. The supervisor caps ``worker.log`` by removing its
-middle (``supervisor.LogCap``), so the file can shrink under a reader: a plain "read from my offset" would then
+middle (``process.log_cap.LogCap``), so the file can shrink under a reader: a plain "read from my offset" would then
 print nothing until the log grew past the old offset, or resume mid-line. The follower notices the shrink, finds
 the last bytes it delivered in the kept tail and resumes right after them; if those bytes were dropped too, it
 resumes after the truncation marker and says so.

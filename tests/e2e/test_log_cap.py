@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.process.supervisor import LogCap
+from coordinator.process.log_cap import LogCap
 from coordinator.util.logfollow import LogFollower
 
 MIB = 1024 * 1024
