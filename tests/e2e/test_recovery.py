@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,15 +94,11 @@ def test_A6_internal_error_exits_70_with_a_crash_log_and_no_traceback(tmp_path: 
     assert again.returncode == 0, again.stdout + again.stderr
 
 
-def test_A5_attempt_from_an_earlier_boot_is_lost_and_its_recorded_pid_never_signalled(tmp_path: Path) -> None:
-    """Identity before signal: a pid recorded in an earlier boot is never signalled (I4)."""
-    import os
-    import signal
-
+def strand_an_attempt(workspace: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """A one-phase run whose coordinator, then whose attempt's supervisor and worker, are SIGKILLed: the store
+    still records the attempt as running. Returns (plan, the attempt's identity.json, its identity)."""
     from tests.helpers import start_coord, wait_until
 
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
     plan = write_plan(workspace, [{"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"}])
     first = start_coord(workspace, "run", str(plan))
     identity_path = records_file(workspace, "P01", 1, "identity.json")
@@ -109,8 +106,18 @@ def test_A5_attempt_from_an_earlier_boot_is_lost_and_its_recorded_pid_never_sign
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     identity = json.loads(identity_path.read_text())
-    os.killpg(identity["supervisor_pid"], signal.SIGKILL)  # the "reboot": every process of the attempt is gone
+    os.killpg(identity["supervisor_pid"], signal.SIGKILL)
     os.killpg(identity["worker_pid"], signal.SIGKILL)
+    return plan, identity_path, identity
+
+
+def test_A5_attempt_from_an_earlier_boot_is_lost_and_its_recorded_pid_never_signalled(tmp_path: Path) -> None:
+    """Identity before signal: a pid recorded in an earlier boot is never signalled (I4)."""
+
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan, identity_path, identity = strand_an_attempt(workspace)  # the "reboot": the attempt's processes are gone
     bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)  # now owns a recorded-looking pid
     try:
         identity.update(supervisor_pid=bystander.pid, worker_pid=bystander.pid, boot_id="0" * 32)
@@ -335,15 +342,7 @@ def test_A1_coordinator_killed_while_three_workers_run_reattaches_them_without_a
 def test_C1_a_recorded_pid_reused_by_an_unrelated_process_is_never_signalled(workspace: Path) -> None:
     """The attempt's supervisor and worker are gone and an unrelated process now has the recorded pid (same boot,
     another start time): neither ``coord stop`` nor the restart's recovery signals it (I4)."""
-    plan = write_plan(workspace, [{"id": "P01", "kind": "impl", "title": "x", "instructions": "[[fake:hang,pass]]"}])
-    first = start_coord(workspace, "run", str(plan))
-    identity_path = records_file(workspace, "P01", 1, "identity.json")
-    wait_until(identity_path.exists)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait(timeout=10)
-    identity = json.loads(identity_path.read_text())
-    os.killpg(identity["supervisor_pid"], signal.SIGKILL)  # the attempt's processes end while nobody watches
-    os.killpg(identity["worker_pid"], signal.SIGKILL)
+    plan, identity_path, identity = strand_an_attempt(workspace)  # they end while nobody watches
     impostor = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         # The impostor holds the recorded pid; its start time is not the recorded one (the boot id still is).
