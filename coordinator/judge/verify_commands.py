@@ -94,17 +94,40 @@ def _sweep_cookie(cookie: str) -> list[int]:
 
 
 def verify_argv(command: VerifyCommand) -> tuple[str, ...]:
-    """argv for a verify command: ``shlex.split(run)``, or ``/bin/sh -c run`` when ``shell`` is set.
+    """argv for a verify command: ``shlex.split(run)``, or ``/bin/sh -c run`` / ``bash -c run`` by its ``shell``.
 
     Raises:
         ValueError: the command line does not split (unbalanced quotes) or is empty.
     """
-    if command.shell:
+    if command.shell == "bash":
+        return ("bash", "-c", command.run)
+    if command.shell is not None:
         return ("/bin/sh", "-c", command.run)
     argv = tuple(shlex.split(command.run))
     if not argv:
         raise ValueError("empty command")
     return argv
+
+
+NO_OUTPUT_EXITS = (0, 1)
+"""Exit codes ``expect: no-output`` accepts: 0, and 1, which ``grep``/``rg`` give when nothing matches."""
+
+
+def _meets_expectation(expect: str, rc: int, log_path: Path) -> tuple[bool, str]:
+    """Whether exit code ``rc`` (and, for ``no-output``, the log's content) meets ``expect``; and how to say it."""
+    if expect == "pass":
+        return rc == 0, "pass"
+    if expect == "fail":
+        return rc > 0, "fail"
+    try:
+        with open(log_path, "rb") as log:
+            # The log holds stdout and stderr together; whitespace-only output is no output.
+            printed = bool(log.read(TAIL_BYTES * 16).strip())
+    except OSError:
+        printed = True  # not readable: nothing proves it was silent
+    if rc in NO_OUTPUT_EXITS and printed:
+        return False, "no output, and it printed some"
+    return rc in NO_OUTPUT_EXITS and not printed, "no output, exit 0 or 1"
 
 
 def run_verify(
@@ -135,7 +158,7 @@ def run_verify(
         A CheckResult with argv, exit code and the output tail.
     """
     name = f"verify[{index}]"
-    shown = f"`{command.run}`"
+    shown = command.shown
     log_path = Path(attempt_dir) / f"verify-{index}.log"
     log_shown = workspace_relative(log_path, workspace)
     try:
@@ -181,8 +204,8 @@ def run_verify(
         outcome = f"was killed by {signal_name(-rc)}"
     else:
         outcome = f"exited {rc}"
-    ok = rc == 0 if command.expect == "pass" else rc > 0
-    detail = f"verification {shown} {outcome} (expected {command.expect})"
+    ok, expected = _meets_expectation(command.expect, rc, log_path)
+    detail = f"verification {shown} {outcome} (expected {expected})"
     return CheckResult(name, "pass" if ok else "fail", detail, path=log_shown, argv=argv,
                        exit_code=rc, output_tail=tail)
 

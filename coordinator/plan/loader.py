@@ -31,7 +31,7 @@ import dataclasses
 import re
 import shlex
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from coordinator.errors import PlanError, Problem
 from coordinator.paths import OutsideWorkspace, inside_workspace
@@ -360,7 +360,9 @@ def _build_phase(
             else:
                 if not argv:
                     out.add((*path, "verify", position, "run"), "command is empty")
-        verify.append(VerifyCommand(run=item.run, expect=item.expect, timeout=item.timeout, shell=item.shell))
+        shell: Literal["sh", "bash"] | None = "sh" if item.shell is True else (item.shell or None)
+        verify.append(VerifyCommand(run=item.run, expect=item.expect, timeout=item.timeout, shell=shell,
+                                    name=item.name))
     if not usable:
         return None
     return Phase(

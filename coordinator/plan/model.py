@@ -54,18 +54,41 @@ class Checks:
     verify: bool = True
 
 
+VERIFY_EXPECTATIONS = ("pass", "fail", "no-output")
+"""The values of ``verify[].expect``; what each means is in :class:`VerifyCommand`."""
+
+VERIFY_SHELLS = ("sh", "bash")
+"""The shells a verify command may name with ``shell:`` (``true`` is ``sh``)."""
+
+
 @dataclass(frozen=True)
 class VerifyCommand:
     """One verification command coord re-runs itself after a worker ends."""
 
     run: str
-    """The command line; split with shlex into argv unless ``shell`` is true."""
-    expect: Literal["pass", "fail"] = "pass"
-    """``pass``: exit 0 expected; ``fail``: non-zero expected (red TDD phases)."""
+    """The command line, split with shlex into argv when ``shell`` is None; else the script the shell runs."""
+    expect: Literal["pass", "fail", "no-output"] = "pass"
+    """``pass``: exit 0 expected; ``fail``: a non-zero exit expected (red TDD phases); ``no-output``: it prints
+    nothing (stdout and stderr, whitespace aside) and exits 0 or 1, as a ``grep``/``rg`` that finds nothing does
+    (exit 2 and up is the search's own error, a FAIL)."""
     timeout: float = 600.0
     """Seconds before the command is killed and counted as failed."""
-    shell: bool = False
-    """Run through ``/bin/sh -c`` (only for commands that need pipes or ``&&``)."""
+    shell: Literal["sh", "bash"] | None = None
+    """None: argv from shlex; ``sh``: ``/bin/sh -c run``; ``bash``: ``bash -c run`` (scripts with bash syntax)."""
+    name: str | None = None
+    """A label for evidence and prompts (``3. Verify no stale imports``); the command itself when None."""
+
+    @property
+    def shown(self) -> str:
+        """How evidence names it: ```npm test``` or, for a script, ```name`` (bash script, 12 lines)`."""
+        lines = self.run.strip("\n").splitlines()
+        if len(lines) <= 1 and self.name is None:
+            return f"`{self.run}`"
+        label = self.name or next((line.strip() for line in lines
+                                   if line.strip() and not line.lstrip().startswith(("#", "set "))), lines[0])
+        if len(lines) <= 1:
+            return f"`{label}` (`{self.run}`)"
+        return f"`{label}` ({self.shell or 'sh'} script, {len(lines)} lines)"
 
 
 @dataclass(frozen=True)

@@ -124,10 +124,13 @@ class NotifyModel(_Schema):
 
 
 class VerifyModel(_Schema):
+    """``verify: [{run, expect, timeout, shell, name}]`` (``VerifyCommand`` says what each means)."""
+
     run: Annotated[str, Field(min_length=1)]
-    expect: Literal["pass", "fail"] = _VERIFY.expect
+    expect: Literal["pass", "fail", "no-output"] = _VERIFY.expect  # VERIFY_EXPECTATIONS
     timeout: PositiveDuration = _VERIFY.timeout
-    shell: bool = _VERIFY.shell
+    shell: bool | Literal["sh", "bash"] = False  # true is "sh"; VERIFY_SHELLS
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class PlanModel(_Schema):

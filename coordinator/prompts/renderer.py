@@ -245,6 +245,14 @@ class _ListView(list):
     _coord_path = ""
 
 
+VERIFY_REQUIREMENTS = {
+    "pass": "pass (exit 0)",
+    "fail": "fail (non-zero exit)",
+    "no-output": "print nothing (exit 0 or 1, as a search that finds nothing)",
+}
+"""What a worker's prompt says each ``verify[].expect`` requires (``phase.verify[N].must`` in templates)."""
+
+
 def _wrap(value: Any, path: str) -> Any:
     if isinstance(value, dict):
         return _View(path, {str(key): _wrap(item, f"{path}.{key}") for key, item in value.items()})
@@ -483,7 +491,10 @@ class PromptRenderer:
                 "instructions": phase.instructions,
                 "depends_on": list(phase.depends_on),
                 "verify": [
-                    {"run": v.run, "expect": v.expect, "timeout": v.timeout, "shell": v.shell} for v in phase.verify
+                    {"run": v.run, "expect": v.expect, "timeout": v.timeout, "shell": v.shell or "sh",
+                     "name": v.name, "script": "\n" in v.run.strip() or v.name is not None,
+                     "must": VERIFY_REQUIREMENTS[v.expect]}
+                    for v in phase.verify
                 ],
                 "protected": list(phase.protected),
             },

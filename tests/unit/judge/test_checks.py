@@ -192,13 +192,38 @@ def test_verify_splits_without_a_shell(tmp_path: Path) -> None:
     assert result.status == "pass"
     assert result.output_tail == "a; b $HOME `x` > out\n"
     assert not (tmp_path / "out").exists()
-    piped = verify(tmp_path, "echo hi | tr a-z A-Z", shell=True)
+    piped = verify(tmp_path, "echo hi | tr a-z A-Z", shell="sh")
     assert piped.argv == ("/bin/sh", "-c", "echo hi | tr a-z A-Z") and piped.output_tail == "HI\n"
+
+
+def test_verify_no_output_passes_only_a_silent_search(tmp_path: Path) -> None:
+    (tmp_path / "src.ts").write_text("import x from '../old'\n")
+    # grep exits 1 when nothing matches: that is the pass of a "Expected: ZERO hits" check
+    clean = verify(tmp_path, "grep -rn '../new' src.ts", expect="no-output")
+    assert (clean.status, clean.exit_code) == ("pass", 1)
+    assert clean.detail == "verification `grep -rn '../new' src.ts` exited 1 (expected no output, exit 0 or 1)"
+    found = verify(tmp_path, "grep -rn '../old' src.ts", expect="no-output")
+    assert (found.status, found.exit_code) == ("fail", 0)
+    assert found.detail.endswith("(expected no output, and it printed some)")
+    assert found.output_tail == "1:import x from '../old'\n"
+    # exit 2 is grep's own error (a missing folder), never a pass
+    broken = verify(tmp_path, "grep -rn x missing/", expect="no-output")
+    assert (broken.status, broken.exit_code) == ("fail", 2)
+    assert verify(tmp_path, "printf '  \\n'", expect="no-output", shell="sh").status == "pass"
+
+
+def test_verify_bash_script_runs_whole_with_its_name(tmp_path: Path) -> None:
+    script = "set -e\nfor n in {1..3}; do\n  echo \"step $n\"\ndone\nfalse\necho never\n"
+    result = verify(tmp_path, script, shell="bash", name="3. Loop then fail")
+    assert result.argv == ("bash", "-c", script)
+    assert (result.status, result.exit_code) == ("fail", 1)
+    assert result.output_tail == "step 1\nstep 2\nstep 3\n"
+    assert result.detail == "verification `3. Loop then fail` (bash script, 6 lines) exited 1 (expected pass)"
 
 
 def test_verify_gets_stdin_from_dev_null_and_the_extra_env(tmp_path: Path) -> None:
     attempt_dir = tmp_path / "a"
-    result = run_verify(VerifyCommand(run='cat; echo "[$COORD_ATTEMPT_ID]"', shell=True), 0, workspace=tmp_path,
+    result = run_verify(VerifyCommand(run='cat; echo "[$COORD_ATTEMPT_ID]"', shell="sh"), 0, workspace=tmp_path,
                         workdir=tmp_path, attempt_dir=attempt_dir, env={"COORD_ATTEMPT_ID": "abc"})
     assert result.output_tail == "[abc]\n"
 
@@ -212,7 +237,7 @@ def test_verify_unparseable_or_missing_command(tmp_path: Path) -> None:
 
 def test_B13_verify_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     began = time.monotonic()
-    result = verify(tmp_path, "sleep 30 & sleep 30; echo never", shell=True, timeout=0.3)
+    result = verify(tmp_path, "sleep 30 & sleep 30; echo never", shell="sh", timeout=0.3)
     assert time.monotonic() - began < 3
     assert result.status == "fail"
     assert result.detail == "verification `sleep 30 & sleep 30; echo never` timed out after 0.3 s"

@@ -312,7 +312,7 @@ phases:
         "got '5 minutes'",
         "plans/P.yaml:6:16: policy.remediation: must be one of 'fresh' or 'resume', got 'later'",
         "plans/P.yaml:10:12: phases[0].title: expected a string, got 5 (put it in quotes)",
-        "plans/P.yaml:13:17: phases[0].verify[0].expect: must be one of 'pass' or 'fail', got 'ok'",
+        "plans/P.yaml:13:17: phases[0].verify[0].expect: must be one of 'pass', 'fail' or 'no-output', got 'ok'",
         "plans/P.yaml:14:18: phases[0].verify[0].timeout: expected a duration such as 300, '10s', '5m', '1h' or "
         "'250ms', got True",
         "plans/P.yaml:17:13: phases[1].verify: expected a list, got a mapping",
