@@ -1,20 +1,23 @@
-"""Markdown files as the importers read them: headings and fenced blocks, with line numbers.
+"""Markdown files as the importers read them: headings, fenced blocks and paragraphs, with line numbers.
 
-Who uses it: ``markdown_plans`` (phase files, overview, specification) and ``speckit`` (``tasks.md``) call
-``parse_doc`` and walk the ``Doc``'s headings, sections and fences. Headings inside a fenced block are not
-headings; emphasis and backticks are dropped from heading text.
+Who uses it: ``markdown_plans`` (phase files, overviews, single-file plans) and ``speckit`` (``tasks.md``) call
+``parse_doc`` and walk the ``Doc``'s headings, sections, fences and paragraphs. The blocks come from
+``markdown-it-py``'s CommonMark parser (token ``map`` gives their lines), so a ``#`` line inside a fence is no
+heading, a fence indented in a list item is still a fence, and setext (``===``) headings count. Emphasis and
+backticks are dropped from heading text.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-from coordinator.plan.importers.common import read_source, rel_path
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
-_FENCE_RE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
-_HEADING_RE = re.compile(r"^ {0,3}(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
+from coordinator.plan.importers.common import read_source, rel_path
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,32 @@ class Fence:
     line: int
     """0-based line of the opening fence; the body starts on the next line."""
     info: str
+    """The first word of the info string, lower-cased (``bash``), or ``""``."""
     body: tuple[str, ...]
+    end: int = 0
+    """0-based line after the block (after its closing fence)."""
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    line: int
+    """0-based first line."""
+    end: int
+    """0-based line after it."""
+    text: str
+    """Its text as written, lines joined by spaces."""
 
 
 @dataclass(frozen=True)
 class Doc:
-    """One Markdown file, split into headings and fenced blocks (headings inside fences are not headings)."""
+    """One Markdown file, split into headings, fenced blocks and paragraphs."""
 
     path: Path
     rel: str
     lines: tuple[str, ...]
     headings: tuple[Heading, ...]
     fences: tuple[Fence, ...]
+    paragraphs: tuple[Paragraph, ...] = ()
 
     def section_end(self, heading: Heading) -> int:
         """Line after the section that ``heading`` starts (the next heading of its level or above)."""
@@ -70,34 +87,56 @@ class Doc:
     def find(self, pattern: re.Pattern[str], level: int | None = None) -> list[Heading]:
         return [h for h in self.headings if pattern.search(h.text) and (level is None or h.level == level)]
 
+    def paragraph_after(self, fence: Fence) -> Paragraph | None:
+        """The paragraph right after ``fence``, unless a heading or another fence comes first."""
+        following = next((item for item in self.paragraphs if item.line >= fence.end), None)
+        if following is None:
+            return None
+        blocks = [item.line for item in self.headings] + [item.line for item in self.fences]
+        if any(fence.end <= line < following.line for line in blocks):
+            return None
+        return following
+
 
 def plain(text: str) -> str:
     """Heading or table-cell text without ``**``/``__`` emphasis and backticks."""
     return text.replace("**", "").replace("__", "").replace("`", "").strip()
 
 
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark")
+
+
+def _inline_text(token: Token) -> str:
+    """The text of an inline token, emphasis and code marks dropped (``code_inline`` keeps its content)."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts).strip()
+
+
 def parse_doc(path: Path, workspace: Path) -> Doc:
-    """Read a Markdown file (``read_source``) and split it into headings and fenced blocks."""
-    lines = tuple(read_source(path, workspace).splitlines())
+    """Read a Markdown file (``read_source``) and split it into headings, fenced blocks and paragraphs."""
+    source = read_source(path, workspace)
+    lines = tuple(source.splitlines())
+    tokens = _markdown().parse(source)
     headings: list[Heading] = []
     fences: list[Fence] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        fence = _FENCE_RE.match(line)
-        if fence:
-            marker = fence.group("fence")
-            end = index + 1
-            while end < len(lines):
-                closing = lines[end].strip()
-                if closing.startswith(marker[0] * len(marker)) and not closing.strip(marker[0]):
-                    break
-                end += 1
-            fences.append(Fence(index, fence.group("info").lower(), lines[index + 1:end]))
-            index = end + 1
+    paragraphs: list[Paragraph] = []
+    for index, token in enumerate(tokens):
+        if token.map is None:
             continue
-        heading = _HEADING_RE.match(line)
-        if heading:
-            headings.append(Heading(index, len(heading.group("hashes")), plain(heading.group("text"))))
-        index += 1
-    return Doc(path, rel_path(path, workspace), lines, tuple(headings), tuple(fences))
+        start, end = token.map
+        if token.type == "heading_open":
+            text = plain(_inline_text(tokens[index + 1])) if index + 1 < len(tokens) else ""
+            headings.append(Heading(start, int(token.tag[1:]), text))
+        elif token.type == "fence":
+            info = token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
+            fences.append(Fence(start, info, tuple(token.content.splitlines()), end))
+        elif token.type == "paragraph_open" and index + 1 < len(tokens):
+            paragraphs.append(Paragraph(start, end, " ".join(tokens[index + 1].content.split())))
+    return Doc(path, rel_path(path, workspace), lines, tuple(headings), tuple(fences), tuple(paragraphs))
