@@ -187,6 +187,12 @@ S4 = "20251023stateless4"
 S5 = "20251027-stateless5"
 I1590 = "issue1590"
 I1587 = "issue1587"
+S7 = "20251029-stateless7"  # one plan.md with a phase table
+F501 = "20251108fix501"  # one plan.md, no phases
+LOGGING = "logging-merge"  # README.md + tasks/NN-*.md
+I1575 = "issue1575"  # plan.md + phase1..4.md at the root
+SUBAGENTIC = "20251029subagentic1"  # overview.md + seven unnumbered topic files
+I1456 = "issue1456"  # plan/implementation-plan.md with `## Phase PNN` sections
 
 
 def add_plan(workspace: Path, real_plans: Path, name: str) -> Path:

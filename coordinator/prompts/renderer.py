@@ -492,7 +492,7 @@ class PromptRenderer:
                 "depends_on": list(phase.depends_on),
                 "verify": [
                     {"run": v.run, "expect": v.expect, "timeout": v.timeout, "shell": v.shell or "sh",
-                     "name": v.name, "script": "\n" in v.run.strip() or v.name is not None,
+                     "name": v.name, "script": "\n" in v.run.strip(),
                      "must": VERIFY_REQUIREMENTS[v.expect]}
                     for v in phase.verify
                 ],

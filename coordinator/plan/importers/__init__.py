@@ -7,9 +7,11 @@ kind has a template is asked through ``has_template``).
 
 Three formats (docs/design.md §15), one module each, the rules in its docstring:
 
-``markdown`` (``markdown_plans``) -- the phase-plan folders of vybestack/llxprt-code (``project-plans/<slug>/``,
-  NOTES §4-§7), read with ``markdown_doc`` (headings and fences), ``shell_blocks`` (verify commands from bash
-  blocks) and ``kinds`` (kinds from file slugs and titles).
+``markdown`` -- the phase-plan folders of vybestack/llxprt-code (``project-plans/<slug>/``, NOTES §4-§7) in every
+  layout: numbered phase files (``markdown_plans``: ``plan/NN-*.md``, ``tasks/NN-*.md``, ``phaseN.md``) or none
+  (``single_file``: phase sections, a phase table, topic files beside an overview, or one file with no phases).
+  Both read files with ``markdown_doc`` (markdown-it-py), verify entries with ``verify_blocks`` (bash blocks as
+  whole scripts: ``shell_scripts``, ``expectations``) and kinds with ``kinds`` (title, text, file name).
 
 ``spec-kit`` (``speckit``) -- GitHub spec-kit ``tasks.md`` (NOTES §11.1).
 
@@ -36,7 +38,8 @@ from coordinator.plan.importers.common import (
     dump_yaml,
     rel_path,
 )
-from coordinator.plan.importers.markdown_plans import MarkdownImporter, phase_files
+from coordinator.plan.importers.markdown_plans import PHASE_FOLDERS, MarkdownImporter, phase_files
+from coordinator.plan.importers.single_file import UnnumberedImporter
 from coordinator.plan.importers.speckit import import_speckit
 from coordinator.plan.importers.taskmaster import import_taskmaster, taskmaster_file
 from coordinator.plan.model import BUILTIN_KINDS
@@ -63,8 +66,8 @@ def detect_format(source: Path) -> str:
         if source.suffix == ".json":
             return "taskmaster"
         if source.suffix == ".md":
-            return "spec-kit"
-        raise ImportFailed(f"{source}: not a plan folder, tasks.md or tasks.json")
+            return "spec-kit" if source.name == "tasks.md" else "markdown"
+        raise ImportFailed(f"{source}: not a plan folder, a Markdown plan, tasks.md or tasks.json")
     if not source.is_dir():
         raise ImportFailed(f"{source}: no such folder or file")
     if phase_files(source):
@@ -73,9 +76,11 @@ def detect_format(source: Path) -> str:
         return "spec-kit"
     if taskmaster_file(source) is not None:
         return "taskmaster"
+    if any(path.is_file() for folder in (source, source / "plan") for path in folder.glob("*.md")):
+        return "markdown"
     raise ImportFailed(
-        f"{source}: no plan found: expected plan/NN-slug.md phase files (markdown phase plan), "
-        "tasks.md (spec-kit) or tasks.json (Taskmaster)"
+        f"{source}: no plan found: the folder holds no Markdown file (a phase plan), tasks.md (spec-kit) or "
+        "tasks.json (Taskmaster)"
     )
 
 
@@ -113,12 +118,14 @@ def import_plan(
         raise ImportFailed(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     templates = has_template or (lambda kind: kind in BUILTIN_KINDS)
     if fmt == "markdown":
-        if not source.is_dir():
-            raise ImportFailed(f"{rel_path(source, workspace)}: a markdown phase plan is a folder")
-        if source.name == "plan" and source.parent.is_relative_to(workspace) and source != workspace:
+        if source.is_dir() and source.name in PHASE_FOLDERS and source.parent.is_relative_to(workspace) \
+                and source != workspace and phase_files(source.parent):
             # `project-plans/<slug>/plan` names the phase files; the plan (markers, reports) is its parent.
             source = source.parent
-        result = MarkdownImporter(source, workspace, templates).run()
+        if source.is_dir() and phase_files(source):
+            result = MarkdownImporter(source, workspace, templates).run()
+        else:
+            result = UnnumberedImporter(source, workspace, templates).run()
     elif fmt == "spec-kit":
         result = import_speckit(source / "tasks.md" if source.is_dir() else source, workspace)
     else:

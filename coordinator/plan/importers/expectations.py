@@ -16,7 +16,8 @@ Expect = Literal["pass", "fail", "no-output"]
 
 _FAIL_RE = re.compile(
     r"expect(?:ed|s)?\s+(?:to\s+)?fail|expect(?:ed)?\s+failures?|must\s+fail|should\s+fail|fails?\s+as\s+expected"
-    r"|should\s+(?:still\s+)?be\s+(?:red|failing)|(?:stay|remain)s?\s+red",
+    r"|should\s+(?:still\s+)?be\s+(?:red|failing)|(?:stay|remain)s?\s+red"
+    r"|expected\s*:\s*(?:[\w-]+\s+){0,3}fail(?:s|ures?)?\b",
     re.IGNORECASE,
 )
 _NO_OUTPUT_RE = re.compile(

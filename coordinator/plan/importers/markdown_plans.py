@@ -43,16 +43,23 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.plan.importers.common import ImportFailed, ImportResult, plan_document, rel_path, safe_id
-from coordinator.plan.importers.kinds import FALLBACK_KINDS, detect_kind
+from coordinator.plan.importers.kinds import FALLBACK_KINDS, choose_kind
 from coordinator.plan.importers.markdown_doc import Doc, Heading, parse_doc, plain
-from coordinator.plan.importers.shell_blocks import EXPECT_FAIL_COMMENT_RE, Command, make_command, split_commands
+from coordinator.plan.importers.shell_scripts import Check
+from coordinator.plan.importers.verify_blocks import verify_entries
 
-_PHASE_FILE_RE = re.compile(r"^P?(?P<num>\d+(?:\.\d+)?)(?P<sub>[a-eA]?)-(?P<slug>.+)\.md$")
+_PHASE_FILE_RE = re.compile(
+    r"^(?:P|phase[-_]?|task[-_]?)?(?P<num>\d+(?:\.\d+)?)(?P<sub>[a-eA]?)(?:[-_](?P<slug>.+))?\.md$", re.IGNORECASE
+)
+PHASE_FOLDERS = ("plan", "tasks", "phases")
+"""Folders of a plan folder that hold its numbered phase files; the plan folder itself is tried last."""
+OVERVIEW_NAMES = ("overview.md", "plan.md", "PLAN.md", "README.md")
+"""Files beside ``tasks/`` or root phase files that are the plan's overview, in order of preference."""
 _PHASE_REF_RE = re.compile(
     r"(?P<plan>PLAN-\d{8}-[A-Z0-9][A-Z0-9_-]*?)\.(?P<phase>P\d+(?:\.\d+)?[a-eA]?(?:-V)?)(?![\w.])"
 )
 _PHASE_ID_HEADING_RE = re.compile(r"^Phase ID$", re.IGNORECASE)
-_PHASE_TOKEN_RE = re.compile(r"^P(?P<num>\d+(?:\.\d+)?)(?P<sub>[a-eA]?)(?P<verifier>-V)?$")
+_PHASE_TOKEN_RE = re.compile(r"^P(?P<num>\d+(?:\.\d+)?)(?P<sub>[a-eA]?)(?P<verifier>-V)?(?:-(?P<copy>\d+))?$")
 _PLAN_ID_LINE_RE = re.compile(r"^[\s*_>-]*Plan ID[\s*_]*:[\s*_`]*(?P<id>[A-Za-z0-9][A-Za-z0-9._-]*)", re.MULTILINE)
 _TOTAL_RE = re.compile(r"^[\s*_]*(?:Total Phases|Executable Phase Count)[\s*_]*:[\s*_]*(?P<count>\d+)",
                        re.MULTILINE | re.IGNORECASE)
@@ -60,28 +67,30 @@ _SUBPHASE_RE = re.compile(r"^Subphase\s+(?P<id>P\d+(?:\.\d+)?[a-eA]?)\b\s*[:—�
 _VERIFIER_RE = re.compile(r"^(?P<id>P\d+(?:\.\d+)?[a-eA]?-V)\s+Verifier\b")
 _TITLE_PREFIX_RE = re.compile(r"^(?:Phase|Subphase)\s+P?[\w.]+\s*[:—–-]\s*", re.IGNORECASE)
 _PLAN_TITLE_RE = re.compile(r"^Plan\s*:\s*", re.IGNORECASE)
-_VERIFY_HEADING_RE = re.compile(r"verif|automated checks|\bchecks?\b|\bgate\b", re.IGNORECASE)
-_NOT_VERIFY_HEADING_RE = re.compile(r"\bdeferred\b|\bdo not run\b|prerequisite|failure recovery", re.IGNORECASE)
-_DEFERRED_RE = re.compile(r"\bdeferred\b|\bdo not run\b", re.IGNORECASE)
-_RED_HEADING_RE = re.compile(r"\bRED\b")
-_SHELL_FENCES = {"bash", "sh", "shell"}
 _VERIFIER_RULES_RE = re.compile(r"verifier phase instructions|verifier instructions", re.IGNORECASE)
-_EXPECTED_NOTE_RE = re.compile(r"\bexpected\s*:", re.IGNORECASE)
-_STATEFUL_RE = re.compile(r"^(?:cd|pushd|popd|export|source|set)\b|^\w+=[^\s]*$")
 
 
-def phase_sort_key(phase_id: str) -> tuple[tuple[int, ...], str, int]:
-    """Execution order of llxprt phase ids: number, then letter, then ``-V`` (``P07``, ``P07-V``, ``P07a``)."""
+def phase_sort_key(phase_id: str) -> tuple[tuple[int, ...], str, int, int]:
+    """Execution order of phase ids: number, letter, ``-V``, copy (``P07``, ``P07-2``, ``P07-V``, ``P07a``)."""
     match = _PHASE_TOKEN_RE.match(phase_id)
     if match is None:
-        return ((1 << 30,), phase_id, 0)
+        return ((1 << 30,), phase_id, 0, 0)
     number = tuple(int(part) for part in match.group("num").split("."))
-    return (number, match.group("sub").lower(), 1 if match.group("verifier") else 0)
+    return (number, match.group("sub").lower(), 1 if match.group("verifier") else 0, int(match.group("copy") or 1))
+
+
+def file_phase_id(name: re.Match[str]) -> str:
+    """``07a-x.md`` -> ``P07a``; ``phase1.md`` -> ``P01``; ``P0.5-x.md`` -> ``P0.5`` (two digits at least)."""
+    number = name.group("num")
+    return f"P{int(number):02d}{name.group('sub')}" if "." not in number else f"P{number}{name.group('sub')}"
 
 
 def phase_files(folder: Path) -> list[Path]:
-    """The candidate phase files of a plan folder: ``plan/*.md`` (or the folder's own ``NN-*.md``)."""
-    for directory in (folder / "plan", folder):
+    """The numbered phase files of a plan folder: in ``plan/``, ``tasks/`` or ``phases/``, else its own.
+
+    ``NN-slug.md``, ``PNN-slug.md``, ``NNa-slug.md``, ``phaseN.md`` and ``task-NN-slug.md`` are phase files.
+    """
+    for directory in (*(folder / name for name in PHASE_FOLDERS), folder):
         if directory.is_dir():
             found = sorted(path for path in directory.glob("*.md")
                            if _PHASE_FILE_RE.match(path.name) and path.is_file())
@@ -101,7 +110,7 @@ class _Phase:
     """Where it came from, for messages: ``plan/07a-….md`` or ``plan/02-….md §Subphase P02a``."""
     instructions_file: str | None = None
     instructions: str | None = None
-    verify: list[Command] = field(default_factory=list)
+    verify: list[Check] = field(default_factory=list)
     verifier_of: str | None = None
 
 
@@ -117,6 +126,7 @@ class MarkdownImporter:
         self.phases: dict[str, _Phase] = {}
         self.no_kind: list[str] = []
         self.overview: Doc | None = None
+        self.phase_dir = folder
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -134,10 +144,14 @@ class MarkdownImporter:
             declared = self._declared_phase(doc)
             name = _PHASE_FILE_RE.match(path.name)
             assert name is not None
-            if declared is None and name.group("slug").startswith("overview") and not name.group("sub"):
+            if declared is None and (name.group("slug") or "").startswith("overview") and not name.group("sub"):
                 overview = doc
                 continue
             phase_docs.append((path, doc, declared))
+        self.phase_dir = files[0].parent
+        if overview is None and self.phase_dir.name != "plan":
+            overview = next((parse_doc(self.folder / name, self.workspace) for name in OVERVIEW_NAMES
+                             if (self.folder / name).is_file()), None)
         plan_id = self._plan_id(overview, [doc for _, doc, _ in phase_docs])
         self.overview = overview
         for path, doc, declared in phase_docs:
@@ -158,12 +172,13 @@ class MarkdownImporter:
     # --- files, ids and overview ------------------------------------------------------------------------
 
     def _warn_ignored(self, directory: Path, files: list[Path]) -> None:
-        if directory.name != "plan":
-            return  # phase files beside overview.md, specification.md …: those are the plan's other documents
         chosen = set(files)
         for path in sorted(directory.glob("*.md")):
-            if path not in chosen and path.is_file():
-                self.warn(f"ignored {rel_path(path, self.workspace)}: not a phase file (NN-slug.md)")
+            if path in chosen or not path.is_file() or directory == self.folder and path.name in OVERVIEW_NAMES:
+                continue
+            if directory == self.folder and path.name == "specification.md":
+                continue  # the plan's specification, read for its Plan ID
+            self.warn(f"ignored {rel_path(path, self.workspace)}: not a phase file (NN-slug.md, phaseN.md)")
 
     @staticmethod
     def _phase_ref(doc: Doc) -> re.Match[str] | None:
@@ -254,20 +269,25 @@ class MarkdownImporter:
     # --- phases of one file ---------------------------------------------------------------------------------
 
     def _add(self, phase: _Phase) -> None:
+        """Add a phase; a second one with the same id is kept as ``ID-2`` (``-3`` …), never dropped."""
         if phase.id in self.phases:
+            copy = 2
+            while f"{phase.id}-{copy}" in self.phases:
+                copy += 1
+            unique = f"{phase.id}-{copy}"
             self.warn(f"{phase.source}: phase {phase.id} is already defined by {self.phases[phase.id].source}; "
-                      "skipped")
-            return
+                      f"imported as {unique}, after it")
+            phase.id = unique
         self.phases[phase.id] = phase
 
     def _add_file(self, path: Path, doc: Doc, declared: str | None) -> None:
         name = _PHASE_FILE_RE.match(path.name)
         assert name is not None
-        from_name = f"P{name.group('num')}{name.group('sub')}"
+        from_name = file_phase_id(name)
         phase_id = declared or from_name
-        if declared is None:
+        if declared is None and self.phase_dir.name == "plan":
             self.warn(f"{doc.rel}: no `## Phase ID` section; phase id {from_name} taken from the file name")
-        elif declared != from_name:
+        elif declared is not None and declared != from_name:
             self.warn(f"{doc.rel}: its `## Phase ID` says {declared} but the file name says {from_name}; "
                       f"using {declared}")
         h1 = doc.first_heading(1)
@@ -276,7 +296,10 @@ class MarkdownImporter:
         if subphases:
             self._add_subphases(doc, subphases)
             return
-        kind = detect_kind(name.group("slug"), title)
+        choice = choose_kind(title, "\n".join(doc.lines), name.group("slug") or "")
+        kind = choice.kind
+        if choice.disagreement:
+            self.warn(f"{phase_id} ({doc.rel}): {choice.disagreement}; imported as {kind!r}")
         if kind is None and name.group("sub"):
             kind = "verify"
         phase = _Phase(phase_id, title or phase_id, kind, doc.rel, instructions_file=doc.rel)
@@ -307,7 +330,10 @@ class MarkdownImporter:
                 f"1-{head_end}) and the subphase section follow verbatim.\n\n"
                 f"{doc.text(0, head_end)}\n\n{doc.text(heading.line, end)}\n"
             )
-            phase = _Phase(phase_id, title, detect_kind("", title), source, instructions=instructions)
+            choice = choose_kind(title, doc.text(heading.line, worker_end))
+            if choice.disagreement:
+                self.warn(f"{phase_id} ({source}): {choice.disagreement}; imported as {choice.kind!r}")
+            phase = _Phase(phase_id, title, choice.kind, source, instructions=instructions)
             phase.verify = self._verify(doc, heading.line + 1, worker_end, phase_id)
             self._add(phase)
             added.append(phase)
@@ -373,41 +399,9 @@ class MarkdownImporter:
 
     # --- verification commands -----------------------------------------------------------------------------
 
-    def _verify(self, doc: Doc, start: int, end: int, phase_id: str) -> list[Command]:
-        """Verify commands from the shell blocks under verification headings between ``start`` and ``end``.
-
-        Only headings from ``start`` on count (for a subphase: the headings inside its section).
-        """
-        commands: list[Command] = []
-        for fence in doc.fences:
-            if not (start <= fence.line < end) or fence.info not in _SHELL_FENCES:
-                continue
-            # The file's title and the subphase heading itself do not count: "# Phase 07: … TDD (RED)" must
-            # not make its lint commands expect failure.
-            chain = [heading for heading in doc.chain(fence.line) if heading.level > 1 and heading.line >= start]
-            names = [heading.text for heading in chain]
-            if not any(_VERIFY_HEADING_RE.search(name) for name in names):
-                continue
-            if any(_NOT_VERIFY_HEADING_RE.search(name) for name in names):
-                if any(_DEFERRED_RE.search(name) for name in names):
-                    self.warn(f"{phase_id}: skipped the bash block at {doc.rel}:{fence.line + 1} under "
-                              f"\"{names[-1]}\" (deferred, not run in this phase)")
-                continue
-            red = any(_RED_HEADING_RE.search(name) for name in names)
-            found, problems = split_commands(fence.body, fence.line + 1)
-            for line, problem in problems:
-                self.warn(f"{phase_id}: {doc.rel}:{line + 1}: {problem}")
-            for text, comments, line in found:
-                for comment in comments:
-                    if _EXPECTED_NOTE_RE.search(comment) and not EXPECT_FAIL_COMMENT_RE.search(comment):
-                        self.warn(f"{phase_id}: {doc.rel}:{line + 1}: expected result given only as a comment "
-                                  f"({comment!r}); coord checks the exit status only")
-                command = make_command(text, comments, red, line)
-                if _STATEFUL_RE.match(text):
-                    self.warn(f"{phase_id}: {doc.rel}:{line + 1}: `{text}` only affects its own command "
-                              "(coord runs each verify command on its own)")
-                commands.append(command)
-        return commands
+    def _verify(self, doc: Doc, start: int, end: int, phase_id: str) -> list[Check]:
+        """Verify entries from the shell blocks under verification headings between ``start`` and ``end``."""
+        return verify_entries(doc, start, end, phase_id, self.warn)
 
     # --- the document --------------------------------------------------------------------------------------
 
@@ -439,14 +433,15 @@ class MarkdownImporter:
             else:
                 entry["instructions"] = phase.instructions or ""
             if phase.verify:
-                entry["verify"] = [_verify_entry(command) for command in phase.verify]
+                entry["verify"] = [verify_entry(check) for check in phase.verify]
             entries.append(entry)
             previous = phase.id
         for kind, ids in fallbacks.items():
             self.warn(f"kind {kind!r} has no template (templates/{kind}.md.j2); imported as "
                       f"{FALLBACK_KINDS.get(kind, 'impl')!r}: {_id_list(ids)}")
         if self.no_kind:
-            self.warn(f"kind not recognized from file name or title; imported as 'impl': {_id_list(self.no_kind)}")
+            self.warn("kind not recognized from the title, the text or the file name; imported as 'impl': "
+                      f"{_id_list(self.no_kind)}")
         no_verify = [phase.id for phase in ordered if not phase.verify]
         if no_verify:
             self.warn("no verification commands (no bash block under a verification heading); coord checks only "
@@ -476,12 +471,16 @@ def _source_phrase(phase: _Phase) -> str:
     return phase.source.replace(" §", " section ")
 
 
-def _verify_entry(command: Command) -> dict[str, Any]:
-    entry: dict[str, Any] = {"run": command.run}
-    if command.expect != "pass":
-        entry["expect"] = command.expect
-    if command.shell:
+def verify_entry(check: Check) -> dict[str, Any]:
+    """The plan YAML entry of one check (``name`` first, so a reader sees what it is before the script)."""
+    entry: dict[str, Any] = {"name": check.name} if check.name else {}
+    entry["run"] = check.run
+    if check.expect != "pass":
+        entry["expect"] = check.expect
+    if check.shell == "sh":
         entry["shell"] = True
+    elif check.shell:
+        entry["shell"] = check.shell
     return entry
 
 

@@ -26,6 +26,7 @@ The rules (docs/design.md §15, "bash blocks"):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -246,7 +247,8 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
         return reading
     offset = next(index for index, line in enumerate(lines) if line.strip())
     tree = _parser().parse(script.encode())
-    comments, statements = [], []
+    comments: list[_Statement] = []
+    statements: list[_Statement] = []
     for node in tree.root_node.children:
         item = _Statement(node, _text(node), node.start_point.row)
         (comments if node.type == "comment" else statements).append(item)
@@ -286,6 +288,13 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
                                   "exit 0 -- edit `expect` if the author meant otherwise"))
         checks, carried = _section_checks(section, carried, shell, at)
         reading.checks.extend(checks)
+    if len(reading.checks) == 1 and reading.checks[0].shell and len(sections) == 1 and all(
+            _fails_on_success(item) is None for item in kept):
+        # Undivided: the script as written, comments included (left-out statements commented out).
+        check = reading.checks[0]
+        verbatim = _without(script, left_out) if left_out else script
+        prefix = f"{ERREXIT_LINE}\n" if check.run.startswith(ERREXIT_LINE) else ""
+        reading.checks[0] = dataclasses.replace(check, run=prefix + verbatim)
     if stated is not None and stated.expect is None:
         reading.notes.append((at, f"the expected result is unclear ({stated.sentence!r}); the check expects exit 0 "
                               "-- edit `expect` if the author meant otherwise"))
@@ -342,13 +351,15 @@ def _sections(comments: list[_Statement], statements: list[_Statement], at: int,
             sections.append(_Section(text.lstrip("# ").strip(), found, [statement]))
             sections.append(_Section())
             continue
-        marks = numbered or (found is not None and found.expect is not None)
-        if marks and current.statements:
+        # A stated pass is the default, not a new check; a numbered comment or a stated fail/no-output is.
+        divides = found is not None and found.expect in ("fail", "no-output")
+        if (numbered or divides) and current.statements:
             sections.append(_Section())
             current = sections[-1]
-        if numbered and current.marker is None:
+        if numbered and (current.marker is None or current.expectation is not None and not _NUMBERED_RE.match(
+                "#" + current.marker)):
             current.marker = text.lstrip("#").strip()
-        if found is not None and found.expect is not None and current.expectation is None:
+        if divides and found is not None and current.expectation is None:
             current.expectation = found
             if current.marker is None:
                 current.marker = text.lstrip("#").strip()

@@ -18,9 +18,9 @@ import yaml
 from coordinator.judge.report_text import parse_status
 from coordinator.plan.importers import ImportResult, import_plan
 from coordinator.plan.importers.markdown_plans import phase_sort_key
-from coordinator.plan.importers.shell_blocks import make_command, split_commands
+from coordinator.plan.importers.shell_scripts import ERREXIT_LINE
 from coordinator.prompts.validate import load_checked_plan as load_plan
-from tests.helpers import I1587, I1590, S4, S5, SP2, add_plan
+from tests.helpers import I1575, I1587, I1590, S4, S5, SP2, add_plan
 from tests.helpers import imported_phase as phase
 
 
@@ -54,6 +54,11 @@ def workspace(tmp_path: Path) -> Path:
 
 def imported(workspace: Path, real_plans: Path, name: str) -> ImportResult:
     return import_plan(add_plan(workspace, real_plans, name), workspace)
+
+
+def code_lines(script: str) -> list[str]:
+    """A script's lines that are not comments or blank."""
+    return [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def verify(result: ImportResult, phase_id: str) -> list[tuple[str, str]]:
@@ -135,98 +140,78 @@ def test_red_phase_commands_expect_failure(real_plans: Path, workspace: Path) ->
     sp2 = imported(workspace, real_plans, SP2)
     grep = ('grep -r "@plan:PLAN-20251018-STATELESSPROVIDER2.P02" '
             "packages/cli/src/integration-tests/provider-multi-runtime.integration.test.ts")
-    # "# Run targeted suite (EXPECTED TO FAIL)" and `&& exit 1`: the idiom is dropped, the expectation kept
+    # plan/02-…tests.md: "# Run targeted suite (EXPECTED TO FAIL)" over `npm run test:multi-runtime && exit 1`:
+    # a check of its own, named by the comment, the idiom dropped and the expectation kept
     assert verify(sp2, "P02") == [(grep, "pass"), ("npm run test:multi-runtime", "fail")]
-    assert verify(sp2, "P02a") == [("npm run test:multi-runtime", "fail")]
-    # a "# EXPECTED TO FAIL" comment covers the commands after it, up to a blank line
-    assert [expect for _, expect in verify(sp2, "P08")] == ["pass", "fail", "fail"]
-    assert verify(sp2, "P03")[1] == ("npm run test:multi-runtime", "pass")  # "(MUST PASS)"
-    assert all("#" not in run for pid in sp2.phase_ids for run, _ in verify(sp2, pid))
+    assert phase(sp2, "P02")["verify"][1]["name"] == "Run targeted suite (EXPECTED TO FAIL)"
+    assert verify(sp2, "P02a") == [("npm run test:multi-runtime", "fail")]  # `… && exit 1` alone
+    # plan/08-…: "# EXPECTED TO FAIL" over two `npm test` lines: each must fail on its own
+    assert verify(sp2, "P08")[1:] == [("npm test -- --run openai.stateless", "fail"),
+                                      ("npm test -- --run openaiResponses.stateless", "fail")]
+    # plan/03-…: a grep and "(MUST PASS)" suite in one block: one script, and `set -e` makes both count
+    (script, expect), = verify(sp2, "P03")
+    assert expect == "pass" and script.startswith(ERREXIT_LINE + "\n# Verify plan markers") and script.endswith(
+        "# Run targeted suite (MUST PASS)\nnpm run test:multi-runtime")
 
     s4 = imported(workspace, real_plans, S4)
-    assert verify(s4, "P09a") == [('rg "getSettingsService" packages/core/src/providers', "fail"),
-                                  ('rg "modelParams" packages/core/src/providers', "fail")]
-    # bash brace expansion runs under bash, not /bin/sh
-    assert verify(s4, "P01a") == [(
-        "bash -c 'for req in {001..005}; do rg \"REQ-SP4-$req\" project-plans/20251023stateless4/analysis "
-        "|| exit 1; done'", "pass")]
+    # 09a: `rg "getSettingsService" … && exit 1`: a search that must find nothing
+    assert verify(s4, "P09a") == [('rg "getSettingsService" packages/core/src/providers', "no-output"),
+                                  ('rg "modelParams" packages/core/src/providers', "no-output")]
+    # bash brace expansion: the loop stays whole and runs under bash
+    assert phase(s4, "P01a")["verify"] == [{
+        "name": "Automated Checks", "shell": "bash",
+        "run": '# Ensure every requirement referenced at least once\n'
+               'for req in {001..005}; do rg "REQ-SP4-$req" project-plans/20251023stateless4/analysis || exit 1; done'}]
     assert any("red test phases with no command marked to fail" in w and "P04" in w for w in s4.warnings)
 
     issue = imported(workspace, real_plans, I1590)
-    red_gate = verify(issue, "P02b")
+    red_gate = verify(issue, "P02b")  # under "### RED Gate"
     assert len(red_gate) == 1 and red_gate[0][1] == "fail" and red_gate[0][0].startswith("npm run test --workspace")
     assert verify(issue, "P02b-V") == red_gate  # the verifier re-runs its worker's commands
 
 
-def test_shell_idioms_are_kept_with_a_shell(real_plans: Path, workspace: Path) -> None:
+def test_a_block_is_one_script_divided_only_where_the_author_marks_checks(real_plans: Path, workspace: Path) -> None:
     issue = imported(workspace, real_plans, I1590)
-    entries = {item["run"]: item for item in phase(issue, "P02c")["verify"]}
-    must_not_match = 'rg "gitIgnoreParser|gitUtils" packages/storage/src/index.ts && exit 1 || true'
-    assert entries[must_not_match] == {"run": must_not_match, "shell": True}
-    assert entries["npm run typecheck --workspace @vybestack/llxprt-code-storage"] == {
-        "run": "npm run typecheck --workspace @vybestack/llxprt-code-storage"}
-    # a multi-line `node -e "…"` stays one command
-    scripts = [item["run"] for item in phase(issue, "P01")["verify"] if item["run"].startswith("node -e")]
-    assert scripts and "\n" in scripts[0] and scripts[0].rstrip().endswith('"')
-    # the block under "Deferred to P05/P07" is not P01's, and the user is told
-    assert not any("@vybestack/llxprt-code-storage/testing" in run for run in scripts)
-    assert any("Deferred to P05/P07" in warning and warning.startswith("P01:") for warning in issue.warnings)
-
-    s5 = imported(workspace, real_plans, S5)
-    assert ('pnpm test --filter "PLAN-20251027-STATELESS5.P05" --runInBand || true', "pass") in verify(s5, "P05")
-    echo_idiom = [item for item in phase(s5, "P07a")["verify"] if "unexpectedly" in item["run"]][0]
-    assert echo_idiom.get("expect", "pass") == "pass" and echo_idiom["shell"] is True
-
-
-def test_split_commands_joins_lines_and_tracks_comments() -> None:
-    block = [
-        "# Ensure markers",
-        "grep -r x src",
-        "",
-        "# EXPECTED TO FAIL",
-        "npm test -- --run a   # trailing note",
-        "npm test -- --run b",
-        "# later",
-        "for f in \\",
-        "  a b; do",
-        "  test -f \"$f\" || exit 1",
-        "done",
-        "node -e \"",
-        "# not a comment: inside quotes",
-        "console.log('ok')",
-        "\"",
-        "cat <<'EOF' > out.txt",
-        "it's # data",
-        "EOF",
-    ]
-    commands, problems = split_commands(block)
-    assert problems == []
-    assert [text for text, _, _ in commands] == [
-        "grep -r x src",
-        "npm test -- --run a",
-        "npm test -- --run b",
-        'for f in \\\n  a b; do\n  test -f "$f" || exit 1\ndone',
-        "node -e \"\n# not a comment: inside quotes\nconsole.log('ok')\n\"",
-        "cat <<'EOF' > out.txt\nit's # data\nEOF",
-    ]
-    assert [comments for _, comments, _ in commands][:4] == [
-        ("# Ensure markers",), ("# EXPECTED TO FAIL",), ("# EXPECTED TO FAIL",), ("# later",)]
-    unfinished, problems = split_commands(['echo "never closed'])
-    assert len(unfinished) == 1 and problems[0][0] == 0 and "never ends" in problems[0][1]
+    checks = phase(issue, "P07")["verify"]
+    names = [item.get("name") for item in checks]
+    # "### Per-Package Build Verification": `# 1. Storage package …` … `# 8. Full monorepo build …`
+    assert names[:8] == ["1. Storage package (leaf — no workspace deps)", "2. Core package (depends on storage)",
+                         "3. MCP package (depends on storage and core)",
+                         "4. Providers package (depends on storage and core)",
+                         "5. A2A Server package (depends on storage and core)",
+                         "6. Test Utilities package (depends on storage)",
+                         "7. CLI package (depends on storage and core)",
+                         "8. Full monorepo build (proves root `npm run build` covers all packages)"]
+    assert checks[7]["run"] == "npm run build" and "shell" not in checks[7]
+    # "### Full Repository Verification" has no marks: the whole block is one script under its heading's name
+    whole = checks[names.index("Full Repository Verification")]
+    assert whole["shell"] == "bash" and code_lines(whole["run"])[1:] == [
+        "npm install", "npm run test", "npm run lint", "npm run typecheck", "npm run build"]
+    # `rg … && exit 1 || true` keeps its meaning inside the script; nothing of it is cut
+    integrity = checks[names.index("Additional Integrity Checks")]["run"]
+    assert "packages/storage/package.json -g '*.ts' -g 'package.json' && exit 1 || true" in integrity
+    text = (workspace / "project-plans" / I1590 / "plan" / "07-full-verification.md").read_text()
+    block = text.split("### Additional Integrity Checks\n\n```bash\n", 1)[1].split("\n```", 1)[0]
+    assert integrity == f"{ERREXIT_LINE}\n{block}"  # verbatim, its comments included
+    # "### Smoke Test" (not a verification heading) starts the agent itself: never a check
+    assert not any("ollamakimi" in item["run"] for item in checks)
+    # a multi-line `node -e "…"` stays inside its script
+    assert phase(issue, "P01")["verify"][0]["run"].count('node -e "\n') == 2
 
 
-@pytest.mark.parametrize("text, comments, run, expect, shell", [
-    ("npm run test:multi-runtime && exit 1", (), "npm run test:multi-runtime", "fail", False),
-    ("npm test", ("# Run targeted suite (EXPECTED TO FAIL)",), "npm test", "fail", False),
-    ("rg x src && exit 1 || true", (), "rg x src && exit 1 || true", "pass", True),
-    ('rg "a|b" src -g \'*.ts\'', (), 'rg "a|b" src -g \'*.ts\'', "pass", False),
-    ('rg "REQ-$req" src', (), 'rg "REQ-$req" src', "pass", True),
-    ("ls docs/**/*.md", (), "ls docs/**/*.md", "pass", True),
-    ("[[ -f x ]]", (), "bash -c '[[ -f x ]]'", "pass", False),
-])
-def test_make_command(text: str, comments: tuple[str, ...], run: str, expect: str, shell: bool) -> None:
-    command = make_command(text, comments, False, 0)
-    assert (command.run, command.expect, command.shell) == (run, expect, shell)
+def test_no_output_expectation_comes_from_the_sentence_after_the_block(real_plans: Path, workspace: Path) -> None:
+    result = imported(workspace, real_plans, I1575)
+    checks = {item["run"]: item for item in phase(result, "P04")["verify"]}
+    # phase4.md: "This should produce **no output** after rewiring."
+    assert checks['grep "from.*runtimeSettings" packages/cli/src/runtime/profileApplication.ts']["expect"] == \
+        "no-output"
+    # "Expected: Only `runtimeSettings.ts` itself should appear": unclear, so pass, with the sentence
+    unclear = [w for w in result.warnings if "unclear" in w and w.startswith("P04:")]
+    assert unclear and "Only `runtimeSettings.ts` itself should appear" in unclear[0]
+    # "Run the complete verification": the haiku smoke line starts an agent and is left out of the script
+    full = [item for item in checks.values() if "npm run format" in item["run"] and "npm run build" in item["run"]]
+    assert full and not any("start.js" in line for line in code_lines(full[0]["run"]))
+    assert "# (left out by coord import: not run as verification) node scripts/start.js" in full[0]["run"]
 
 
 def test_report_check_is_off_only_without_a_reports_folder(real_plans: Path, workspace: Path) -> None:
