@@ -199,3 +199,61 @@ def test_taskmaster_tasks_json(workspace: Path) -> None:
     assert coord(workspace, "validate", "plans/ws-master.yaml").returncode == 0
     assert [item["state"] for item in status(workspace, "ws-master")["phases"]] == [
         "passed", "pending", "pending", "pending"]
+
+
+GREETING_PHASE = """# Phase 01: Greeting Implementation
+
+## Phase ID
+
+`PLAN-20261201-GREETING.P01`
+
+## Verification Commands
+
+### Automated Checks
+
+```bash
+# 1. The greeting is written
+test -f src/greeting.txt
+grep -q "hello" src/greeting.txt
+
+# 2. No stale wording remains
+# Expected: ZERO hits
+grep -rn "goodbye" src
+```
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("greeting, verdict", [("hello world", "passed"), ("hello and goodbye", "blocked")])
+def test_an_imported_phase_judges_a_right_and_a_wrong_worker(workspace: Path, greeting: str, verdict: str) -> None:
+    folder = workspace / "project-plans" / "greeting"
+    (folder / "plan").mkdir(parents=True)
+    (folder / "plan" / "01-greeting-impl.md").write_text(GREETING_PHASE)
+    (workspace / "src").mkdir()
+    assert coord(workspace, "import", "project-plans/greeting").returncode == 0
+    plan_file = workspace / "plans" / "PLAN-20261201-GREETING.yaml"
+    document = yaml.safe_load(plan_file.read_text())
+    # the two marked checks: the first a script (both lines must pass), the second a search that must find nothing
+    assert [(item["name"], item.get("expect", "pass")) for item in document["phases"][0]["verify"]] == [
+        ("1. The greeting is written", "pass"), ("2. No stale wording remains", "no-output")]
+    # the worker is the shell agent: it writes the greeting and the completion marker, as a worker would
+    document["agent"] = "shell"
+    document["policy"] = {"max_attempts": 1}
+    document["phases"][0]["script"] = [
+        f"printf '%s\\n' '{greeting}' > src/greeting.txt",
+        "mkdir -p project-plans/greeting/.completed",
+        "printf 'Phase: P01\\nCompleted: 2026-12-01 10:00\\nVerification:\\n```text\\nok\\n```\\n'"
+        " > project-plans/greeting/.completed/P01.md",
+    ]
+    plan_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    coord(workspace, "run", "plans/PLAN-20261201-GREETING.yaml", "--headless")
+
+    (row,) = status(workspace)["phases"]
+    assert row["state"] == verdict
+    if verdict == "blocked":  # judged FAIL, and no attempt left
+        evidence = json.loads(next((workspace / "tmp").rglob("evidence.json")).read_text())
+        failing = [check for check in evidence["checks"] if check["status"] == "fail"]
+        assert [check["name"] for check in failing] == ["verify[1]"]
+        assert "`2. No stale wording remains`" in failing[0]["detail"]
+        assert "(expected no output, and it printed some)" in failing[0]["detail"]
