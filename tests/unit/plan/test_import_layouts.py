@@ -17,13 +17,6 @@ from tests.helpers import F501, I1456, I1575, LOGGING, S7, SUBAGENTIC, add_plan
 from tests.helpers import imported_phase as phase
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
 def imported(workspace: Path, real_plans: Path, name: str) -> ImportResult:
     result = import_plan(add_plan(workspace, real_plans, name), workspace)
     plan_file = workspace / "plans" / "p.yaml"

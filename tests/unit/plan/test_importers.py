@@ -45,13 +45,6 @@ REAL_ORDERS = {
 }
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
 def imported(workspace: Path, real_plans: Path, name: str) -> ImportResult:
     return import_plan(add_plan(workspace, real_plans, name), workspace)
 
