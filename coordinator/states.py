@@ -252,3 +252,12 @@ STATE_STYLES = {
     PhaseState.WAITING: "blue",
 }
 """Rich/Textual style names per shown state (plain strings, so this module needs neither library)."""
+
+
+EXISTING_EVIDENCE = "existing-evidence"
+"""``phases.verdict_source`` of a phase passed on files that existed before coord ran it (``coord import
+--with-progress``) without coord re-running its verification: the pass is unverified, and every report says so."""
+
+REVERIFIED_EVIDENCE = "re-verified"
+"""``phases.verdict_source`` of a phase passed on existing evidence whose verification commands coord re-ran at
+import (``coord import --with-progress --verify``), and which passed them."""

@@ -12,13 +12,16 @@ says otherwise, and an existing file is replaced only with ``--force``.
 
 ``--with-progress`` (docs/design.md §15, §9): for a markdown plan, each phase's completion marker (and its
 report, where one exists) is judged by ``coordinator.judge.checks`` exactly as after a worker -- a marker
-that says FAIL, names another phase or holds ``$(npm test …)`` instead of output does not pass; verify commands
-are not re-run. spec-kit and Taskmaster plans record their own progress (checkboxes, ``status``). A phase is
-recorded ``passed`` (verdict PASS, ``verdict_source`` ``existing-evidence``) only when its evidence passes and
-every phase it depends on passed too, so the plan resumes at its first unfinished phase and nothing after a
-failed phase counts as done. Everything else is ``pending``; a phase whose evidence exists but fails keeps the
-FAIL verdict and its reason, shown by ``coord status``. This takes the workspace lock and refuses a plan that
-coord has already run (it would overwrite real attempts).
+that says FAIL, names another phase or holds ``$(npm test …)`` instead of output does not pass. Verify commands
+are re-run only with ``--verify``; a phase passed without them is marked "verification not re-run"
+(``verdict_source`` ``existing-evidence``), and ``coord status``, the dashboard, ``coord run``'s first line and the
+prompts of the phases built on it say so. spec-kit and Taskmaster plans record their own progress (checkboxes,
+``status``). A phase is recorded ``passed`` (verdict PASS, ``verdict_source`` ``existing-evidence``, or
+``re-verified`` after ``--verify``) only when its evidence passes and every phase it depends on passed too, so the
+plan resumes at its first unfinished phase and nothing after a failed phase counts as done. Everything else is
+``pending``; a phase whose evidence exists but fails keeps the FAIL verdict and its reason, shown by ``coord
+status``. This takes the workspace lock and refuses a plan that coord has already run (it would overwrite real
+attempts).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from coordinator.errors import ExitStatus, PlanError, UsageError
 from coordinator.paths import WorkspacePaths
-from coordinator.states import PhaseState
+from coordinator.states import EXISTING_EVIDENCE, REVERIFIED_EVIDENCE, PhaseState
 from coordinator.util.files import workspace_relative
 
 if TYPE_CHECKING:  # loaded on first use, so `coord --help` does not pay for them
@@ -42,8 +45,14 @@ if TYPE_CHECKING:  # loaded on first use, so `coord --help` does not pay for the
     from coordinator.prompts.renderer import PromptRenderer
     from coordinator.state.events import EngineEvent
 
-EVIDENCE_SOURCE = "existing-evidence"
+EVIDENCE_SOURCE = EXISTING_EVIDENCE
 """``phases.verdict_source`` of a verdict taken from files that existed before coord ran the phase."""
+
+NOT_RERUN = "verification not re-run"
+"""The mark on a phase passed on existing evidence alone (``coord status`` and ``coord run`` count them)."""
+
+IMPORT_VERIFY_FOLDER = "import-verify"
+"""``tmp/PLAN/PHASE/import-verify/``: the logs of the verify commands ``--verify`` re-runs at import."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--with-progress", action="store_true",
                         help="record phases whose existing evidence passes coord's checks as passed, so `coord "
                              "run` resumes at the first unfinished phase")
+    parser.add_argument("--verify", action="store_true",
+                        help="with --with-progress: re-run the verification commands of every phase whose existing "
+                             "evidence passes, and record the verdict they give (without it such phases are marked "
+                             f"'{NOT_RERUN}')")
     parser.add_argument("--format", dest="source_format", default="auto",
                         choices=("auto", "markdown", "spec-kit", "taskmaster"),
                         help="source format (default: detected)")
@@ -99,6 +112,8 @@ def run(args: argparse.Namespace, workspace: Path) -> int:
     shown = workspace_relative(output, workspace)
     if output.exists() and not args.force:
         raise UsageError(f"{shown}: already exists; pass --force to replace it, or -o to write elsewhere")
+    if args.verify and not args.with_progress:
+        raise UsageError("--verify re-runs the verification of phases recorded by --with-progress; pass both")
     if args.with_progress:
         _refuse_run_plan(workspace, result.plan_id)
     plan = _write_validated(output, shown, result.yaml_text(), workspace)
@@ -109,7 +124,7 @@ def run(args: argparse.Namespace, workspace: Path) -> int:
           f"({FORMAT_NAMES[result.format]}); {len(result.warnings)} warning"
           f"{'s' if len(result.warnings) != 1 else ''}")
     if args.with_progress:
-        judged = judge_existing_evidence(plan, result.progress, workspace)
+        judged = judge_existing_evidence(plan, result.progress, workspace, verify=args.verify)
         record_progress(plan, judged, workspace, shown, result.source)
         print_progress(plan, judged, shown)
     return ExitStatus.OK
@@ -199,6 +214,7 @@ class PhaseEvidence:
         verdict: ``PASS`` when passed, ``FAIL`` when evidence exists and fails its checks, else None.
         reason: the deciding detail (the failing check's sentence, or why passing evidence does not count).
         evidence_passed: the evidence alone passes (before dependencies are considered).
+        source: ``phases.verdict_source``: ``existing-evidence`` (verification not re-run) or ``re-verified``.
     """
 
     phase_id: str
@@ -206,6 +222,7 @@ class PhaseEvidence:
     verdict: str | None
     reason: str | None
     evidence_passed: bool
+    source: str = EXISTING_EVIDENCE
 
 
 def _judge_files(plan: Plan, phase: Phase, workspace: Path, renderer: PromptRenderer) -> tuple[bool, bool, str | None]:
@@ -235,7 +252,8 @@ def _judge_files(plan: Plan, phase: Phase, workspace: Path, renderer: PromptRend
     return True, True, "; ".join(result.detail for result in results)
 
 
-def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspace: Path) -> list[PhaseEvidence]:
+def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspace: Path, *,
+                            verify: bool = False) -> list[PhaseEvidence]:
     """Judge every phase of an imported plan from the files (or source records) that exist now.
 
     Args:
@@ -243,6 +261,9 @@ def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspa
         progress: the source's own completion records (spec-kit, Taskmaster), or None to judge markers and
             reports with coord's checks.
         workspace: absolute workspace root.
+        verify: re-run the verify commands of each phase whose evidence passes (after its dependencies passed),
+            logs in ``tmp/PLAN/PHASE/import-verify/``; their verdict is the phase's. Without it a phase passes on
+            its evidence alone, marked :data:`NOT_RERUN`.
 
     Returns:
         One PhaseEvidence per phase, in plan order; a phase is ``passed`` only if its evidence passes and every
@@ -266,8 +287,21 @@ def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspa
                     if judged.get(dep) is None or judged[dep].state != PhaseState.PASSED]
         causes = list(dict.fromkeys(root.get(dep, dep) for dep in blockers))
         root[phase.id] = causes[0] if causes else phase.id
-        if passed and not blockers:
-            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PASSED, "PASS", reason, True)
+        if passed and not blockers and verify and phase.verify:
+            failure = _rerun_verification(plan, phase, workspace)
+            if failure is None:
+                judged[phase.id] = PhaseEvidence(
+                    phase.id, PhaseState.PASSED, "PASS",
+                    f"{reason}; its {len(phase.verify)} verification command(s) pass, re-run at import", True,
+                    REVERIFIED_EVIDENCE)
+                root.pop(phase.id)
+            else:
+                judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PENDING, "FAIL",
+                                                 f"existing evidence passes, but {failure}", True,
+                                                 REVERIFIED_EVIDENCE)
+        elif passed and not blockers:
+            mark = NOT_RERUN if phase.verify else "it has no verification commands"
+            judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PASSED, "PASS", f"{reason}; {mark}", True)
             root.pop(phase.id)
         elif passed:
             note = f"existing evidence passes, but not counted: {', '.join(causes)} before it has not passed"
@@ -277,6 +311,19 @@ def judge_existing_evidence(plan: Plan, progress: dict[str, Any] | None, workspa
         else:
             judged[phase.id] = PhaseEvidence(phase.id, PhaseState.PENDING, None, reason if exists else None, False)
     return [judged[phase.id] for phase in plan.phases]
+
+
+def _rerun_verification(plan: Plan, phase: Phase, workspace: Path) -> str | None:
+    """Run a phase's verify commands as after a worker; the first failure's detail, or None when all pass."""
+    from coordinator.judge.verify_commands import run_verify
+
+    folder = WorkspacePaths(workspace).plan_dir(plan.id) / phase.id / IMPORT_VERIFY_FOLDER
+    for index, command in enumerate(phase.verify):
+        result = run_verify(command, index, workspace=workspace, workdir=workspace / phase.workdir,
+                            attempt_dir=folder, env={"COORD_PLAN_ID": plan.id, "COORD_PHASE_ID": phase.id})
+        if result.status != "pass":
+            return f"{result.detail} (log {result.path})" if result.path else result.detail
+    return None
 
 
 def _refuse_run_plan(workspace: Path, plan_id: str) -> None:
@@ -338,10 +385,10 @@ def record_progress(plan: Plan, judged: list[PhaseEvidence], workspace: Path, pl
                 phases.append(ImportedPhase(
                     phase_id=phase.id, position=phase.index, kind=phase.kind, title=phase.title,
                     state=PhaseState(item.state), verdict=item.verdict,
-                    verdict_source=EVIDENCE_SOURCE if item.verdict else None, reason=item.reason))
+                    verdict_source=item.source if item.verdict else None, reason=item.reason))
                 if item.verdict:
                     events.append(ExistingEvidence(
-                        plan_id=plan.id, phase_id=phase.id, verdict=item.verdict, source=EVIDENCE_SOURCE,
+                        plan_id=plan.id, phase_id=phase.id, verdict=item.verdict, source=item.source,
                         message=f"{phase.id}: {item.verdict} from existing evidence — {item.reason}"))
             resume = next((item.phase_id for item in judged if item.state != PhaseState.PASSED), None)
             events.append(PlanImported(
@@ -361,10 +408,15 @@ def print_progress(plan: Plan, judged: list[PhaseEvidence], plan_path: str) -> N
     passed = [item.phase_id for item in judged if item.state == PhaseState.PASSED]
     resume = next((item.phase_id for item in judged if item.state != PhaseState.PASSED), None)
     line = f"existing evidence: {len(passed)}/{len(judged)} phases passed"
+    unverified = [item.phase_id for item in judged if item.state == PhaseState.PASSED
+                  and item.source == EXISTING_EVIDENCE]
     if resume is None:
         print(line + "; every phase is done")
     else:
         print(line + f"; resumes at {resume} (coord run {plan_path})")
+    if unverified:
+        print(f"  {len(unverified)} of them on existing evidence alone, {NOT_RERUN}: {', '.join(unverified)} "
+              "(add --verify to re-run it)")
     for item in judged:
         if item.verdict == "FAIL":
             print(f"  {item.phase_id}: FAIL from existing evidence: {item.reason}")

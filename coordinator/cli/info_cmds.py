@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from coordinator.cli.plan_args import load, resolve_plan_ref
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
-from coordinator.states import TERMINAL_ATTEMPT_STATES
+from coordinator.states import EXISTING_EVIDENCE, TERMINAL_ATTEMPT_STATES, PhaseState
 
 if TYPE_CHECKING:
-    from coordinator.plan.model import Plan
+    from coordinator.plan.model import Phase, Plan
     from coordinator.prompts.renderer import RemediationContext
 
 
@@ -115,8 +115,25 @@ def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
     if args.remediation:
         context = last_failure_context(plan, phase.id, workspace)
         number = args.attempt or (context.previous_attempt + 1)
-    sys.stdout.write(renderer.render(plan, phase, attempt_number=number, remediation=context))
+    sys.stdout.write(renderer.render(plan, phase, attempt_number=number, remediation=context,
+                                     unverified_dependencies=_unverified_dependencies(plan, phase, workspace)))
     return ExitStatus.OK
+
+
+def _unverified_dependencies(plan: Plan, phase: Phase, workspace: Path) -> list[str]:
+    """What ``render`` says of the phases ``phase`` builds on that passed on unverified existing evidence."""
+    from coordinator.prompts.renderer import unverified_ancestors
+    from coordinator.state.store import Store
+
+    store = Store.open_readonly(WorkspacePaths(workspace))
+    if store is None:
+        return []
+    try:
+        unverified = {record.phase_id for record in store.phases(plan.id)
+                      if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE}
+    finally:
+        store.close()
+    return unverified_ancestors(plan, phase, unverified)
 
 
 def last_failure_context(plan: Plan, phase_id: str, workspace: Path) -> RemediationContext:

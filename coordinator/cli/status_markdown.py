@@ -41,6 +41,10 @@ def status_markdown(report: dict[str, Any], events: list[EventRecord], plan_dir:
     cost = sum(phase["cost_usd"] or 0 for phase in phases)
     if cost:
         lines[-1] += f" · ${cost:.2f}"
+    unverified = [phase["id"] for phase in phases if phase.get("unverified")]
+    if unverified:
+        lines.append(f"\n**{len(unverified)} passed on existing evidence, verification not re-run:** "
+                     f"{', '.join(unverified)}")
     running = [phase for phase in phases if phase["pid"] is not None]
     if running:
         lines += ["", "### Running", "", "| phase | attempt | running for | last output |", "|---|---|---|---|"]

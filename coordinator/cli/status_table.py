@@ -70,6 +70,11 @@ def print_status(report: dict[str, Any]) -> None:
         + f"run {report['state']}" + (" · paused" if report["paused"] else ""),
         highlight=False,
     )
+    if totals.get("unverified"):
+        unverified = [phase["id"] for phase in phases if phase.get("unverified")]
+        console.print(f"{plural(totals['unverified'], 'phase')} passed on existing evidence, verification not re-run: "
+                      f"{', '.join(unverified)} (`coord import SOURCE --with-progress --verify --force` re-runs it)",
+                      style="yellow", highlight=False, markup=False)
     if report.get("tampered"):
         console.print(f"tampered: {report['tampered']}", style="bold red", highlight=False, markup=False)
     for phase in report["phases"]:

@@ -21,10 +21,10 @@ from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
-from coordinator.prompts.renderer import RemediationContext
+from coordinator.prompts.renderer import RemediationContext, unverified_ancestors
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
-from coordinator.states import AttemptState, PhaseState
+from coordinator.states import EXISTING_EVIDENCE, AttemptState, PhaseState
 from coordinator.util import failpoints
 from coordinator.util.files import write_atomic
 
@@ -141,6 +141,12 @@ class LaunchMixin(EngineCore):
         self._record_running(attempt_id, phase, number, identity, resume_session, adopted=False)
         return attempt_id
 
+    def _unverified_ancestors(self, phase: Phase) -> list[str]:
+        """The phases ``phase`` builds on, directly or not, that passed on unverified existing evidence."""
+        return unverified_ancestors(self.plan, phase, {
+            record.phase_id for record in self.store.phases(self.plan.id)
+            if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE})
+
     def _prepare(self, phase: Phase, attempt_id: str, number: int, attempt_dir: Path,
                  remediation: RemediationContext | None, resume_session: str | None,
                  is_remediation: bool) -> SupervisorSpec:
@@ -151,7 +157,9 @@ class LaunchMixin(EngineCore):
         attempt_dir.mkdir(parents=True)
         prompt_path = attempt_dir / PROMPT_FILE
         write_atomic(prompt_path, self.renderer.render(self.plan, phase, attempt_number=number,
-                                                       remediation=remediation), inside=self.workspace)
+                                                       remediation=remediation,
+                                                       unverified_dependencies=self._unverified_ancestors(phase)),
+                     inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
                                      self._other_markers(phase)), records_dir, attempt_dir, self.workspace)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +245,26 @@ class _ListView(list):
     _coord_path = ""
 
 
+def unverified_ancestors(plan: Plan, phase: Phase, unverified: set[str]) -> list[str]:
+    """The phases ``phase`` builds on, directly or through others, that are in ``unverified``, in plan order.
+
+    ``unverified``: ids of the phases passed on existing evidence whose verification coord did not re-run
+    (``states.EXISTING_EVIDENCE``); the result is ``render``'s ``unverified_dependencies``.
+    """
+    if not unverified:
+        return []
+    by_id = {item.id: item for item in plan.phases}
+    seen: set[str] = set()
+    stack = list(phase.depends_on)
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in by_id:
+            continue
+        seen.add(current)
+        stack.extend(by_id[current].depends_on)
+    return [item.id for item in plan.phases if item.id in seen & unverified]
+
+
 VERIFY_REQUIREMENTS = {
     "pass": "pass (exit 0)",
     "fail": "fail (non-zero exit)",
@@ -372,6 +392,7 @@ class PromptRenderer:
         *,
         attempt_number: int,
         remediation: RemediationContext | None = None,
+        unverified_dependencies: Sequence[str] = (),
     ) -> str:
         """Render the prompt of one attempt.
 
@@ -380,6 +401,9 @@ class PromptRenderer:
             phase: the phase of the attempt (one of ``plan.phases``).
             attempt_number: 1 for the phase's own worker, 2.. for remediations.
             remediation: the failed attempt's evidence; when given, ``remediate.md.j2`` is used.
+            unverified_dependencies: the phases this one builds on (directly or not) that passed on existing
+                evidence whose verification coord did not re-run (``states.EXISTING_EVIDENCE``); the prompt says
+                so (``unverified_dependencies`` in templates).
 
         Returns:
             The prompt text exactly as the worker gets it.
@@ -390,6 +414,7 @@ class PromptRenderer:
         """
         name = REMEDIATION_TEMPLATE if remediation is not None else f"{phase.kind}.md.j2"
         context = self._context(plan, phase, attempt_number, remediation)
+        context["unverified_dependencies"] = list(unverified_dependencies)
         what = f"{phase.id} remediation" if remediation is not None else phase.id
         if self.template_path(name) is None:
             raise TemplateError([Problem(file=f"templates/{name}", field="", message="not found")])
@@ -475,6 +500,7 @@ class PromptRenderer:
             "attempt": _wrap({"number": attempt_number, "max_attempts": phase.policy.max_attempts}, "attempt"),
             "remediation": remediation_view,
             "workdir": phase.workdir,
+            "unverified_dependencies": [],
         }
 
     @staticmethod

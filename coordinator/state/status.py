@@ -14,7 +14,7 @@ from coordinator.process.records import ExitRecord
 from coordinator.state.lock import is_locked
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, LIVE_ATTEMPT_STATES, PhaseState
+from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, EXISTING_EVIDENCE, LIVE_ATTEMPT_STATES, PhaseState
 from coordinator.util.timefmt import epoch_seconds
 
 
@@ -35,7 +35,9 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
         verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
         ``session_id`` and ``last_message`` of the latest attempt; counts over all attempts;
-        ``uncounted_attempts``: of them, rejected session resumes, not counted against ``max_attempts``).
+        ``uncounted_attempts``: of them, rejected session resumes, not counted against ``max_attempts``;
+        ``unverified``: passed on existing evidence whose verification was not re-run; ``totals["unverified"]``
+        counts them).
         ``pid`` is the running worker's pid (None when none runs); ``elapsed_s`` covers the latest attempt.
     """
     own = store is None
@@ -50,7 +52,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             by_phase.setdefault(attempt.phase_id, []).append(attempt)
         phases: list[dict[str, Any]] = []
         totals: dict[str, Any] = {"phases": 0, "passed": 0, "failed": 0, "blocked": 0, "waiting": 0, "running": 0,
-                                  "attempts": 0,
+                                  "unverified": 0, "attempts": 0,
                                   "remediations": 0, "tokens": 0, "cost_usd": 0.0}
         unwatched = not is_locked(paths)  # no coordinator: an attempt that ended stays unjudged until one runs
         for row in store.phases(plan_id):
@@ -86,6 +88,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "cost_usd": round(sum(costs), 6) if costs else None,
                 "verdict": row.verdict,
                 "verdict_source": row.verdict_source,
+                "unverified": row.state == PhaseState.PASSED and row.verdict_source == EXISTING_EVIDENCE,
                 "reason": reason,
                 "stop_reason": last.stop_reason if last is not None else None,
                 "session_id": last.session_id if last is not None else None,
@@ -102,6 +105,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 totals[str(row.state)] += 1
             if running:
                 totals["running"] += 1
+            totals["unverified"] += int(phases[-1]["unverified"])
         totals["cost_usd"] = round(totals["cost_usd"], 6)
         return {
             "plan": plan_id,

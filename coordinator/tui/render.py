@@ -66,7 +66,8 @@ def summary_markup(report: dict[str, Any], mode: str) -> str:
         f"[b]{report['plan']}[/] — {report['title']} · {mode}{paused}\n"
         f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · "
         f"[{'b red' if totals['blocked'] else 'dim'}]{totals['blocked']} blocked[/] · "
-        + (f"[blue]{totals['waiting']} waiting on a usage limit[/] · " if totals.get("waiting") else "") +
+        + (f"[blue]{totals['waiting']} waiting on a usage limit[/] · " if totals.get("waiting") else "")
+        + (f"[yellow]{totals['unverified']} on unverified evidence[/] · " if totals.get("unverified") else "") +
         f"{totals['attempts']} attempts ({plural(totals['remediations'], 'remediation')}) · "
         f"elapsed {format_elapsed(report.get('elapsed_s'))} · {totals['tokens']} tokens{cost} · "
         f"run {report['state']}"

@@ -257,3 +257,73 @@ def test_an_imported_phase_judges_a_right_and_a_wrong_worker(workspace: Path, gr
         assert [check["name"] for check in failing] == ["verify[1]"]
         assert "`2. No stale wording remains`" in failing[0]["detail"]
         assert "(expected no output, and it printed some)" in failing[0]["detail"]
+
+
+FAREWELL_PHASE = """# Phase 02: Farewell Implementation
+
+## Phase ID
+
+`PLAN-20261201-GREETING.P02`
+
+## Verification Commands
+
+```bash
+test -f src/farewell.txt
+```
+"""
+GOOD_P01_MARKER = "Phase: P01\nCompleted: 2026-11-30 10:00\nVerification:\n```text\nok\n```\n"
+
+
+@pytest.mark.slow
+def test_progress_on_existing_evidence_is_marked_until_verified(workspace: Path) -> None:
+    folder = workspace / "project-plans" / "greeting"
+    (folder / "plan").mkdir(parents=True)
+    (folder / "plan" / "01-greeting-impl.md").write_text(GREETING_PHASE)
+    (folder / "plan" / "02-farewell-impl.md").write_text(FAREWELL_PHASE)
+    (folder / ".completed").mkdir()
+    (folder / ".completed" / "P01.md").write_text(GOOD_P01_MARKER)  # the marker says done; the code is not here
+    (workspace / "src").mkdir()
+    plan = "plans/PLAN-20261201-GREETING.yaml"
+
+    # --verify re-runs P01's checks: the greeting file is missing, so the marker alone does not pass it
+    verified = coord(workspace, "import", "project-plans/greeting", "--with-progress", "--verify")
+    assert verified.returncode == 0, verified.stderr
+    p01 = status(workspace)["phases"][0]
+    assert (p01["state"], p01["verdict"], p01["verdict_source"]) == ("pending", "FAIL", "re-verified")
+    assert "existing evidence passes, but verification `1. The greeting is written`" in p01["reason"]
+    assert (workspace / "tmp/PLAN-20261201-GREETING/P01/import-verify/verify-0.log").is_file()
+    # with the work really there, --verify records a pass that is not "unverified"
+    (workspace / "src" / "greeting.txt").write_text("hello\n")
+    coord(workspace, "import", "project-plans/greeting", "--with-progress", "--verify", "--force")
+    report = status(workspace)
+    assert (report["phases"][0]["state"], report["phases"][0]["verdict_source"]) == ("passed", "re-verified")
+    assert report["totals"]["unverified"] == 0
+
+    # without --verify the marker passes P01, marked as not re-verified everywhere a person looks
+    (workspace / "src" / "greeting.txt").unlink()
+    seeded = coord(workspace, "import", "project-plans/greeting", "--with-progress", "--force")
+    assert "1 of them on existing evidence alone, verification not re-run: P01 (add --verify" in seeded.stdout
+    report = status(workspace)
+    assert report["totals"]["unverified"] == 1 and report["phases"][0]["unverified"] is True
+    assert report["phases"][0]["reason"].endswith("; verification not re-run")
+    table = coord(workspace, "status")
+    assert "1 phase passed on existing evidence, verification not re-run: P01" in table.stdout
+    markdown = coord(workspace, "status", "--markdown")
+    assert "**1 passed on existing evidence, verification not re-run:** P01" in markdown.stdout
+    rendered = coord(workspace, "render", plan, "P02")
+    assert "P01 passed on evidence that existed before coord ran this plan" in rendered.stdout
+    assert "Phase P01 is done and verified" not in rendered.stdout
+
+    document = yaml.safe_load((workspace / plan).read_text())
+    document["agent"] = "shell"
+    document["phases"][0]["script"] = ["false"]  # passed already: never run
+    document["phases"][1]["script"] = [
+        "printf 'bye\\n' > src/farewell.txt", "mkdir -p project-plans/greeting/.completed",
+        "printf 'Phase: P02\\nCompleted: 2026-12-01 10:00\\nVerification:\\n```text\\nok\\n```\\n'"
+        " > project-plans/greeting/.completed/P02.md"]
+    (workspace / plan).write_text(yaml.safe_dump(document, sort_keys=False))
+    run = coord(workspace, "run", plan, "--headless")
+    first = (run.stdout + run.stderr).splitlines()[0]
+    assert "run started" in first and "1 phase(s) passed on existing evidence, verification not re-run: P01" in first
+    prompt = (workspace / "tmp/PLAN-20261201-GREETING/P02/1/prompt.md").read_text()
+    assert "P01 passed on evidence that existed before coord ran this plan" in prompt

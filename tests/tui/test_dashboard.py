@@ -204,3 +204,21 @@ async def test_quitting_detaches_and_leaves_the_worker_running(tmp_path: Path) -
     assert stop.returncode == 0, stop.stderr
     wait_until(lambda: (workspace / "tmp/PLAN-T/P01/1/exit.json").exists())
     assert identity["worker_pid"]
+
+
+async def test_summary_counts_phases_passed_on_unverified_evidence(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    folder = workspace / "project-plans" / "imported"
+    (folder / "plan").mkdir(parents=True)
+    (folder / "plan" / "01-setup-impl.md").write_text(
+        "# Phase 01: Setup\n\n## Phase ID\n\n`PLAN-20261201-IMPORTED.P01`\n\n## Verification Commands\n\n"
+        "```bash\ntest -f setup.done\n```\n")
+    (folder / ".completed").mkdir()
+    (folder / ".completed" / "P01.md").write_text("Phase: P01\nCompleted: 2026-11-30 10:00\nVerification:\nok\n")
+    assert coord(workspace, "import", "project-plans/imported", "--with-progress").returncode == 0
+    plan = load_plan(workspace / "plans" / "PLAN-20261201-IMPORTED.yaml", workspace)
+    app = make_app(DashboardSource(WorkspacePaths(workspace), plan.id, plan))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        summary = text_of(app.query_one("#summary", Static))
+        assert "1/1 passed" in summary and "1 on unverified evidence" in summary
