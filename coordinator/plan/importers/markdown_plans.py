@@ -324,17 +324,7 @@ class MarkdownImporter:
                 (h for h in doc.headings if heading.line < h.line < end and _VERIFIER_RE.match(h.text)), None
             )
             worker_end = verifier_heading.line if verifier_heading is not None else end
-            instructions = (
-                f"Subphase {phase_id} of `{doc.rel}` (lines {heading.line + 1}-{end}). Do this subphase only: "
-                "the subphases after it are other workers' phases. The file's shared part (lines "
-                f"1-{head_end}) and the subphase section follow verbatim.\n\n"
-                f"{doc.text(0, head_end)}\n\n{doc.text(heading.line, end)}\n"
-            )
-            choice = choose_kind(title, doc.text(heading.line, worker_end))
-            if choice.disagreement:
-                self.warn(f"{phase_id} ({source}): {choice.disagreement}; imported as {choice.kind!r}")
-            phase = _Phase(phase_id, title, choice.kind, source, instructions=instructions)
-            phase.verify = self._verify(doc, heading.line + 1, worker_end, phase_id)
+            phase = self._section_phase(doc, "subphase", phase_id, title, source, heading, end, worker_end, head_end)
             self._add(phase)
             added.append(phase)
             if verifier_heading is not None:
@@ -345,6 +335,26 @@ class MarkdownImporter:
         # they belong to its last step.
         outside = self._verify(doc, doc.section_end(subphases[-1]), len(doc.lines), added[-1].id)
         added[-1].verify.extend(outside)
+
+    def _section_phase(self, doc: Doc, word: str, phase_id: str, title: str, source: str, heading: Heading,
+                       end: int, work_end: int, head_end: int) -> _Phase:
+        """A phase made of one section of a file (a subphase, or a ``## Phase P03`` section of a one-file plan).
+
+        Its inline instructions are the file's shared head (lines before ``head_end``) and the section,
+        verbatim; its kind and verify entries come from the section's lines up to ``work_end`` (a verifier
+        section after that is another phase's).
+        """
+        instructions = (
+            f"{word.capitalize()} {phase_id} of `{doc.rel}` (lines {heading.line + 1}-{end}). Do this {word} only: "
+            f"the other {word}s are other workers' phases. The file's shared part (lines 1-{head_end}) and the "
+            f"{word} section follow verbatim.\n\n{doc.text(0, head_end)}\n\n{doc.text(heading.line, end)}\n"
+        )
+        choice = choose_kind(title, doc.text(heading.line, work_end))
+        if choice.disagreement:
+            self.warn(f"{phase_id} ({source}): {choice.disagreement}; imported as {choice.kind!r}")
+        phase = _Phase(phase_id, title, choice.kind, source, instructions=instructions)
+        phase.verify = self._verify(doc, heading.line + 1, work_end, phase_id)
+        return phase
 
     def _section_verifier(self, doc: Doc, heading: Heading, worker: _Phase,
                           subphase: tuple[Heading, int] | None) -> _Phase:

@@ -38,8 +38,8 @@ import tree_sitter_bash
 from coordinator.plan.importers.expectations import Expect, Expectation, expectation_of
 
 AGENT_PROGRAMS = frozenset({
-    "codex", "claude", "llxprt", "gemini", "aider", "cursor-agent", "opencode", "qwen", "amp", "goose", "crush",
-    "copilot", "cline", "continue", "droid", "kiro", "auggie", "q",
+    "codex", "claude", "llxprt", "gemini", "aider", "cursor-agent", "opencode", "qwen", "goose", "crush", "copilot",
+    "cline", "droid", "kiro-cli", "auggie",
 })
 """Agent CLIs never run as verification (matched on the program's base name)."""
 
@@ -159,7 +159,9 @@ def _outside_reach(statement: _Statement) -> str | None:
         words = _argv_words(node)
         program = _program(words)
         if program in ("npx", "env", "exec", "nohup", "time", "timeout") and len(words) > 1:
-            words = [word for word in words[1:] if not word.startswith("-") and not word[0].isdigit()] or words
+            # `npx codex …`, `env KEY=1 claude …`, `timeout 60 gemini …`: the program is the first plain word after
+            words = [word for word in words[1:]
+                     if not word.startswith("-") and "=" not in word and not word[:1].isdigit()] or words
             program = _program(words)
         if program in AGENT_PROGRAMS:
             return f"starts the agent CLI `{program}`"
@@ -193,7 +195,7 @@ def _fails_on_success(statement: _Statement) -> tuple[tree_sitter.Node, str] | N
     if node.type != "list" or len(node.children) != 3 or node.children[1].type != "&&":
         return None
     last = node.children[2]
-    if last.type != "command" or _argv_words(last) not in (["exit", "1"], ["exit"]) or _argv_words(last) == ["exit"]:
+    if last.type != "command" or _argv_words(last) != ["exit", "1"]:
         return None
     return node.children[0], _text(node.children[0])
 

@@ -21,6 +21,7 @@ The layouts, tried in this order (docs/design.md §15, "layouts"):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from coordinator.plan.importers.common import ImportFailed, ImportResult
@@ -52,9 +53,9 @@ def _phase_id(token: str) -> str:
 class UnnumberedImporter(MarkdownImporter):
     """One import of a plan folder, or one Markdown file, with no numbered phase files."""
 
-    def __init__(self, source: Path, workspace: Path, has_template: object) -> None:
+    def __init__(self, source: Path, workspace: Path, has_template: Callable[[str], bool]) -> None:
         folder = source if source.is_dir() else source.parent
-        super().__init__(folder, workspace, has_template)  # type: ignore[arg-type]
+        super().__init__(folder, workspace, has_template)
         self.source = source
 
     def run(self) -> ImportResult:
@@ -116,17 +117,7 @@ class UnnumberedImporter(MarkdownImporter):
             phase_id = declared.group("id") if declared else _phase_id(match.group("id"))
             title = _STATUS_SUFFIX_RE.sub("", plain(match.group("title"))) or phase_id
             source = f"{doc.rel} §{heading.text}"
-            instructions = (
-                f"Phase {phase_id} of `{doc.rel}` (lines {heading.line + 1}-{end}). Do this phase only: the other "
-                f"phases of the file are other workers' phases. The file's shared part (lines 1-{head_end}) and "
-                f"the phase section follow verbatim.\n\n{doc.text(0, head_end)}\n\n{doc.text(heading.line, end)}\n"
-            )
-            choice = choose_kind(title, doc.text(heading.line, end))
-            if choice.disagreement:
-                self.warn(f"{phase_id} ({source}): {choice.disagreement}; imported as {choice.kind!r}")
-            phase = _Phase(phase_id, title, choice.kind, source, instructions=instructions)
-            phase.verify = verify_entries(doc, heading.line + 1, end, phase_id, self.warn)
-            self._add(phase)
+            self._add(self._section_phase(doc, "phase", phase_id, title, source, heading, end, end, head_end))
         return True
 
     def _add_table_rows(self, doc: Doc) -> bool:

@@ -49,3 +49,16 @@ def test_prose_blocks_are_instructions() -> None:
 def test_a_block_that_does_not_parse_is_one_script_with_a_note() -> None:
     reading = read_block(['echo "never closed', "npm test"], 4)
     assert len(reading.checks) == 1 and reading.notes[0][0] == 4 and "does not parse" in reading.notes[0][1]
+
+
+def test_agents_are_found_behind_wrappers_and_builtins_are_not_agents() -> None:
+    reading = read_block(["env OPENAI_API_KEY=x codex exec 'fix it'", "npx claude -p hi", "npm test"], 0)
+    assert [note for _, note in reading.notes] == [
+        "`env OPENAI_API_KEY=x codex exec 'fix it'` starts the agent CLI `codex`: left out of the checks (coord "
+        "never runs it as verification); it stays in the instructions",
+        "`npx claude -p hi` starts the agent CLI `claude`: left out of the checks (coord never runs it as "
+        "verification); it stays in the instructions",
+    ]
+    loop = ["for f in a b; do", '  [ -f "$f" ] || continue', "  grep -q x \"$f\"", "done"]
+    reading = read_block(loop, 0)
+    assert reading.notes == [] and len(reading.checks) == 1
