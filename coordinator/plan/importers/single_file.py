@@ -169,7 +169,8 @@ class UnnumberedImporter(MarkdownImporter):
             heading = doc.first_heading(1)
             title = heading.text if heading is not None else path.stem
             phase_id = f"P{number:02d}"
-            choice = choose_kind(title, "\n".join(doc.lines), path.stem.replace("_", "-"))
+            # A topic file is a whole plan of its own (red tests, then green): only its title and name may say a kind.
+            choice = choose_kind(title, "", path.stem.replace("_", "-"))
             if choice.disagreement:
                 self.warn(f"{phase_id} ({doc.rel}): {choice.disagreement}; imported as {choice.kind!r}")
             phase = _Phase(phase_id, title, choice.kind, doc.rel, instructions_file=doc.rel)

@@ -30,6 +30,28 @@ def kinds(result: ImportResult) -> list[str]:
     return [item["kind"] for item in result.document["phases"]]
 
 
+NEW_LAYOUT_KINDS = {
+    # "| P01 | Gap Verification |", "| P05 | Hardening & Verification |"; the rest name no kind
+    S7: ["verify", "impl", "impl", "impl", "verify"],
+    F501: ["impl"],  # one phase holding the whole test-first plan
+    # "Task 01: Behavioral Test Specifications", "Task 04: Provider Integration" (no template: impl),
+    # "Task 05: Testing and Validation"
+    LOGGING: ["test", "impl", "impl", "impl", "verify"],
+    I1575: ["impl", "impl", "impl", "verify"],  # "# Phase 4: Slim Coordinator, Final Audit, Verification"
+    SUBAGENTIC: ["impl"] * 7,  # each topic file is a whole red-then-green plan; its title is a plan id
+    # "Phase P01: Preflight …" (preflight: verify), "P03: Behavioral Integration TDD — RED", every "Verify …"
+    I1456: ["impl", "verify", "verify", "verify", "impl", "verify", "test", "verify", "impl", "verify", "impl",
+            "verify", "impl", "verify", "impl", "verify", "verify", "verify"],
+}
+
+
+@pytest.mark.parametrize("name", list(NEW_LAYOUT_KINDS))
+def test_kinds_of_every_new_layout(real_plans: Path, workspace: Path, name: str) -> None:
+    result = imported(workspace, real_plans, name)
+    assert kinds(result) == NEW_LAYOUT_KINDS[name]
+    assert len(result.phase_ids) == len(set(result.phase_ids))
+
+
 def test_tasks_folder_beside_a_readme(real_plans: Path, workspace: Path) -> None:
     result = imported(workspace, real_plans, LOGGING)
     assert result.phase_ids == ["P01", "P02", "P03", "P04", "P05"]
