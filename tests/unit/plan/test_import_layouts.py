@@ -181,3 +181,29 @@ def test_no_plan_found_only_without_markdown(workspace: Path) -> None:
     single = write(workspace, {"plan.md": "# Do the thing\n\n## Verification\n\n```bash\nmake check\n```\n"})
     result = import_plan(single / "plan.md", workspace)
     assert result.phase_ids == ["P01"] and phase(result, "P01")["verify"] == [{"run": "make check"}]
+
+
+def test_expectations_follow_the_authors_words(workspace: Path) -> None:
+    folder = write(workspace, {"plan/04-parser-tests.md": (
+        "# Phase 04: Parser Tests (RED)\n\n## Verification Commands\n\n### Automated Checks\n\n"
+        "```bash\nnpm test -- parser\n```\n\nThe new tests should fail: no parser exists yet.\n\n"
+        "```bash\n# Expected: ZERO hits\ngrep -rn \"from '../legacy/parser'\" src\n```\n\n"
+        "```bash\nnpm run lint\n```\n\nExpected: 8+ occurrences of the marker.\n")})
+    result = import_plan(folder, workspace)
+    assert [(item["run"], item.get("expect", "pass")) for item in phase(result, "P04")["verify"]] == [
+        ("npm test -- parser", "fail"),  # "The new tests should fail"
+        ("grep -rn \"from '../legacy/parser'\" src", "no-output"),  # "# Expected: ZERO hits"
+        ("npm run lint", "pass"),  # "Expected: 8+ occurrences" says nothing coord can check: pass, warned
+    ]
+    assert any(w.startswith("P04:") and "'Expected: 8+ occurrences of the marker.'" in w for w in result.warnings)
+
+
+def test_topic_files_follow_the_overviews_order(workspace: Path) -> None:
+    folder = write(workspace, {
+        "overview.md": "# Overview\n\n1. [Schema](schema.md)\n2. [API](api.md)\n3. [Docs](docs.md)\n",
+        "api.md": "# API endpoints\n", "docs.md": "# Documentation\n", "schema.md": "# Schema stub\n",
+    })
+    result = import_plan(folder, workspace)
+    assert [item["instructions_file"].rsplit("/", 1)[1] for item in result.document["phases"]] == [
+        "schema.md", "api.md", "docs.md"]
+    assert not any("file-name order" in w for w in result.warnings)
