@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from coordinator.paths import OutsideWorkspace
+from coordinator.process import proc_scan
 from coordinator.process import supervisor as supervisor_module
 from coordinator.process.executor import AttemptHandle, StartError, UnrecordedAttempt
 from coordinator.process.records import (
@@ -56,7 +57,8 @@ def start_supervisor(spec: SupervisorSpec, inside: Path | None = None) -> subpro
         spec.write(Path(spec.attempt_dir), inside=inside)
     with open(records_dir / SUPERVISOR_LOG_FILE, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-I", str(Path(supervisor_module.__file__).resolve()), str(spec_path)],
+            # -I: nothing from the environment; -S: no site module (stdlib only, and a smaller idle process)
+            [sys.executable, "-I", "-S", str(Path(supervisor_module.__file__).resolve()), str(spec_path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -93,16 +95,16 @@ def kill_session(process: subprocess.Popen[bytes]) -> None:
 
 
 def current_boot_id() -> str:
-    return supervisor_module.boot_id()
+    return proc_scan.boot_id()
 
 
 def supervisor_alive(identity: Identity) -> bool:
     """True when the recorded supervisor still runs: same boot, same pid, same start ticks, not a zombie."""
     if identity.boot_id != current_boot_id():
         return False  # a pid from an earlier boot names some other process now
-    if supervisor_module.start_ticks(identity.supervisor_pid) != identity.supervisor_start_ticks:
+    if proc_scan.start_ticks(identity.supervisor_pid) != identity.supervisor_start_ticks:
         return False
-    return not supervisor_module.is_zombie(identity.supervisor_pid)
+    return not proc_scan.is_zombie(identity.supervisor_pid)
 
 
 def signal_supervisor(identity: Identity, sig: int) -> bool:

@@ -7,10 +7,12 @@ import nothing but the standard library.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: the supervisor loads this file and should not pay for typing
+if TYPE_CHECKING:
+    from typing import Any
 
 FALLOC_FL_COLLAPSE_RANGE = 0x08  # linux/falloc.h
 MIB = 1024 * 1024
@@ -36,7 +38,14 @@ class LogCap:
         self.tail = self.cap // 4
         self.dropped = 0
         self.unsupported: str | None = None
-        self._collapse: Any = None  # libc's fallocate, once found
+        self._collapse: Any = None  # libc's fallocate, found the first time the log passes the cap
+        self._ctypes: Any = None
+
+    def _find_fallocate(self) -> None:
+        # ctypes is loaded only for a log that outgrows its cap: an idle supervisor stays small.
+        import ctypes
+
+        self._ctypes = ctypes
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             self._collapse = getattr(libc, "fallocate64", None) or libc.fallocate
@@ -47,17 +56,21 @@ class LogCap:
     def enforce(self) -> None:
         """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat). Never raises:
         a cap that cannot be kept must not cost the attempt its exit record."""
-        if self.unsupported is not None or self._collapse is None:
+        if self.unsupported is not None:
             return
         try:
             size = os.fstat(self.fd).st_size
             if size <= self.cap:
                 return
+            if self._collapse is None:
+                self._find_fallocate()
+                if self._collapse is None:
+                    return
             length = (size - self.tail - self.head) // self.block * self.block
             if length <= 0:
                 return
             if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
-                error = ctypes.get_errno()
+                error = self._ctypes.get_errno()
                 if error != errno.EINTR:  # interrupted: simply try again on the next round
                     self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
                 return

@@ -1,6 +1,6 @@
 """The per-attempt supervisor process: starts one worker, outlives the coordinator, and records how it ended.
 
-Run as ``python -I coordinator/process/supervisor.py SPEC.json`` by ``coordinator.process.local``, in a session
+Run as ``python -I -S coordinator/process/supervisor.py SPEC.json`` by ``coordinator.process.local``, in a session
 of its own. It must import nothing but the standard library (``-I`` isolates it from the environment and the package).
 
 What it does, in order:
@@ -8,8 +8,10 @@ What it does, in order:
 2. starts the worker in a process group of its own, stdin from a file or /dev/null (never an open pipe),
    stdout and stderr appended to ``worker.log``, with the attempt cookie ``COORD_ATTEMPT_ID`` in its environment;
 3. writes ``identity.json`` atomically (its own and the worker's pid, ``/proc/<pid>/stat`` start ticks, boot id);
-4. waits for the worker; SIGTERM to it means "stop the worker": TERM + CONT to its group, grace, KILL;
-5. when the worker ended, kills and reaps what is left of the attempt (group, subreaped orphans, cookie holders);
+4. waits for the worker, blocked on its pidfd and a signal wake-up pipe (no polling: an idle supervisor costs no
+   CPU); SIGTERM to it means "stop the worker": TERM + CONT to its group, grace, KILL;
+5. when the worker ended, kills and reaps what is left of the attempt (group, subreaped orphans, cookie holders),
+   reading /proc only when a child of its own is left;
 6. writes ``exit.json`` atomically (exit code or signal, times, stop request, stragglers), runs the after-exit
    command if any, writes the signal file if the spec names one (``coord exec``'s ``RUN_ID.done|.fail``), then
    pokes the coordinator's socket (best effort; the coordinator's file poll finds ``exit.json`` otherwise).
@@ -23,11 +25,14 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import select
 import signal
-import socket
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: the supervisor imports only what it runs with (mypy reads this as True)
+if TYPE_CHECKING:
+    from typing import Any
 
 SPEC_KEYS = (
     "attempt_id",  # uuid; the cookie every process of the attempt carries
@@ -50,6 +55,11 @@ SPEC_KEYS = (
 
 PR_SET_CHILD_SUBREAPER = 36
 COOKIE = "COORD_ATTEMPT_ID"
+LOG_CAP_INTERVAL = 0.2
+"""Seconds between checks of the log cap while the worker runs (one fstat each): the most a fast writer can
+overshoot the cap by is what it writes in this time."""
+IDLE_INTERVAL = 5.0
+"""Seconds an idle supervisor without a log cap sleeps at most; every event that matters wakes it earlier."""
 
 
 def write_atomic(name: str, data: dict, dir_fd: int) -> None:
@@ -69,26 +79,6 @@ def write_atomic(name: str, data: dict, dir_fd: int) -> None:
     os.fsync(dir_fd)
 
 
-def start_ticks(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks since boot (stable identity, unlike wall time)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip()
-    except OSError:
-        return "unknown"
-
-
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -101,83 +91,13 @@ def become_subreaper() -> bool:
         return False
 
 
-def cookie_holders(attempt_id: str) -> list[int]:
-    """Pids (other than ours) whose environment carries this attempt's cookie."""
-    needle = f"{COOKIE}={attempt_id}".encode()
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                if needle in handle.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) == pgid:
-                members.append(int(entry))
-        except OSError:
-            continue
-    return members
-
-
-def command_name(pid: int) -> str:
-    """``/proc/<pid>/comm`` (the program name, at most 15 characters), or "?" once the process is gone."""
+def drain(fd: int) -> None:
+    """Empty a non-blocking pipe (the signal wake-up pipe: its bytes only say that a signal came)."""
     try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip() or "?"
-    except OSError:
-        return "?"
-
-
-def is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            data = handle.read()
-        return data[data.rindex(")") + 2] in "ZX"
-    except OSError:
-        return True
-
-
-def children_of(parent: int) -> list[int]:
-    """Pids whose parent is ``parent`` (for a subreaper: its orphaned descendants too)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        if int(data[data.rindex(")") + 2 :].split()[1]) == parent:
-            found.append(int(entry))
-    return found
-
-
-def reap_children(exclude: int | None = None) -> None:
-    """Collect the exit status of dead children (subreaped orphans included) so none stays a zombie.
-
-    Args:
-        exclude: a child never to reap here (the worker: only ``wait_worker`` may take its exit status).
-    """
-    for pid in children_of(os.getpid()):
-        if pid == exclude:
-            continue
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
+        while os.read(fd, 4096):
             pass
+    except (BlockingIOError, InterruptedError):
+        pass
 
 
 def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
@@ -190,17 +110,23 @@ def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
         pass  # already gone: a normal outcome of a kill race, not an error
 
 
-def load_log_cap() -> Any:
-    """The ``LogCap`` class of ``log_cap.py`` beside this file. Under ``python -I`` this script cannot import its
-    package, so the sibling (stdlib only, like this file) is loaded from its path."""
+def load_sibling(stem: str) -> Any:
+    """The module ``STEM.py`` beside this file. Run by path under ``python -I -S``, this script cannot import its
+    package, so a sibling (stdlib only, like this file) is loaded from its path."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log_cap.py")
-    spec = importlib.util.spec_from_file_location("coord_supervisor_log_cap", path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{stem}.py")
+    spec = importlib.util.spec_from_file_location(f"coord_supervisor_{stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.LogCap
+    return module
+
+
+if TYPE_CHECKING or __package__:  # imported as coordinator.process.supervisor (tests, type checks)
+    from coordinator.process import log_cap, proc_scan
+else:  # run by path
+    log_cap, proc_scan = load_sibling("log_cap"), load_sibling("proc_scan")
 
 
 class Supervisor:
@@ -217,6 +143,8 @@ class Supervisor:
         self.exec_error: str | None = None
         self.exec_error_fd: int | None = None
         self.straggler_names: dict[int, str] = {}
+        self.wakeup_read: int | None = None  # read end of the signal wake-up pipe (set up in run)
+        self.subreaper = False
         # Opened before the worker exists: every record goes into these directories, whatever their paths become
         # (the attempt folder is in the worker's reach; the records folder is not).
         self.dir_fd = os.open(spec["records_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -316,25 +244,72 @@ class Supervisor:
 
     def wait_worker(self) -> int | None:
         """Wait for the worker; returns its raw wait status (None if it cannot be known). Escalates a stop
-        request meanwhile."""
+        request meanwhile.
+
+        It blocks instead of polling: on a pidfd of the worker (readable when it exits) and on the wake-up pipe
+        that SIGCHLD and SIGTERM write to, with a timeout only for the log cap's check (``LOG_CAP_INTERVAL``) and
+        the kill deadline of a stop. An idle supervisor wakes a few times a second and scans nothing.
+        """
         assert self.worker_pid is not None
-        while True:
-            if self.stop_requested is not None:
-                self.escalate()
+        try:
+            pidfd: int | None = os.pidfd_open(self.worker_pid)
+        except (AttributeError, OSError):
+            pidfd = None  # kernels before 5.3: the SIGCHLD wake-ups alone tell us
+        try:
+            while True:
+                if self.stop_requested is not None:
+                    self.escalate()
+                if self.reap_orphans():
+                    break
+                if self.log_cap is not None:
+                    self.log_cap.enforce()
+                timeout = LOG_CAP_INTERVAL if self.log_cap is not None else IDLE_INTERVAL
+                if self.stop_deadline is not None:
+                    timeout = max(0.0, min(timeout, self.stop_deadline - time.monotonic()))
+                ready = [fd for fd in (pidfd, self.wakeup_read) if fd is not None]
+                try:
+                    readable, _, _ = select.select(ready, [], [], timeout)
+                except InterruptedError:
+                    readable = []
+                if self.wakeup_read in readable:
+                    drain(self.wakeup_read)
             try:
-                pid, status = os.waitpid(self.worker_pid, os.WNOHANG)
+                pid, status = os.waitpid(self.worker_pid, 0)
             except ChildProcessError:
                 return None  # never invent an exit code: an unknown end is judged as a failure
-            if pid == self.worker_pid:
-                return status
-            reap_children(exclude=self.worker_pid)
-            if self.log_cap is not None:
-                self.log_cap.enforce()
-            time.sleep(0.05)
+            return status if pid == self.worker_pid else None
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def reap_orphans(self) -> bool:
+        """Reap every dead child but the worker (subreaped orphans included), without scanning ``/proc``.
+
+        Returns:
+            True when the worker itself has exited (left unreaped: only ``wait_worker`` takes its status).
+        """
+        while True:
+            try:
+                # WNOWAIT peeks: the worker's status must stay for wait_worker.
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return True  # no child at all: the worker is gone too
+            if info is None:
+                return False
+            if info.si_pid == self.worker_pid:
+                return True
+            try:
+                os.waitpid(info.si_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
     def sweep(self) -> list[int]:
         """Kill every remaining process of the attempt; returns the pids found (stragglers)."""
         assert self.worker_pid is not None
+        if self.subreaper and proc_scan.no_children_left():
+            # Every descendant left would be a child of ours (orphans are reparented to the subreaper) or the
+            # child of one: with no child at all, nothing is left, and /proc need not be scanned.
+            return []
         stragglers: set[int] = set()
         me = os.getpid()
         deadline = time.monotonic() + 5.0
@@ -342,22 +317,22 @@ class Supervisor:
         while time.monotonic() < deadline:
             # Once the worker is reaped its group id could be recycled: a group member is only ours if it
             # carries the cookie or was reparented to us (the subreaper).
-            ours = set(cookie_holders(self.attempt_id)) | set(children_of(me))
+            ours = set(proc_scan.cookie_holders(COOKIE, self.attempt_id)) | set(proc_scan.children_of(me))
             alive = {
                 pid
-                for pid in ours | (set(group_members(self.worker_pid)) & ours)
-                if pid != me and not is_zombie(pid)
+                for pid in ours | (set(proc_scan.group_members(self.worker_pid)) & ours)
+                if pid != me and not proc_scan.is_zombie(pid)
             }
-            reap_children()
+            proc_scan.reap_children()
             if not alive:
                 break
             for pid in alive - stragglers:
-                self.straggler_names[pid] = command_name(pid)
+                self.straggler_names[pid] = proc_scan.command_name(pid)
             stragglers |= alive
             for pid in alive:
                 signal_quietly(pid, signal.SIGKILL)
             time.sleep(0.05)
-        reap_children()
+        proc_scan.reap_children()
         self.unkillable = sorted(alive)
         return sorted(stragglers)
 
@@ -388,6 +363,8 @@ class Supervisor:
         path = self.spec.get("socket_path")
         if not path:
             return "no socket configured"
+        import socket  # only now: an idle supervisor carries no more modules than it needs
+
         message = json.dumps({"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status})
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -403,9 +380,12 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the coordinator, not workers
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        # An ignored SIGCHLD inherited from whoever started coord would make the kernel reap the worker itself.
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        subreaper = become_subreaper()
+        # An ignored SIGCHLD inherited from whoever started coord would make the kernel reap the worker itself; a
+        # handler of our own (it does nothing) keeps every exit waitable, and the wake-up pipe ends a wait at once.
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.wakeup_read, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
+        subreaper = self.subreaper = become_subreaper()
         started = time.monotonic()
         started_at = now_iso()
         try:
@@ -418,11 +398,11 @@ class Supervisor:
         identity = {
             "attempt_id": self.attempt_id,
             "supervisor_pid": os.getpid(),
-            "supervisor_start_ticks": start_ticks(os.getpid()),
+            "supervisor_start_ticks": proc_scan.start_ticks(os.getpid()),
             "worker_pid": self.worker_pid,
-            "worker_start_ticks": start_ticks(self.worker_pid) if self.worker_pid else None,
+            "worker_start_ticks": proc_scan.start_ticks(self.worker_pid) if self.worker_pid else None,
             "worker_pgid": self.worker_pid,
-            "boot_id": boot_id(),
+            "boot_id": proc_scan.boot_id(),
             "subreaper": subreaper,
             "started_at": started_at,
         }
@@ -434,7 +414,7 @@ class Supervisor:
         exit_unknown = False
         if self.worker_pid is not None and spec.get("log_cap_bytes"):
             try:
-                self.log_cap = load_log_cap()(spec["log_path"], int(spec["log_cap_bytes"]))
+                self.log_cap = log_cap.LogCap(spec["log_path"], int(spec["log_cap_bytes"]))
             except OSError:
                 self.log_cap = None  # the worker's output still goes to the log; only the cap is lost
         if self.worker_pid is not None:
@@ -448,10 +428,10 @@ class Supervisor:
             stragglers = self.sweep()
         else:
             exit_code = 127
-        log_cap = None
+        log_cap_record = None
         if self.log_cap is not None:
             self.log_cap.enforce()  # the last burst before the exit counts too
-            log_cap = self.log_cap.close()
+            log_cap_record = self.log_cap.close()
         result = "done" if exit_code == 0 else "fail"
         log_free_bytes = None
         if self.log_fd is not None:
@@ -476,7 +456,7 @@ class Supervisor:
             "stragglers": stragglers,
             "unkillable": self.unkillable,
             "straggler_names": {str(pid): name for pid, name in sorted(self.straggler_names.items())},
-            "log_cap": log_cap,
+            "log_cap": log_cap_record,
             "log_free_bytes": log_free_bytes,  # free space on the log's filesystem at the exit: was it full?
             "start_error": start_error or self.exec_error,
             "exit_unknown": exit_unknown,  # the wait status was lost (never invented: judged as a failure)

@@ -12,7 +12,7 @@ from pathlib import Path
 from coordinator.agents import WorkerCommand
 from coordinator.engine.launch import supervisor_spec
 from coordinator.plan.model import Policy
-from coordinator.process import supervisor
+from coordinator.process import proc_scan, supervisor
 from coordinator.process.local import start_supervisor
 from coordinator.process.records import ExitRecord, Identity, SupervisorSpec
 from tests.helpers import wait_until
@@ -47,7 +47,7 @@ def test_a_real_supervisors_records_read_back_typed(tmp_path: Path) -> None:
 
     identity = Identity.read(records_dir, spec.attempt_id)
     assert identity is not None and identity.supervisor_pid == process.pid and identity.worker_pid
-    assert identity.boot_id == supervisor.boot_id() and identity.started_at
+    assert identity.boot_id == proc_scan.boot_id() and identity.started_at
     record = ExitRecord.read(records_dir, spec.attempt_id)
     assert record is not None
     assert (record.exit_code, record.signal, record.how) == (3, None, "exit code 3")

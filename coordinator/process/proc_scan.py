@@ -1,0 +1,113 @@
+"""What the supervisor reads of ``/proc`` and of its children: process identity, the attempt's processes, reaping.
+
+Used by the supervisor (``process/supervisor.py``), which loads this file by its path when it runs as a script:
+like the supervisor it must import nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks since boot (stable identity, unlike wall time)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def cookie_holders(cookie_name: str, attempt_id: str) -> list[int]:
+    """Pids (other than ours) whose environment carries ``cookie_name=attempt_id`` (the attempt's cookie)."""
+    needle = f"{cookie_name}={attempt_id}".encode()
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) == pgid:
+                members.append(int(entry))
+        except OSError:
+            continue
+    return members
+
+
+def command_name(pid: int) -> str:
+    """``/proc/<pid>/comm`` (the program name, at most 15 characters), or "?" once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+        return data[data.rindex(")") + 2] in "ZX"
+    except OSError:
+        return True
+
+
+def children_of(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (for a subreaper: its orphaned descendants too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(")") + 2 :].split()[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def reap_children() -> None:
+    """Collect the exit status of dead children (subreaped orphans included) so none stays a zombie."""
+    for pid in children_of(os.getpid()):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def no_children_left() -> bool:
+    """Reap dead children; True when none is left at all (only call after the worker's own status is taken)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
