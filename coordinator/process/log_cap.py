@@ -53,34 +53,40 @@ class LogCap:
         except (OSError, AttributeError) as exc:
             self.unsupported = f"fallocate unavailable: {exc}"
 
-    def enforce(self) -> None:
+    def enforce(self) -> int | None:
         """Drop the middle of the log if it is over the cap (cheap when it is not: one fstat). Never raises:
-        a cap that cannot be kept must not cost the attempt its exit record."""
+        a cap that cannot be kept must not cost the attempt its exit record.
+
+        Returns:
+            The log's size in bytes as found (before any trim), or None when the cap is no longer kept.
+        """
         if self.unsupported is not None:
-            return
+            return None
         try:
             size = os.fstat(self.fd).st_size
             if size <= self.cap:
-                return
+                return size
             if self._collapse is None:
                 self._find_fallocate()
                 if self._collapse is None:
-                    return
+                    return size
             length = (size - self.tail - self.head) // self.block * self.block
             if length <= 0:
-                return
+                return size
             if self._collapse(self.fd, FALLOC_FL_COLLAPSE_RANGE, self.head, length) != 0:
                 error = self._ctypes.get_errno()
                 if error != errno.EINTR:  # interrupted: simply try again on the next round
                     self.unsupported = f"cannot trim the log on this filesystem: {os.strerror(error)}"
-                return
+                return size
             self.dropped += length
             # Fixed width, always at the same place: the next trim overwrites it with the new total.
             marker = (f"\n[coord: {self.dropped / MIB:12.1f} MiB of worker output dropped here; "
                       f"the log is capped at {self.cap / MIB:g} MiB]\n").encode()
             os.pwrite(self.fd, marker, self.head - len(marker))
+            return size
         except OSError as exc:
             self.unsupported = f"log cap stopped: {exc}"
+            return None
 
     def close(self) -> dict:
         """Close the log; returns what ``exit.json`` records about the cap."""

@@ -58,6 +58,8 @@ COOKIE = "COORD_ATTEMPT_ID"
 LOG_CAP_INTERVAL = 0.2
 """Seconds between checks of the log cap while the worker runs (one fstat each): the most a fast writer can
 overshoot the cap by is what it writes in this time."""
+LOG_CAP_QUIET_INTERVAL = 3.2
+"""The longest wait between two checks of a log that stopped growing (the interval doubles up to it)."""
 IDLE_INTERVAL = 5.0
 """Seconds an idle supervisor without a log cap sleeps at most; every event that matters wakes it earlier."""
 
@@ -255,15 +257,19 @@ class Supervisor:
             pidfd: int | None = os.pidfd_open(self.worker_pid)
         except (AttributeError, OSError):
             pidfd = None  # kernels before 5.3: the SIGCHLD wake-ups alone tell us
+        interval, last_size = LOG_CAP_INTERVAL, -1
         try:
             while True:
                 if self.stop_requested is not None:
                     self.escalate()
                 if self.reap_orphans():
                     break
+                timeout = IDLE_INTERVAL
                 if self.log_cap is not None:
-                    self.log_cap.enforce()
-                timeout = LOG_CAP_INTERVAL if self.log_cap is not None else IDLE_INTERVAL
+                    size = self.log_cap.enforce()
+                    # A log that grows is checked every LOG_CAP_INTERVAL; a quiet one ever less often.
+                    interval = LOG_CAP_INTERVAL if size != last_size else min(interval * 2, LOG_CAP_QUIET_INTERVAL)
+                    last_size, timeout = size, interval
                 if self.stop_deadline is not None:
                     timeout = max(0.0, min(timeout, self.stop_deadline - time.monotonic()))
                 ready = [fd for fd in (pidfd, self.wakeup_read) if fd is not None]
