@@ -52,7 +52,8 @@ def start_supervisor(spec: SupervisorSpec, inside: Path | None = None) -> subpro
     """
     records_dir = Path(spec.records_dir)
     records_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    spec_path = spec.write(records_dir)
+    spec.write(records_dir)
+    spec_path = spec.write_marshal(records_dir)  # what the supervisor reads (no json import at its start)
     if records_dir != Path(spec.attempt_dir):
         spec.write(Path(spec.attempt_dir), inside=inside)
     with open(records_dir / SUPERVISOR_LOG_FILE, "ab") as log:

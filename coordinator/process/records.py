@@ -13,13 +13,17 @@ None, never as an exception.
 from __future__ import annotations
 
 import dataclasses
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.util.files import read_json, write_json_atomic
+from coordinator.util.files import read_json, write_atomic, write_json_atomic
 
 SPEC_FILE = "spec.json"
+MARSHAL_SPEC_FILE = "spec.marshal"
+"""The spec again, in ``marshal`` format, for the supervisor alone: it reads it without importing ``json`` (whose
+``re`` and ``enum`` imports were most of its start-up time). ``spec.json`` stays the copy people read."""
 IDENTITY_FILE = "identity.json"
 EXIT_FILE = "exit.json"
 STOP_REQUEST_FILE = "stop-request.json"
@@ -88,6 +92,16 @@ class SupervisorSpec:
         """
         path = attempt_dir / SPEC_FILE
         write_json_atomic(path, self.to_json(), inside=inside)
+        return path
+
+    def write_marshal(self, records_dir: Path) -> Path:
+        """Write ``spec.marshal`` (the supervisor's copy) atomically into ``records_dir``; returns its path.
+
+        Raises:
+            OSError: the file could not be written.
+        """
+        path = records_dir / MARSHAL_SPEC_FILE
+        write_atomic(path, marshal.dumps(self.to_json()))
         return path
 
     @classmethod

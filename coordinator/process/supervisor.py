@@ -23,16 +23,21 @@ The spec (JSON) is written by the coordinator (``process.records.SupervisorSpec`
 from __future__ import annotations
 
 import ctypes
-import json
+import marshal
 import os
 import select
-import signal
 import sys
 import time
+from _json import encode_basestring_ascii  # json's C quoting: importing json itself (re, enum) is slow
 
 TYPE_CHECKING = False  # not typing's: the supervisor imports only what it runs with (mypy reads this as True)
 if TYPE_CHECKING:
+    import signal
     from typing import Any
+else:
+    # The C module under ``signal``: ``signal`` itself imports ``enum``, which with ``json``'s ``re`` was most of
+    # the start-up time every launch waits for; nothing of it is needed but what ``_signal`` already has.
+    import _signal as signal
 
 SPEC_KEYS = (
     "attempt_id",  # uuid; the cookie every process of the attempt carries
@@ -64,21 +69,54 @@ IDLE_INTERVAL = 5.0
 """Seconds an idle supervisor without a log cap sleeps at most; every event that matters wakes it earlier."""
 
 
-def write_atomic(name: str, data: dict, dir_fd: int) -> None:
+def json_text(value: object, indent: str = "") -> str:
+    """``value`` (dicts, lists, str, int, finite float, bool, None) as JSON, dict keys sorted and indented.
+
+    Written here, not with ``json``, because importing ``json`` (``re``, ``enum``) was most of the supervisor's
+    start-up time; strings are quoted by ``_json.encode_basestring_ascii``, the C function ``json`` itself uses.
+    """
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(json_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        items = (f"{inner}{encode_basestring_ascii(str(key))}: {json_text(item, inner)}"
+                 for key, item in sorted(value.items()))
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def write_atomic(name: str, data: dict, dir_fd: int, durable: bool = True) -> None:
     """Write JSON as file ``name`` of the directory open as ``dir_fd`` (temp file, fsync, rename, directory fsync).
 
     The directory was opened before the worker started: a worker that replaces its path with a link cannot send
-    the record elsewhere.
+    the record elsewhere. ``durable=False`` (the copies for people) skips both fsyncs.
     """
     tmp = f".tmp-{name}-{os.getpid()}-{time.monotonic_ns()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+        handle.write(json_text(data) + "\n")
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
     os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    os.fsync(dir_fd)
+    if durable:
+        os.fsync(dir_fd)
+
+
+def signal_name(number: int) -> str:
+    """``9`` -> ``SIGKILL`` (what ``signal.Signals(9).name`` says, without importing ``enum``)."""
+    names = {getattr(signal, name): name for name in dir(signal)
+             if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and name not in ("SIGIOT", "SIGPOLL",
+                                                                                                  "SIGCLD")}
+    return names.get(number, f"SIG{number}")
 
 
 def now_iso() -> str:
@@ -114,14 +152,13 @@ def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
 
 def load_sibling(stem: str) -> Any:
     """The module ``STEM.py`` beside this file. Run by path under ``python -I -S``, this script cannot import its
-    package, so a sibling (stdlib only, like this file) is loaded from its path."""
-    import importlib.util
-
+    package, so a sibling (stdlib only, like this file) is compiled from its path into a module object of its own
+    (not through ``importlib.util``, whose import alone cost 10 ms of every start)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{stem}.py")
-    spec = importlib.util.spec_from_file_location(f"coord_supervisor_{stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = type(sys)(f"coord_supervisor_{stem}")
+    module.__file__ = path
+    with open(path, encoding="utf-8") as handle:
+        exec(compile(handle.read(), path, "exec"), module.__dict__)  # noqa: S102 - coord's own file, by path
     return module
 
 
@@ -161,7 +198,7 @@ class Supervisor:
         write_atomic(name, data, dir_fd=self.dir_fd)
         if self.mirror_fd is not None:
             try:
-                write_atomic(name, data, dir_fd=self.mirror_fd)
+                write_atomic(name, data, dir_fd=self.mirror_fd, durable=False)
             except OSError:
                 pass
 
@@ -171,6 +208,8 @@ class Supervisor:
             self.stop_requested = "stop"
             try:
                 fd = os.open("stop-request.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+                import json  # a stop is rare: the idle supervisor does not carry json
+
                 with os.fdopen(fd, encoding="utf-8") as handle:
                     self.stop_requested = json.load(handle).get("reason", "stop")
             except (OSError, ValueError):
@@ -371,7 +410,8 @@ class Supervisor:
             return "no socket configured"
         import socket  # only now: an idle supervisor carries no more modules than it needs
 
-        message = json.dumps({"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status})
+        ended = {"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status}
+        message = json_text(ended).replace("\n", "")  # one line: the socket's messages are JSON lines
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
                 client.settimeout(2.0)
@@ -454,7 +494,7 @@ class Supervisor:
             "attempt_number": spec["attempt_number"],
             "exit_code": exit_code,
             "signal": exit_signal,
-            "signal_name": signal.Signals(exit_signal).name if exit_signal else None,
+            "signal_name": signal_name(exit_signal) if exit_signal else None,
             "started_at": started_at,
             "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - started, 3),
@@ -486,10 +526,16 @@ class Supervisor:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: supervisor.py SPEC.json\n")
+        sys.stderr.write("usage: supervisor.py SPEC.marshal|SPEC.json\n")
         return 2
-    with open(argv[1], encoding="utf-8") as handle:
-        spec = json.load(handle)
+    if argv[1].endswith(".marshal"):  # written by the coordinator for this process (records.MARSHAL_SPEC_FILE)
+        with open(argv[1], "rb") as handle:
+            spec = marshal.load(handle)
+    else:
+        import json
+
+        with open(argv[1], encoding="utf-8") as handle:
+            spec = json.load(handle)
     return Supervisor(spec).run()
 
 
