@@ -92,6 +92,15 @@ class Judging:
     no work, so a failure is not counted against ``max_attempts`` and a fresh worker follows."""
 
 
+@dataclass(frozen=True)
+class Launching:
+    """An attempt whose supervisor was spawned and has not yet said who runs it."""
+
+    phase: Phase
+    number: int
+    resume_session: str | None
+
+
 @dataclass
 class EngineState:
     """The engine's in-memory state; everything that must survive a restart is in the store instead."""
@@ -110,6 +119,8 @@ class EngineState:
     """Why the budget stopped launches (None while it has not)."""
     judging: dict[str, Judging] = field(default_factory=dict)
     """Attempts being judged, by attempt id."""
+    launching: dict[str, Launching] = field(default_factory=dict)
+    """Attempts spawned whose supervisors have not written their identity yet, by attempt id."""
 
 
 class EngineCore:
@@ -183,11 +194,18 @@ class EngineCore:
     # --- implemented by the parts (declared here so each part can call the others) ----------------------
 
     def _launch(self, phase: Phase, *, remediation: RemediationContext | None = None,
-                resume_session: str | None = None, note: str | None = None, person: bool = False) -> str | None:
+                resume_session: str | None = None, note: str | None = None, person: bool = False,
+                defer: bool = False) -> str | None:
         raise NotImplementedError
 
     def _launch_remediation(self, phase: Phase, *, resume: bool | None = None, note: str | None = None,
-                            person: bool = False) -> str | None:
+                            person: bool = False, defer: bool = False) -> str | None:
+        raise NotImplementedError
+
+    def _settle_launches(self) -> bool:
+        raise NotImplementedError
+
+    def _settle_all_launches(self) -> None:
         raise NotImplementedError
 
     def _record_running(self, attempt_id: str, phase: Phase, number: int, identity: Identity,

@@ -33,7 +33,7 @@ from coordinator.plan.model import Plan, Policy
 from coordinator.plan.snapshot import PlanSnapshot, changed_verification
 from coordinator.process.control_socket import SignalListener
 from coordinator.process.executor import Executor
-from coordinator.process.local import LocalExecutor
+from coordinator.process.local import IDENTITY_POLL, LocalExecutor
 from coordinator.process.records import LOG_FILE
 from coordinator.prompts.validate import current_hash
 from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, PollCycle, RunFinished
@@ -47,6 +47,10 @@ __all__ = ["Engine", "RemediationRequest", "RunOptions"]
 
 AFTER_LIMIT_NOTE = ("Your previous turn was stopped by the agent's usage limit, not by a mistake of yours. The "
                     "limit has reset: continue the task where you left off.")
+
+
+LAUNCH_PUSH_FALLBACK = 0.1
+"""Seconds between looks for launching attempts' identities while their supervisors' pushes are awaited."""
 
 
 class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
@@ -159,6 +163,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         failure = self.notifier.take_failure() if self.notifier is not None else None
         if failure is not None:
             self._notice(f"{failure} (later failures are not reported)", level="warning")
+        if self.state.launching and self._settle_launches():
+            self.state.wake = True  # a worker quicker than its launch's settling may have ended already
         now = self.clock()
         if now >= self._next_file_poll or self.state.wake:
             self.state.wake = False
@@ -191,7 +197,10 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     # --- the loop ----------------------------------------------------------------------------------------
 
     def _wait(self, timeout: float) -> None:
-        timeout = max(0.0, min(timeout, self.options.poll_fallback, 0.05 if self.state.judging else 1e9))
+        # A launch under way is told by the supervisor's push; without the socket, its identity file is polled.
+        launching = (LAUNCH_PUSH_FALLBACK if self.listener is not None else IDENTITY_POLL) if self.state.launching \
+            else 1e9
+        timeout = max(0.0, min(timeout, self.options.poll_fallback, 0.05 if self.state.judging else 1e9, launching))
         if self.listener is not None:
             self.listener.wait(timeout)
         else:
@@ -316,6 +325,11 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def _schedule(self) -> None:
         if self.options.remediate_only is not None:
             return
+        self._launch_runnable()
+        if self.state.launching:
+            self._settle_launches()  # supervisors quick enough are recorded in this very pass
+
+    def _launch_runnable(self) -> None:
         for item in self._runnable():
             if item.action == Action.BLOCK:
                 self._block(item.phase.id, "attempts used up")
@@ -326,14 +340,16 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
                 return
             if self._budget_spent():
                 return
+            # Deferred: the supervisors of a burst start side by side, and the loop records each identity as it
+            # appears (_settle_launches) instead of waiting for them one by one.
             if item.action == Action.FRESH:
-                self._launch(item.phase)
+                self._launch(item.phase, defer=True)
             elif item.action == Action.AFTER_LIMIT:
                 self._notice(f"{item.phase.id}: the {item.phase.agent} usage limit has reset; continuing",
                              phase_id=item.phase.id)
-                self._launch_remediation(item.phase, resume=True, note=AFTER_LIMIT_NOTE)
+                self._launch_remediation(item.phase, resume=True, note=AFTER_LIMIT_NOTE, defer=True)
             else:
-                self._launch_remediation(item.phase)
+                self._launch_remediation(item.phase, defer=True)
 
     def _budget_spent(self) -> bool:
         """True once the plan's budget is used up; says so once, as a warning event."""
@@ -368,6 +384,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         if message.get("type") == "attempt-ended":
             self.state.wake = True
             return None
+        if message.get("type") == "attempt-started":
+            return None  # waking the loop is all it is for: its next pass records the launch (_settle_launches)
         command = message.get("command")
         deadline = message.get("deadline")
         if isinstance(deadline, (int, float)) and time.time() > deadline:
@@ -420,6 +438,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
 
     def _stop(self, phase_id: str | None) -> list[str]:
         """Stop one phase's worker or, with None, every worker and end the run."""
+        self._settle_all_launches()  # a stop acts on running attempts: a launch under way is one first
         if phase_id is None:
             self.state.stop_all = True
         stopped = []
@@ -526,7 +545,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def _collect_ended(self) -> None:
         """The file poll: finish every active attempt whose supervisor left its exit record."""
         for attempt in self.store.active_attempts(self.plan.id):
-            if attempt.attempt_id in self.state.judging:
-                continue
+            if attempt.attempt_id in self.state.judging or attempt.attempt_id in self.state.launching:
+                continue  # being judged, or not yet recorded as running (``_settle_launches`` comes first)
             if attempt.state == AttemptState.CHECKING or self.executor.result(self._handle(attempt)) is not None:
                 self._finish_attempt(attempt)

@@ -8,18 +8,20 @@ starts, so a coordinator killed at any step never launches the phase twice. ``su
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from coordinator.agents import LaunchRequest, WorkerCommand, get_agent
-from coordinator.engine.core import EngineCore, Watch
+from coordinator.engine.core import EngineCore, Launching, Watch
 from coordinator.engine.remediation import choose_resume, remediation_context
 from coordinator.errors import CoordError, TemplateError
 from coordinator.judge import baseline
 from coordinator.judge.verdict import CheckResult, Verdict
 from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
+from coordinator.process.local import IDENTITY_POLL
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
 from coordinator.prompts.renderer import RemediationContext, unverified_ancestors
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
@@ -69,7 +71,7 @@ class LaunchMixin(EngineCore):
     """Starting attempts (first ones and remediations) and recording who runs them."""
 
     def _launch_remediation(self, phase: Phase, *, resume: bool | None = None, note: str | None = None,
-                            person: bool = False) -> str | None:
+                            person: bool = False, defer: bool = False) -> str | None:
         previous = self.store.last_attempt(self.plan.id, phase.id)
         context = None
         resume_session = None
@@ -79,7 +81,8 @@ class LaunchMixin(EngineCore):
                 self._notice(choice.refused, phase_id=phase.id)
             resume_session = choice.session
             context = remediation_context(previous, self.paths.workspace, resume_session, note)
-        return self._launch(phase, remediation=context, resume_session=resume_session, note=note, person=person)
+        return self._launch(phase, remediation=context, resume_session=resume_session, note=note, person=person,
+                            defer=defer)
 
     def _other_markers(self, phase: Phase) -> dict[str, tuple[str, int]]:
         """Phase id -> (completion marker path, attempts so far) of every other phase with no attempt under way
@@ -106,8 +109,14 @@ class LaunchMixin(EngineCore):
         return f"{number} ({budget})" if uncounted else budget
 
     def _launch(self, phase: Phase, *, remediation: RemediationContext | None = None,
-                resume_session: str | None = None, note: str | None = None, person: bool = False) -> str | None:
-        """Launch the next attempt of ``phase``; returns its attempt id (None if it failed to start)."""
+                resume_session: str | None = None, note: str | None = None, person: bool = False,
+                defer: bool = False) -> str | None:
+        """Launch the next attempt of ``phase``; returns its attempt id (None if it failed to start).
+
+        The attempt is recorded before anything starts; its supervisor is then spawned. With ``defer`` the call
+        returns at once and the loop records the supervisor's identity when it appears (``_settle_launches``);
+        without, it waits for it.
+        """
         record = self.store.phase(self.plan.id, phase.id)
         number = (record.attempts if record is not None else 0) + 1
         attempt_id = str(uuid.uuid4())
@@ -130,16 +139,50 @@ class LaunchMixin(EngineCore):
         try:
             spec = self._prepare(phase, attempt_id, number, attempt_dir, remediation, resume_session,
                                  is_remediation)
-            identity = self.executor.start(spec)
+            self.executor.spawn(spec)
         except StartError as exc:
             self._fail_unstarted(attempt_id, phase, number, str(exc))
             return None
         except (CoordError, OSError, ValueError) as exc:  # ValueError: OutsideWorkspace, a text that cannot be encoded
             self._fail_unstarted(attempt_id, phase, number, f"could not start the worker: {exc}")
             return None
-        failpoints.hit("launch.after_identity")
-        self._record_running(attempt_id, phase, number, identity, resume_session, adopted=False)
+        self.state.launching[attempt_id] = Launching(phase, number, resume_session)
+        if not defer:
+            self._settle_all_launches()
+            recorded = self.store.attempt(attempt_id)
+            if recorded is not None and recorded.state == AttemptState.FAILED:
+                return None  # it did not start (the reason is its verdict)
         return attempt_id
+
+    def _settle_all_launches(self) -> None:
+        """Wait until every launching attempt is recorded as running or as not started (each within the
+        executor's identity timeout): for a person's stop or remediation, which act on running attempts."""
+        while self.state.launching:
+            self._settle_launches()
+            if self.state.launching:
+                time.sleep(IDENTITY_POLL)
+
+    def _settle_launches(self) -> bool:
+        """Record every launching attempt whose supervisor has said who runs it (or failed to start), without
+        waiting: a burst of launches never holds up the loop, which looks again on its next pass.
+
+        Returns:
+            True when any attempt was settled (its worker may already have ended: the caller polls for exits).
+        """
+        settled = False
+        for attempt_id, launching in list(self.state.launching.items()):
+            found = self.executor.started(attempt_id)
+            if found is None:
+                continue
+            settled = True
+            del self.state.launching[attempt_id]
+            if isinstance(found, StartError):
+                self._fail_unstarted(attempt_id, launching.phase, launching.number, str(found))
+                continue
+            failpoints.hit("launch.after_identity")
+            self._record_running(attempt_id, launching.phase, launching.number, found, launching.resume_session,
+                                 adopted=False)
+        return settled
 
     def _unverified_ancestors(self, phase: Phase) -> list[str]:
         """The phases ``phase`` builds on, directly or not, that passed on unverified existing evidence."""

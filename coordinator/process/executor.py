@@ -50,11 +50,25 @@ class Executor(Protocol):
     """Runs attempts and answers for them."""
 
     def start(self, spec: SupervisorSpec) -> Identity:
-        """Start the attempt described by ``spec`` and wait until it says who runs it.
+        """Start the attempt described by ``spec`` and wait until it says who runs it (``spawn``, then
+        ``started`` until it answers).
 
         Raises:
             StartError: it could not be started, or did not identify itself in time (it was killed).
         """
+        ...
+
+    def spawn(self, spec: SupervisorSpec) -> None:
+        """Start the attempt described by ``spec`` without waiting for it: ``started`` tells when it has.
+
+        Raises:
+            StartError: it could not be started at all.
+        """
+        ...
+
+    def started(self, attempt_id: str) -> Identity | StartError | None:
+        """For an attempt ``spawn`` started: its identity once it wrote one; a StartError once none can come (it
+        died first, or the identity timeout passed, and it was killed); None while it is still starting."""
         ...
 
     def identity(self, attempt: AttemptHandle) -> Identity | None:

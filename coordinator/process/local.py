@@ -69,20 +69,6 @@ def start_supervisor(spec: SupervisorSpec, inside: Path | None = None) -> subpro
         )
 
 
-def wait_for_identity(attempt_dir: Path, process: subprocess.Popen[bytes], attempt_id: str,
-                      timeout: float = 10.0) -> Identity | None:
-    """Wait until the supervisor wrote its identity; None if it died first or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        identity = Identity.read(attempt_dir, attempt_id)
-        if identity is not None:
-            return identity
-        if process.poll() is not None:
-            return Identity.read(attempt_dir, attempt_id)
-        time.sleep(0.005)
-    return None
-
-
 def kill_session(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a supervisor we started (it leads its own session and group) and reap it."""
     try:
@@ -197,6 +183,9 @@ def kill_attempt_processes(attempt_id: str, grace: float) -> list[int]:
 
 
 
+IDENTITY_POLL = 0.005
+"""Seconds between two looks for a starting supervisor's ``identity.json``."""
+
 IDENTITY_TIMEOUT = 10.0
 """Seconds a new supervisor has to write its identity before the attempt counts as not started."""
 
@@ -214,23 +203,45 @@ class LocalExecutor:
         """The workspace: attempt folders must be in it, links followed, when coord writes into them."""
         self.identity_timeout = identity_timeout
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._starting: dict[str, tuple[SupervisorSpec, float]] = {}  # spawned, no identity yet: spec, deadline
 
     def start(self, spec: SupervisorSpec) -> Identity:
+        self.spawn(spec)
+        while True:
+            found = self.started(spec.attempt_id)
+            if isinstance(found, Identity):
+                return found
+            if isinstance(found, StartError):
+                raise found
+            time.sleep(IDENTITY_POLL)
+
+    def spawn(self, spec: SupervisorSpec) -> None:
         try:
             process = start_supervisor(spec, inside=self.inside)
         except (OSError, OutsideWorkspace) as exc:
             raise StartError(f"could not start the worker: {exc}") from exc
         self._children[spec.attempt_id] = process
+        self._starting[spec.attempt_id] = (spec, time.monotonic() + self.identity_timeout)
         failpoints.hit("launch.after_spawn")
-        identity = wait_for_identity(Path(spec.records_dir), process, spec.attempt_id, self.identity_timeout)
-        if identity is None:
-            # It may still start its worker later: end the whole attempt before counting it as failed.
-            kill_session(process)
-            kill_attempt_processes(spec.attempt_id, spec.kill_grace)
-            self._children.pop(spec.attempt_id, None)
-            log = Path(spec.records_dir) / SUPERVISOR_LOG_FILE
-            raise StartError(f"the supervisor did not start in time (see {log})")
-        return identity
+
+    def started(self, attempt_id: str) -> Identity | StartError | None:
+        spec, deadline = self._starting[attempt_id]
+        process = self._children[attempt_id]
+        records = Path(spec.records_dir)
+        identity = Identity.read(records, attempt_id)
+        if identity is None and process.poll() is not None:
+            identity = Identity.read(records, attempt_id)  # written just before it ended
+        if identity is not None:
+            del self._starting[attempt_id]
+            return identity
+        if process.poll() is None and time.monotonic() < deadline:
+            return None
+        # It may still start its worker later: end the whole attempt before counting it as failed.
+        del self._starting[attempt_id]
+        kill_session(process)
+        kill_attempt_processes(spec.attempt_id, spec.kill_grace)
+        self._children.pop(attempt_id, None)
+        return StartError(f"the supervisor did not start in time (see {records / SUPERVISOR_LOG_FILE})")
 
     def identity(self, attempt: AttemptHandle) -> Identity | None:
         return Identity.read(attempt.records_dir, attempt.attempt_id)

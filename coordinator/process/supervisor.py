@@ -405,18 +405,26 @@ class Supervisor:
             pass  # the signal is still written: a missing summary is reported by whoever reads it
 
     def notify(self, status: str) -> str | None:
+        """Tell the coordinator the attempt ended (``attempt-ended``); an error text, or None when it was sent."""
+        return self.push({"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status})
+
+    def push(self, message: dict) -> str | None:
+        """Send one JSON line to the coordinator's control socket (best effort: it also polls the files)."""
         path = self.spec.get("socket_path")
         if not path:
             return "no socket configured"
-        import socket  # only now: an idle supervisor carries no more modules than it needs
+        # _socket, not socket: socket imports enum, which every start would pay for.
+        import _socket
 
-        ended = {"type": "attempt-ended", "attempt_id": self.attempt_id, "status": status}
-        message = json_text(ended).replace("\n", "")  # one line: the socket's messages are JSON lines
+        text = json_text(message).replace("\n", "")  # one line: the socket's messages are JSON lines
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
                 client.settimeout(2.0)
                 client.connect(path)
-                client.sendall(message.encode() + b"\n")
+                client.sendall(text.encode() + b"\n")
+            finally:
+                client.close()
         except OSError as exc:
             return f"notify failed: {exc}"
         return None
@@ -453,6 +461,7 @@ class Supervisor:
             "started_at": started_at,
         }
         self.write_record("identity.json", identity)
+        self.push({"type": "attempt-started", "attempt_id": self.attempt_id})  # the launch is recorded at once
         self.collect_exec_error()
         exit_code: int | None = None
         exit_signal: int | None = None

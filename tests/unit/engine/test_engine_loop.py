@@ -60,6 +60,13 @@ class FakeExecutor:
         return Identity(supervisor_pid=1, supervisor_start_ticks=1, worker_pid=2, boot_id="b",
                         started_at="2026-11-24T08:00:00+0000")
 
+    def spawn(self, spec: SupervisorSpec) -> None:
+        self.start(spec)
+
+    def started(self, attempt_id: str) -> Identity | StartError | None:
+        return Identity(supervisor_pid=1, supervisor_start_ticks=1, worker_pid=2, boot_id="b",
+                        started_at="2026-11-24T08:00:00+0000")
+
     def identity(self, attempt: AttemptHandle) -> Identity | None:
         return Identity(1, 1, 2, "b", "t") if attempt.attempt_id in self.attempts else None
 
