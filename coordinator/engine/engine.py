@@ -49,9 +49,7 @@ AFTER_LIMIT_NOTE = ("Your previous turn was stopped by the agent's usage limit, 
                     "limit has reset: continue the task where you left off.")
 
 
-LAUNCH_PUSH_FALLBACK = 0.1
-"""Seconds between looks for launching attempts' identities while their supervisors' pushes are awaited."""
-
+LAUNCH_PUSH_FALLBACK = 0.1  # seconds between looks for launching attempts' identities, pushes awaited
 
 class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     """Runs one plan in one workspace.

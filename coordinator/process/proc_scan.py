@@ -1,4 +1,5 @@
-"""What the supervisor reads of ``/proc`` and of its children: process identity, the attempt's processes, reaping.
+"""What the supervisor reads of ``/proc`` and of its children: process identity, the attempt's processes, reaping,
+signal names, and the signal wake-up pipe.
 
 Used by the supervisor (``process/supervisor.py``), which loads this file by its path when it runs as a script:
 like the supervisor it must import nothing but the standard library.
@@ -7,6 +8,12 @@ like the supervisor it must import nothing but the standard library.
 from __future__ import annotations
 
 import os
+
+TYPE_CHECKING = False  # not typing's (see supervisor.py): mypy reads this as True
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # signal itself imports enum
 
 
 def start_ticks(pid: int) -> int | None:
@@ -111,3 +118,20 @@ def no_children_left() -> bool:
             return True
         if pid == 0:
             return False
+
+
+def signal_name(number: int) -> str:
+    """``9`` -> ``SIGKILL`` (what ``signal.Signals(9).name`` says, without importing ``enum``)."""
+    names = {getattr(signal, name): name for name in dir(signal)
+             if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and name not in ("SIGIOT", "SIGPOLL",
+                                                                                                  "SIGCLD")}
+    return names.get(number, f"SIG{number}")
+
+
+def drain(fd: int) -> None:
+    """Empty a non-blocking pipe (the signal wake-up pipe: its bytes only say that a signal came)."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass

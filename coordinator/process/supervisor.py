@@ -111,14 +111,6 @@ def write_atomic(name: str, data: dict, dir_fd: int, durable: bool = True) -> No
         os.fsync(dir_fd)
 
 
-def signal_name(number: int) -> str:
-    """``9`` -> ``SIGKILL`` (what ``signal.Signals(9).name`` says, without importing ``enum``)."""
-    names = {getattr(signal, name): name for name in dir(signal)
-             if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and name not in ("SIGIOT", "SIGPOLL",
-                                                                                                  "SIGCLD")}
-    return names.get(number, f"SIG{number}")
-
-
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -129,15 +121,6 @@ def become_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
-
-
-def drain(fd: int) -> None:
-    """Empty a non-blocking pipe (the signal wake-up pipe: its bytes only say that a signal came)."""
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 
 
 def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
@@ -317,7 +300,7 @@ class Supervisor:
                 except InterruptedError:
                     readable = []
                 if self.wakeup_read in readable:
-                    drain(self.wakeup_read)
+                    proc_scan.drain(self.wakeup_read)
             try:
                 pid, status = os.waitpid(self.worker_pid, 0)
             except ChildProcessError:
@@ -503,7 +486,7 @@ class Supervisor:
             "attempt_number": spec["attempt_number"],
             "exit_code": exit_code,
             "signal": exit_signal,
-            "signal_name": signal_name(exit_signal) if exit_signal else None,
+            "signal_name": proc_scan.signal_name(exit_signal) if exit_signal else None,
             "started_at": started_at,
             "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - started, 3),

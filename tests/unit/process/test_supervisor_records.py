@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coordinator.process import supervisor
+from coordinator.process import proc_scan, supervisor
 
 
 def test_records_read_back_with_json() -> None:
@@ -25,7 +25,7 @@ def test_records_read_back_with_json() -> None:
 
 def test_signal_names_are_signals_own() -> None:
     for number in range(1, 32):
-        assert supervisor.signal_name(number) == signal.Signals(number).name
+        assert proc_scan.signal_name(number) == signal.Signals(number).name
 
 
 def test_the_supervisor_starts_without_json_re_or_enum(tmp_path: Path) -> None:
