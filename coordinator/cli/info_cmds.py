@@ -122,7 +122,6 @@ def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
 
 def _unverified_dependencies(plan: Plan, phase: Phase, workspace: Path) -> list[str]:
     """What ``render`` says of the phases ``phase`` builds on that passed on unverified existing evidence."""
-    from coordinator.prompts.renderer import unverified_ancestors
     from coordinator.state.store import Store
 
     store = Store.open_readonly(WorkspacePaths(workspace))
@@ -133,7 +132,7 @@ def _unverified_dependencies(plan: Plan, phase: Phase, workspace: Path) -> list[
                       if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE}
     finally:
         store.close()
-    return unverified_ancestors(plan, phase, unverified)
+    return [phase_id for phase_id in plan.ancestors(phase) if phase_id in unverified]
 
 
 def last_failure_context(plan: Plan, phase_id: str, workspace: Path) -> RemediationContext:

@@ -23,7 +23,7 @@ from coordinator.plan.model import Phase, Policy
 from coordinator.process.executor import StartError
 from coordinator.process.local import IDENTITY_POLL
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
-from coordinator.prompts.renderer import RemediationContext, unverified_ancestors
+from coordinator.prompts.renderer import RemediationContext
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
 from coordinator.states import EXISTING_EVIDENCE, AttemptState, PhaseState
@@ -186,9 +186,9 @@ class LaunchMixin(EngineCore):
 
     def _unverified_ancestors(self, phase: Phase) -> list[str]:
         """The phases ``phase`` builds on, directly or not, that passed on unverified existing evidence."""
-        return unverified_ancestors(self.plan, phase, {
-            record.phase_id for record in self.store.phases(self.plan.id)
-            if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE})
+        unverified = {record.phase_id for record in self.store.phases(self.plan.id)
+                      if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE}
+        return [phase_id for phase_id in self.plan.ancestors(phase) if phase_id in unverified] if unverified else []
 
     def _prepare(self, phase: Phase, attempt_id: str, number: int, attempt_dir: Path,
                  remediation: RemediationContext | None, resume_session: str | None,

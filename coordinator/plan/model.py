@@ -225,3 +225,16 @@ class Plan:
             if phase.id == phase_id:
                 return phase
         raise KeyError(phase_id)
+
+    def ancestors(self, phase: Phase) -> list[str]:
+        """The ids of the phases ``phase`` builds on, directly or through others, in plan order."""
+        by_id = {item.id: item for item in self.phases}
+        seen: set[str] = set()
+        stack = list(phase.depends_on)
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in by_id:
+                continue
+            seen.add(current)
+            stack.extend(by_id[current].depends_on)
+        return [item.id for item in self.phases if item.id in seen]

@@ -245,32 +245,9 @@ class _ListView(list):
     _coord_path = ""
 
 
-def unverified_ancestors(plan: Plan, phase: Phase, unverified: set[str]) -> list[str]:
-    """The phases ``phase`` builds on, directly or through others, that are in ``unverified``, in plan order.
-
-    ``unverified``: ids of the phases passed on existing evidence whose verification coord did not re-run
-    (``states.EXISTING_EVIDENCE``); the result is ``render``'s ``unverified_dependencies``.
-    """
-    if not unverified:
-        return []
-    by_id = {item.id: item for item in plan.phases}
-    seen: set[str] = set()
-    stack = list(phase.depends_on)
-    while stack:
-        current = stack.pop()
-        if current in seen or current not in by_id:
-            continue
-        seen.add(current)
-        stack.extend(by_id[current].depends_on)
-    return [item.id for item in plan.phases if item.id in seen & unverified]
-
-
-VERIFY_REQUIREMENTS = {
-    "pass": "pass (exit 0)",
-    "fail": "fail (non-zero exit)",
-    "no-output": "print nothing (exit 0 or 1, as a search that finds nothing)",
-}
-"""What a worker's prompt says each ``verify[].expect`` requires (``phase.verify[N].must`` in templates)."""
+# What a worker's prompt says each ``verify[].expect`` requires (``phase.verify[N].must`` in templates).
+VERIFY_REQUIREMENTS = {"pass": "pass (exit 0)", "fail": "fail (non-zero exit)",
+                       "no-output": "print nothing (exit 0 or 1, as a search that finds nothing)"}
 
 
 def _wrap(value: Any, path: str) -> Any:
@@ -401,7 +378,7 @@ class PromptRenderer:
             phase: the phase of the attempt (one of ``plan.phases``).
             attempt_number: 1 for the phase's own worker, 2.. for remediations.
             remediation: the failed attempt's evidence; when given, ``remediate.md.j2`` is used.
-            unverified_dependencies: the phases this one builds on (directly or not) that passed on existing
+            unverified_dependencies: the phases this one builds on (``Plan.ancestors``) that passed on existing
                 evidence whose verification coord did not re-run (``states.EXISTING_EVIDENCE``); the prompt says
                 so (``unverified_dependencies`` in templates).
 
