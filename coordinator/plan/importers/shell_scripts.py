@@ -242,12 +242,12 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
     Returns:
         The checks and the notes (see :class:`BlockReading`).
     """
-    script = "\n".join(lines).strip("\n")
     reading = BlockReading()
-    if not script.strip():
+    offset = next((index for index, line in enumerate(lines) if line.strip()), None)
+    if offset is None:
         reading.instructions_only = "it is empty"
         return reading
-    offset = next(index for index, line in enumerate(lines) if line.strip())
+    script = "\n".join(lines[offset:]).rstrip()  # rows of the parse tree count from its first non-blank line
     tree = _parser().parse(script.encode())
     comments: list[_Statement] = []
     statements: list[_Statement] = []

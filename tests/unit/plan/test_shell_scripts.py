@@ -62,3 +62,9 @@ def test_agents_are_found_behind_wrappers_and_builtins_are_not_agents() -> None:
     loop = ["for f in a b; do", '  [ -f "$f" ] || continue', "  grep -q x \"$f\"", "done"]
     reading = read_block(loop, 0)
     assert reading.notes == [] and len(reading.checks) == 1
+
+
+def test_lines_are_document_lines_past_leading_blank_ones() -> None:
+    reading = read_block(["", "   ", "npm test", "codex exec 'x'"], 10)
+    assert [check.line for check in reading.checks] == [12]
+    assert [line for line, _ in reading.notes] == [13]
