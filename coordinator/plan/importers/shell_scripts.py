@@ -286,8 +286,7 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
     carried: list[_Statement] = []
     for section in sections:
         for unclear_line, sentence in section.unclear:
-            reading.notes.append((unclear_line, f"the expected result is unclear ({sentence!r}); the check expects "
-                                  "exit 0 -- edit `expect` if the author meant otherwise"))
+            reading.notes.append((unclear_line, unclear(sentence)))
         checks, carried = _section_checks(section, carried, shell, at)
         reading.checks.extend(checks)
     if len(reading.checks) == 1 and reading.checks[0].shell and len(sections) == 1 and all(
@@ -298,9 +297,14 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
         prefix = f"{ERREXIT_LINE}\n" if check.run.startswith(ERREXIT_LINE) else ""
         reading.checks[0] = dataclasses.replace(check, run=prefix + verbatim)
     if stated is not None and stated.expect is None:
-        reading.notes.append((at, f"the expected result is unclear ({stated.sentence!r}); the check expects exit 0 "
-                              "-- edit `expect` if the author meant otherwise"))
+        reading.notes.append((at, unclear(stated.sentence)))
     return reading
+
+
+def unclear(sentence: str) -> str:
+    """The warning for a stated result coord cannot map: the check keeps ``expect: pass``."""
+    return (f"the expected result is unclear ({sentence!r}); the check expects exit 0 -- edit `expect` if the "
+            "author meant otherwise")
 
 
 def _first_line(text: str) -> str:
@@ -324,8 +328,7 @@ def _block_expectation(comments: list[_Statement], red: bool, stated: Expectatio
         if found is not None and found.expect is not None:
             return found
         if found is not None:
-            reading.notes.append((at + comment.row, f"the expected result is unclear ({found.sentence!r}); the "
-                                  "check expects exit 0 -- edit `expect` if the author meant otherwise"))
+            reading.notes.append((at + comment.row, unclear(found.sentence)))
     if red:
         return Expectation("fail", "the block is under a RED heading")
     if stated is not None and stated.expect is not None:
