@@ -203,7 +203,9 @@ class LocalExecutor:
         """The workspace: attempt folders must be in it, links followed, when coord writes into them."""
         self.identity_timeout = identity_timeout
         self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._starting: dict[str, tuple[SupervisorSpec, float]] = {}  # spawned, no identity yet: spec, deadline
+        # Spawned, no identity yet: the spec, the deadline, and the process (kept here too: ``poll_ended`` drops a
+        # supervisor from ``_children`` once it exits, which a quick worker's may do before its identity is read).
+        self._starting: dict[str, tuple[SupervisorSpec, float, subprocess.Popen[bytes]]] = {}
 
     def start(self, spec: SupervisorSpec) -> Identity:
         self.spawn(spec)
@@ -221,12 +223,11 @@ class LocalExecutor:
         except (OSError, OutsideWorkspace) as exc:
             raise StartError(f"could not start the worker: {exc}") from exc
         self._children[spec.attempt_id] = process
-        self._starting[spec.attempt_id] = (spec, time.monotonic() + self.identity_timeout)
+        self._starting[spec.attempt_id] = (spec, time.monotonic() + self.identity_timeout, process)
         failpoints.hit("launch.after_spawn")
 
     def started(self, attempt_id: str) -> Identity | StartError | None:
-        spec, deadline = self._starting[attempt_id]
-        process = self._children[attempt_id]
+        spec, deadline, process = self._starting[attempt_id]
         records = Path(spec.records_dir)
         identity = Identity.read(records, attempt_id)
         if identity is None and process.poll() is not None:

@@ -246,3 +246,19 @@ def test_F5_a_prompt_that_looks_like_an_option_is_never_taken_as_one(workspace: 
     assert call["stdin"].startswith(flag), call["stdin"][:200]
     assert flag not in call["argv"] and "danger-full-access" not in call["argv"], call["argv"]
     assert "WARNING" not in result.stdout
+
+
+def test_a_burst_of_quick_workers_all_launch_and_pass(workspace: Path) -> None:
+    # Forty phases at once whose workers end at once: a supervisor may be gone before the loop has read its
+    # identity, and every attempt must still be recorded as launched, then judged, exactly once.
+    phases = [{"id": f"P{index:02d}", "kind": "impl", "depends_on": [], "script": ["true"]} for index in range(40)]
+    plan = write_plan(workspace, phases, agent="shell", checks={"report": False, "completed": False})
+
+    result = coord(workspace, "run", str(plan), "--headless", "--max-parallel", "40")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    attempts = db_rows(workspace, "SELECT phase_id, number, state FROM attempts")
+    assert sorted((row["phase_id"], row["number"], row["state"]) for row in attempts) == [
+        (f"P{index:02d}", 1, "passed") for index in range(40)]
+    pid_lines = (workspace / "tmp" / "PLAN-T" / "worker-pids.txt").read_text().splitlines()
+    assert len(pid_lines) == 40

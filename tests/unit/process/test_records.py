@@ -13,7 +13,7 @@ from coordinator.agents import WorkerCommand
 from coordinator.engine.launch import supervisor_spec
 from coordinator.plan.model import Policy
 from coordinator.process import proc_scan, supervisor
-from coordinator.process.local import start_supervisor
+from coordinator.process.local import LocalExecutor, start_supervisor
 from coordinator.process.records import ExitRecord, Identity, SupervisorSpec
 from tests.helpers import wait_until
 
@@ -70,3 +70,17 @@ def test_foreign_or_torn_records_read_as_missing(tmp_path: Path) -> None:
     assert record is not None and record.exit_code is None and record.stragglers == ()
     os.unlink(tmp_path / "exit.json")
     assert ExitRecord.read(tmp_path, "a") is None
+
+
+def test_a_supervisor_gone_before_its_identity_was_read_still_reports_it(tmp_path: Path) -> None:
+    # The loop may reap a quick supervisor (poll_ended) before it looks for its identity: the launch must still
+    # be recorded from identity.json, not lost or crashed on.
+    executor = LocalExecutor()
+    spec = spec_for(tmp_path, "true")
+    executor.spawn(spec)
+    assert wait_until(lambda: ExitRecord.read(Path(spec.records_dir), spec.attempt_id) is not None, timeout=20)
+    assert wait_until(executor.poll_ended, timeout=10)  # reaped, and dropped from the executor's children
+
+    found = executor.started(spec.attempt_id)
+
+    assert isinstance(found, Identity) and found.worker_pid

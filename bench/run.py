@@ -1,0 +1,196 @@
+"""Every benchmark of coord in one run, with its peers measured beside it, written to ``bench/RESULTS.md``.
+
+    .venv/bin/python bench/run.py [--sizes 10,100,1000] [--runs 3] [--out bench/RESULTS.md]
+
+What it measures (each figure's min / median / max over ``--runs``):
+
+* **idle supervisors** -- ``bench/idle_supervisors.py`` with 40 workers: CPU share, RSS/PSS, exit -> ``exit.json``;
+* **per-phase overhead** of no-op phases at each size, as a chain and fully parallel (``--max-parallel`` = size):
+  coord with the ``shell`` agent running ``true`` (every phase a real supervisor and worker process, judged and
+  recorded), doit (Python-action tasks, ``doit -n 2`` for parallel) and Prefect 3 (a flow of tasks, ``.submit`` for
+  parallel). The figure is ``(wall(N) - wall(1)) / (N - 1)``: start-up is left out, so it is what one more phase
+  costs.
+
+The peers are installed into ``bench/.peers`` (a virtualenv of their own, so they never change coord's) on the
+first run; ``--no-peers`` skips them. The machine (CPUs, memory, kernel) and every version are written at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = REPO / "bench" / ".peers"
+PEER_PACKAGES = ("doit==0.36.0", "prefect>=3,<4")
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds of wall time ``argv`` took; raises if it failed."""
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} … exited {result.returncode}: {result.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def coord_run(size: int, parallel: bool) -> float:
+    with tempfile.TemporaryDirectory(prefix="coord-bench-") as folder:
+        workspace = Path(folder)
+        if os.environ.get("BENCH_KEEP"):
+            workspace = Path(tempfile.mkdtemp(prefix="coord-bench-kept-"))
+        plan_id = f"PLAN-BENCH-{uuid.uuid4().hex[:8]}"
+        phases = [{"id": f"P{index:04d}", "kind": "impl", "title": f"no-op {index}", "script": ["true"],
+                   **({"depends_on": []} if parallel else {})} for index in range(size)]
+        document = {"plan": plan_id, "agent": "shell", "checks": {"report": False, "completed": False},
+                    "phases": phases}
+        (workspace / "plans").mkdir()
+        (workspace / "plans" / f"{plan_id}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        env = {**os.environ, "COORD_STATE_HOME": str(workspace / ".state")}  # a store of its own
+        return timed([str(REPO / ".venv" / "bin" / "coord"), "run", f"plans/{plan_id}.yaml", "--headless",
+                      "--max-parallel", str(size if parallel else 1)], workspace, env)
+
+
+DODO = '''
+SIZE, PARALLEL = {size}, {parallel}
+
+def noop():
+    return True
+
+def task_phase():
+    for index in range(SIZE):
+        yield {{"name": f"P{{index:04d}}", "actions": [noop], "uptodate": [False],
+                "task_dep": [] if PARALLEL or index == 0 else [f"phase:P{{index - 1:04d}}"]}}
+'''
+
+PREFECT_FLOW = '''
+from prefect import flow, task
+
+SIZE, PARALLEL = {size}, {parallel}
+
+@task
+def noop(index):
+    return index
+
+@flow
+def plan():
+    if PARALLEL:
+        futures = [noop.submit(index) for index in range(SIZE)]
+        return [future.result() for future in futures]
+    return [noop(index) for index in range(SIZE)]
+
+if __name__ == "__main__":
+    plan()
+'''
+
+
+def doit_run(size: int, parallel: bool) -> float:
+    with tempfile.TemporaryDirectory(prefix="doit-bench-") as folder:
+        (Path(folder) / "dodo.py").write_text(DODO.format(size=size, parallel=parallel))
+        argv = [str(PEERS / "bin" / "doit"), "--backend", "json", *(["-n", "2", "-P", "process"] if parallel else [])]
+        return timed(argv, Path(folder))
+
+
+def prefect_run(size: int, parallel: bool) -> float:
+    with tempfile.TemporaryDirectory(prefix="prefect-bench-") as folder:
+        (Path(folder) / "flow.py").write_text(PREFECT_FLOW.format(size=size, parallel=parallel))
+        env = {**os.environ, "PREFECT_HOME": str(Path(folder) / ".prefect"), "PREFECT_LOGGING_LEVEL": "WARNING",
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        return timed([str(PEERS / "bin" / "python"), "flow.py"], Path(folder), env)
+
+
+def ensure_peers() -> dict[str, str]:
+    """Install the peers into bench/.peers when missing; their versions."""
+    if not (PEERS / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
+    if subprocess.run([str(PEERS / "bin" / "python"), "-c", "import doit, prefect"], capture_output=True).returncode:
+        subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
+    script = "import doit, prefect; print(doit.__version__, prefect.__version__)"
+    found = subprocess.run([str(PEERS / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                           check=True).stdout.split()
+    return {"doit": found[0], "prefect": found[1]}
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+def per_phase(run: object, sizes: list[int], parallel: bool, runs: int) -> dict[int, list[float]]:
+    """Milliseconds one more phase costs, at each size: ``(wall(N) - wall(1)) / (N - 1)``, ``runs`` times."""
+    figures: dict[int, list[float]] = {}
+    for size in sizes:
+        values = []
+        for _ in range(runs):
+            one = run(1, parallel)  # type: ignore[operator]
+            many = run(size, parallel)  # type: ignore[operator]
+            values.append(max(0.0, many - one) / (size - 1) * 1000)
+        figures[size] = values
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="plan sizes, comma-separated (default 10,100,1000)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true", help="measure coord alone")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    versions = {"coord": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
+                                        text=True).stdout.strip(), "python": platform.python_version()}
+    runners: dict[str, object] = {"coord": coord_run}
+    if not args.no_peers:
+        versions.update(ensure_peers())
+        runners.update({"doit": doit_run, "prefect": prefect_run})
+    idle = json.loads(subprocess.run([sys.executable, str(REPO / "bench" / "idle_supervisors.py"), "--workers", "40",
+                                      "--seconds", "20", "--json"], capture_output=True, text=True,
+                                     check=True).stdout)
+    overhead = {shape: {name: per_phase(run, sizes, shape == "parallel", args.runs) for name, run in runners.items()}
+                for shape in ("chain", "parallel")}
+    memory = psutil.virtual_memory().total / 2**30
+    lines = [
+        "# coord benchmarks", "",
+        f"Written by `bench/run.py` on {time.strftime('%Y-%m-%d %H:%M %Z')}: {os.cpu_count()} CPUs, "
+        f"{memory:.0f} GiB, {platform.system()} {platform.release()}; "
+        + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".", "",
+        "## Idle supervisors (40 workers that only sleep, over 20 s)", "",
+        f"- CPU: p50 {idle['cpu_percent_per_supervisor']['p50']:.3f} %, max "
+        f"{idle['cpu_percent_per_supervisor']['max']:.3f} % of a core each; {idle['cpu_percent_all']:.2f} % in all",
+        f"- memory: RSS p50 {idle['rss_mib']['p50']:.1f} MiB, PSS p50 {idle['pss_mib']['p50']:.1f} MiB",
+        "- worker exit -> `exit.json`: " + ", ".join(f"{key} {value:.1f} ms"
+                                                    for key, value in idle["exit_to_record_ms"].items()), "",
+        "## Per-phase overhead (ms one more no-op phase costs: min / median / max over "
+        f"{args.runs} runs)", "",
+        textwrap.dedent("""\
+            coord's phases are real processes (a supervisor and a `true` worker each, judged and recorded); doit's
+            and Prefect's are Python functions in one process."""), "",
+    ]
+    for shape, by_runner in overhead.items():
+        lines += [f"### {shape}", "", "| phases | " + " | ".join(by_runner) + " | coord / prefect |",
+                  "|---|" + "---|" * (len(by_runner) + 1)]
+        for size in sizes:
+            cells = [spread(by_runner[name][size]) for name in by_runner]
+            prefect = statistics.median(by_runner["prefect"][size]) if "prefect" in by_runner else 0.0
+            ratio = f"{statistics.median(by_runner['coord'][size]) / prefect:.1f}" if prefect else "–"
+            lines.append(f"| {size} | " + " | ".join(cells) + f" | {ratio} |")
+        lines.append("")
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
