@@ -35,7 +35,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "bench" / ".peers"
-PEER_PACKAGES = ("doit==0.36.0", "prefect>=3,<4")
+PEER_PACKAGES = ("doit>=0.36", "prefect>=3,<4")
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -118,7 +118,8 @@ def ensure_peers() -> dict[str, str]:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
     if subprocess.run([str(PEERS / "bin" / "python"), "-c", "import doit, prefect"], capture_output=True).returncode:
         subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
-    script = "import doit, prefect; print(doit.__version__, prefect.__version__)"
+    script = ("import doit, prefect; v = doit.__version__; "
+              "print('.'.join(map(str, v)) if isinstance(v, tuple) else v, prefect.__version__)")
     found = subprocess.run([str(PEERS / "bin" / "python"), "-c", script], capture_output=True, text=True,
                            check=True).stdout.split()
     return {"doit": found[0], "prefect": found[1]}
