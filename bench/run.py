@@ -8,8 +8,8 @@ What it measures (each figure's min / median / max over ``--runs``):
 * **per-phase overhead** of no-op phases at each size, as a chain and fully parallel (``--max-parallel`` = size):
   coord with the ``shell`` agent running ``true`` (every phase a real supervisor and worker process, judged and
   recorded), doit (Python-action tasks, ``doit -n 2`` for parallel) and Prefect 3 (a flow of tasks, ``.submit`` for
-  parallel). The figure is ``(wall(N) - wall(1)) / (N - 1)``: start-up is left out, so it is what one more phase
-  costs.
+  parallel). The figure is the run's wall time over its number of phases, start-up included (as the peers'
+  own benchmarks count it); the start-up alone (a 1-phase plan) is given beside it.
 
 The peers are installed into ``bench/.peers`` (a virtualenv of their own, so they never change coord's) on the
 first run; ``--no-peers`` skips them. The machine (CPUs, memory, kernel) and every version are written at the top.
@@ -130,16 +130,10 @@ def spread(values: list[float]) -> str:
 
 
 def per_phase(run: object, sizes: list[int], parallel: bool, runs: int) -> dict[int, list[float]]:
-    """Milliseconds one more phase costs, at each size: ``(wall(N) - wall(1)) / (N - 1)``, ``runs`` times."""
-    figures: dict[int, list[float]] = {}
-    for size in sizes:
-        values = []
-        for _ in range(runs):
-            one = run(1, parallel)  # type: ignore[operator]
-            many = run(size, parallel)  # type: ignore[operator]
-            values.append(max(0.0, many - one) / (size - 1) * 1000)
-        figures[size] = values
-    return figures
+    """Milliseconds per phase at each size (wall time of the run over its phases), ``runs`` times; size 1 is the
+    start-up alone."""
+    return {size: [run(size, parallel) / size * 1000 for _ in range(runs)]  # type: ignore[operator]
+            for size in [1, *sizes]}
 
 
 def main() -> int:
@@ -173,8 +167,8 @@ def main() -> int:
         f"- memory: RSS p50 {idle['rss_mib']['p50']:.1f} MiB, PSS p50 {idle['pss_mib']['p50']:.1f} MiB",
         "- worker exit -> `exit.json`: " + ", ".join(f"{key} {value:.1f} ms"
                                                     for key, value in idle["exit_to_record_ms"].items()), "",
-        "## Per-phase overhead (ms one more no-op phase costs: min / median / max over "
-        f"{args.runs} runs)", "",
+        "## Per-phase overhead (ms per no-op phase, start-up included: min / median / max over "
+        f"{args.runs} runs; 1 phase is the start-up alone)", "",
         textwrap.dedent("""\
             coord's phases are real processes (a supervisor and a `true` worker each, judged and recorded); doit's
             and Prefect's are Python functions in one process."""), "",
@@ -182,7 +176,7 @@ def main() -> int:
     for shape, by_runner in overhead.items():
         lines += [f"### {shape}", "", "| phases | " + " | ".join(by_runner) + " | coord / prefect |",
                   "|---|" + "---|" * (len(by_runner) + 1)]
-        for size in sizes:
+        for size in [1, *sizes]:
             cells = [spread(by_runner[name][size]) for name in by_runner]
             prefect = statistics.median(by_runner["prefect"][size]) if "prefect" in by_runner else 0.0
             ratio = f"{statistics.median(by_runner['coord'][size]) / prefect:.1f}" if prefect else "–"
