@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from coordinator.cli.plan_args import load, resolve_plan_ref
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
-from coordinator.states import EXISTING_EVIDENCE, TERMINAL_ATTEMPT_STATES, PhaseState
+from coordinator.states import TERMINAL_ATTEMPT_STATES
 
 if TYPE_CHECKING:
     from coordinator.plan.model import Phase, Plan
@@ -128,8 +128,7 @@ def _unverified_dependencies(plan: Plan, phase: Phase, workspace: Path) -> list[
     if store is None:
         return []
     try:
-        unverified = {record.phase_id for record in store.phases(plan.id)
-                      if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE}
+        unverified = {record.phase_id for record in store.phases(plan.id) if record.unverified}
     finally:
         store.close()
     return [phase_id for phase_id in plan.ancestors(phase) if phase_id in unverified]

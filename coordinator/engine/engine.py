@@ -39,7 +39,7 @@ from coordinator.prompts.validate import current_hash
 from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, PollCycle, RunFinished
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-from coordinator.states import DONE_PHASE_STATES, EXISTING_EVIDENCE, AttemptState, PhaseState, PlanState
+from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
 from coordinator.util.files import file_size, remove_interrupted_writes
 from coordinator.util.timefmt import epoch_seconds
 
@@ -50,6 +50,7 @@ AFTER_LIMIT_NOTE = ("Your previous turn was stopped by the agent's usage limit, 
 
 
 LAUNCH_PUSH_FALLBACK = 0.1  # seconds between looks for launching attempts' identities, pushes awaited
+
 
 class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     """Runs one plan in one workspace.
@@ -251,8 +252,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
     def _sync_plan(self) -> None:
         """Record the plan and its phases; phases already known keep their state and attempts (resume)."""
         standalone = self.options.remediate_only is not None
-        unverified = [record.phase_id for record in self.store.phases(self.plan.id)
-                      if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE]
+        unverified = [record.phase_id for record in self.store.phases(self.plan.id) if record.unverified]
         started = f"{self.plan.id}: run started (pid {os.getpid()})"
         if unverified:
             started += (f"; {len(unverified)} phase(s) passed on existing evidence, verification not re-run: "

@@ -26,7 +26,7 @@ from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
 from coordinator.prompts.renderer import RemediationContext
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
-from coordinator.states import EXISTING_EVIDENCE, AttemptState, PhaseState
+from coordinator.states import AttemptState, PhaseState
 from coordinator.util import failpoints
 from coordinator.util.files import write_atomic
 
@@ -186,8 +186,7 @@ class LaunchMixin(EngineCore):
 
     def _unverified_ancestors(self, phase: Phase) -> list[str]:
         """The phases ``phase`` builds on, directly or not, that passed on unverified existing evidence."""
-        unverified = {record.phase_id for record in self.store.phases(self.plan.id)
-                      if record.state == PhaseState.PASSED and record.verdict_source == EXISTING_EVIDENCE}
+        unverified = {record.phase_id for record in self.store.phases(self.plan.id) if record.unverified}
         return [phase_id for phase_id in self.plan.ancestors(phase) if phase_id in unverified] if unverified else []
 
     def _prepare(self, phase: Phase, attempt_id: str, number: int, attempt_dir: Path,

@@ -36,18 +36,23 @@ def boot_id() -> str:
         return "unknown"
 
 
+def pids() -> list[int]:
+    """Every pid ``/proc`` lists now."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
 def cookie_holders(cookie_name: str, attempt_id: str) -> list[int]:
     """Pids (other than ours) whose environment carries ``cookie_name=attempt_id`` (the attempt's cookie)."""
     needle = f"{cookie_name}={attempt_id}".encode()
     found = []
     me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    for pid in pids():
+        if pid == me:
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
                 if needle in handle.read().split(b"\0"):
-                    found.append(int(entry))
+                    found.append(pid)
         except OSError:
             continue
     return found
@@ -55,12 +60,10 @@ def cookie_holders(cookie_name: str, attempt_id: str) -> list[int]:
 
 def group_members(pgid: int) -> list[int]:
     members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in pids():
         try:
-            if os.getpgid(int(entry)) == pgid:
-                members.append(int(entry))
+            if os.getpgid(pid) == pgid:
+                members.append(pid)
         except OSError:
             continue
     return members
@@ -87,16 +90,14 @@ def is_zombie(pid: int) -> bool:
 def children_of(parent: int) -> list[int]:
     """Pids whose parent is ``parent`` (for a subreaper: its orphaned descendants too)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in pids():
         try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
                 data = handle.read()
         except OSError:
             continue
         if int(data[data.rindex(")") + 2 :].split()[1]) == parent:
-            found.append(int(entry))
+            found.append(pid)
     return found
 
 

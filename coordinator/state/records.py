@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from coordinator.states import AttemptState, PhaseState, PlanState
+from coordinator.states import EXISTING_EVIDENCE, AttemptState, PhaseState, PlanState
 
 RecordT = TypeVar("RecordT")
 
@@ -81,6 +81,11 @@ class PhaseRecord:
     def counted_attempts(self) -> int:
         """Attempts that count against ``policy.max_attempts``."""
         return self.attempts - self.uncounted_attempts
+
+    @property
+    def unverified(self) -> bool:
+        """Passed on existing evidence whose verification coord did not re-run (``coord import --with-progress``)."""
+        return self.state == PhaseState.PASSED and self.verdict_source == EXISTING_EVIDENCE
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from coordinator.process.records import ExitRecord
 from coordinator.state.lock import is_locked
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, EXISTING_EVIDENCE, LIVE_ATTEMPT_STATES, PhaseState
+from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, LIVE_ATTEMPT_STATES, PhaseState
 from coordinator.util.timefmt import epoch_seconds
 
 
@@ -88,7 +88,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
                 "cost_usd": round(sum(costs), 6) if costs else None,
                 "verdict": row.verdict,
                 "verdict_source": row.verdict_source,
-                "unverified": row.state == PhaseState.PASSED and row.verdict_source == EXISTING_EVIDENCE,
+                "unverified": row.unverified,
                 "reason": reason,
                 "stop_reason": last.stop_reason if last is not None else None,
                 "session_id": last.session_id if last is not None else None,
