@@ -168,6 +168,14 @@ def processes_with_cookie(name: str, value: str) -> list[psutil.Process]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 15.0, every: float = 0.02) -> object:
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

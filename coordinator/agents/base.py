@@ -36,6 +36,15 @@ class LaunchRequest:
     """The phase, for messages."""
     workspace: Path | None = None
     """Absolute workspace root, when the worker may write beyond its workdir (the report and marker live there)."""
+    timeout: float = 600.0
+    """Seconds the whole run of a mechanical worker may take (``Policy.timeout``; the shell and mcp agents)."""
+    kill_grace: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when a mechanical worker stops a command (``Policy.kill_grace``)."""
+    records_dir: Path | None = None
+    """The attempt's records folder in the state directory, out of the workers' reach (``mcp`` puts its request
+    there)."""
+    mcp_call: dict[str, Any] | None = None
+    """An ``agent: mcp`` phase's call, rendered (``prompts.values.render_call``); None for every other phase."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,8 @@ class AgentSummary:
     """The agent's own failure message (codex ``turn.failed.error.message`` or the final ``error`` event)."""
     failed_commands: tuple[FailedCommand, ...] = ()
     """Commands the worker ran that failed and never succeeded later (:func:`unresolved_failures`)."""
+    call: dict[str, Any] | None = None
+    """An MCP phase's call record (``mcp-call.json`` of ``agents.mcp_worker``); None for other agents."""
 
     @property
     def total_tokens(self) -> int:

@@ -101,7 +101,8 @@ def cmd_validate(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
-    """``coord render PLAN PHASE [--remediation]``: the prompt exactly as the worker gets it."""
+    """``coord render PLAN PHASE [--remediation]``: the prompt exactly as the worker gets it (for an MCP phase,
+    the call: server, tool and rendered arguments, as JSON)."""
     from coordinator.prompts.renderer import PromptRenderer
 
     plan = load(args.plan, workspace)
@@ -115,6 +116,12 @@ def cmd_render(args: argparse.Namespace, workspace: Path) -> int:
     if args.remediation:
         context = last_failure_context(plan, phase.id, workspace)
         number = args.attempt or (context.previous_attempt + 1)
+    if phase.mcp is not None:  # an MCP phase's worker gets its call, not a prompt
+        from coordinator.prompts.values import render_call
+
+        call = render_call(renderer, plan, phase, attempt_number=number, remediation=context)
+        sys.stdout.write(json.dumps(call, indent=2, ensure_ascii=False) + "\n")
+        return ExitStatus.OK
     sys.stdout.write(renderer.render(plan, phase, attempt_number=number, remediation=context,
                                      unverified_dependencies=_unverified_dependencies(plan, phase, workspace)))
     return ExitStatus.OK

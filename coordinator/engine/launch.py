@@ -24,6 +24,7 @@ from coordinator.process.executor import StartError
 from coordinator.process.local import IDENTITY_POLL
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
 from coordinator.prompts.renderer import RemediationContext
+from coordinator.prompts.values import render_call
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
 from coordinator.states import AttemptState, PhaseState
@@ -207,9 +208,12 @@ class LaunchMixin(EngineCore):
                                      self._other_markers(phase)), records_dir, attempt_dir, self.workspace)
         workdir = self.workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
+        call = render_call(self.renderer, self.plan, phase, attempt_number=number,
+                           remediation=remediation) if phase.mcp is not None else None
         command = get_agent(profile).build_command(LaunchRequest(
             prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workdir, resume_session=resume_session,
-            script=tuple(phase.script), phase_id=phase.id, workspace=self.workspace))
+            script=tuple(phase.script), phase_id=phase.id, workspace=self.workspace, timeout=phase.policy.timeout,
+            kill_grace=phase.policy.kill_grace, records_dir=records_dir, mcp_call=call))
         env = {
             "COORD_ATTEMPT_ID": attempt_id,
             "COORD_PLAN_ID": self.plan.id,

@@ -311,6 +311,20 @@ def check_protected(inp: JudgeInput, launch_baseline: dict[str, Any] | None) -> 
     return CheckResult("protected", "pass", f"{len(after)} protected file(s) unchanged")
 
 
+def check_call(call: Mapping[str, Any], attempt_dir: Path, workspace: Path) -> CheckResult:
+    """The ``call`` check of an MCP phase, from its worker's call record (``agents.mcp_worker``): pass when the
+    tool answered without error; the detail names the tool, the server, the outcome and the time taken."""
+    seconds = call.get("call_seconds") if isinstance(call.get("call_seconds"), (int, float)) else call.get("seconds")
+    took = f" in {seconds:g} s" if isinstance(seconds, (int, float)) else ""
+    shown = f"tool `{call.get('tool')}` of MCP server `{call.get('server')}`"
+    passed = call.get("outcome") == "ok"
+    detail = f"{shown} answered{took}" if passed else f"{shown}: {call.get('message') or call.get('outcome')}"
+    response = call.get("response")
+    path = workspace_relative(attempt_dir / str(response), workspace) if isinstance(response, str) else None
+    return CheckResult("call", "pass" if passed else "fail", detail, path=path,
+                       seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+
+
 def judge(inp: JudgeInput) -> Verdict:
     """Run every check in order (exit, report, completed, protected, verify[N]) and return the verdict.
 
@@ -360,6 +374,9 @@ def judge(inp: JudgeInput) -> Verdict:
             inp.workspace, inp.completed_path) else None
         checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path,
                                    left_over=left_over(inp.completed_path), forged_by=forged_by))
+
+    if inp.summary.call is not None and not skip:
+        checks.append(check_call(inp.summary.call, inp.attempt_dir, inp.workspace))
 
     if inp.phase.protected:
         if skip:

@@ -41,6 +41,8 @@ class CheckResult:
     argv: tuple[str, ...] | None = None
     exit_code: int | None = None
     output_tail: str | None = None
+    seconds: float | None = None
+    """How long what the check looked at took (an MCP tool call), when known."""
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from coordinator.plan.model import NOTIFY_EVENTS, Notify
+from coordinator.plan.user_config import read_section
 from coordinator.state.events import EngineEvent, PhaseStateChanged, RunFinished
 from coordinator.states import PhaseState
 
@@ -44,15 +42,10 @@ def load_user_config(path: Path | None = None) -> Notify:
     """The ``notify:`` section of the user's config file (``$COORD_CONFIG``, else
     ``$XDG_CONFIG_HOME/coord/config.yaml``, else ``~/.config/coord/config.yaml``); empty when there is none or it
     is unreadable (notifications are a convenience, never a reason for a run to fail)."""
-    if path is None:
-        explicit = os.environ.get("COORD_CONFIG")
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-        path = Path(explicit) if explicit else base / "coord" / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        _, section = read_section("notify", path)
+    except ValueError:
         return Notify()
-    section = data.get("notify") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         return Notify()
     urls = section.get("urls") or []

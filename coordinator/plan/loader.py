@@ -35,6 +35,8 @@ from typing import Any, Literal, Protocol
 
 from coordinator.errors import PlanError, Problem
 from coordinator.paths import OutsideWorkspace, inside_workspace
+from coordinator.plan.allow_list import check_script, plan_allow_list, user_allow_list
+from coordinator.plan.mcp_phase import build_call, build_servers
 from coordinator.plan.model import (
     BUILTIN_AGENTS,
     REMEDIATION_KIND,
@@ -42,6 +44,7 @@ from coordinator.plan.model import (
     Artifacts,
     Budget,
     Checks,
+    McpServer,
     Notify,
     Phase,
     Plan,
@@ -87,7 +90,10 @@ def _check_path(workspace: Path, value: str, path: Path_, out: Collector) -> Pat
 
 
 def _build_agents(top: PlanModel, out: Collector) -> dict[str, AgentProfile]:
+    user_allowed = user_allow_list(out)
     agents = {name: AgentProfile(name=name, base=name) for name in BUILTIN_AGENTS}
+    if user_allowed is not None:
+        agents["shell"] = AgentProfile(name="shell", base="shell", allow_lists=(user_allowed,))
     for name, spec in (top.agents or {}).items():
         path: Path_ = ("agents", name)
         spec = spec or AgentModel()
@@ -113,9 +119,13 @@ def _build_agents(top: PlanModel, out: Collector) -> dict[str, AgentProfile]:
         for key in env:
             if not _ENV_NAME_RE.fullmatch(key):
                 out.add((*path, "env", key), f"{key!r} is not a valid environment variable name", key=True)
+        allowed = plan_allow_list(spec.allow, base, (*path, "allow"), out)
+        user_list = user_allowed if base == "shell" else None
+        allow_lists = tuple(found for found in (allowed, user_list) if found is not None)
         agents[name] = AgentProfile(
             name=name,
             base=base,
+            allow_lists=allow_lists,
             binary=spec.binary,
             model=spec.model,
             sandbox=spec.sandbox,
@@ -309,6 +319,7 @@ def _build_phase(
     plan_policy: Policy,
     plan_checks: Checks,
     agents: dict[str, AgentProfile],
+    servers: tuple[dict[str, McpServer], set[str]],
     workspace: Path,
     templates: TemplateChecks | None,
     out: Collector,
@@ -333,6 +344,11 @@ def _build_phase(
     elif agents[agent].base == "shell" and not model.script:
         where = (*path, "script") if model.script is not None else path
         out.add(where, f"agent {agent!r} runs the phase's 'script', but the phase has none")
+    elif agents[agent].base == "shell":
+        check_script(model.script, agents[agent], (*path, "script"), out)
+    call = build_call(model.mcp, agents[agent], servers[0], servers[1], path, out) if agent in agents else None
+    if agent in agents and agents[agent].base == "mcp" and call is None:
+        usable = False
     instructions = model.instructions or ""
     if model.instructions is not None and model.instructions_file is not None:
         out.add((*path, "instructions_file"), "give either 'instructions' or 'instructions_file', not both")
@@ -379,6 +395,7 @@ def _build_phase(
         agent=agent,
         script=tuple(model.script or ()),
         workdir=workdir,
+        mcp=call,
         protected=tuple(model.protected or ()),
     )
 
@@ -425,6 +442,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
     for name in top.prices or {}:
         if not name.strip():
             out.add(("prices", name), "model name must not be empty", key=True)
+    servers = build_servers(top.mcp_servers, out), set(top.mcp_servers or {})
     plan_policy = dataclasses.replace(Policy(), **set_fields(top.policy))
     plan_checks = dataclasses.replace(Checks(), **set_fields(top.checks))
     artifacts = dataclasses.replace(Artifacts(), **set_fields(top.artifacts))
@@ -433,7 +451,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
         if model is None:
             continue
         phase = _build_phase(
-            index, model, depends[index], top, plan_policy, plan_checks, agents, workspace, templates, out
+            index, model, depends[index], top, plan_policy, plan_checks, agents, servers, workspace, templates, out
         )
         if phase is not None:
             phases.append(phase)
@@ -455,6 +473,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
         },
         budget=Budget(max_cost=top.budget.max_cost, max_tokens=top.budget.max_tokens) if top.budget else Budget(),
         notify=Notify(urls=tuple(top.notify.urls), on=tuple(top.notify.on)) if top.notify else Notify(),
+        mcp_servers=servers[0],
     )
     if templates is not None:
         templates.check(plan, out)

@@ -5,10 +5,11 @@ All durations are float seconds; all paths are strings relative to the workspace
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-BUILTIN_AGENTS = ("codex", "claude", "shell")
+BUILTIN_AGENTS = ("codex", "claude", "shell", "mcp")
 """The agents coord has adapters for: each is a module ``coordinator/agents/NAME.py`` (``agents.AGENTS``). Adding one
 is that module and its name here."""
 BUILTIN_KINDS = ("stub", "test", "impl", "verify")
@@ -43,6 +44,10 @@ class Policy:
     """Seconds between SIGTERM and SIGKILL when a worker's process group is stopped."""
     log_cap_mib: float = 64.0
     """Size cap of a worker log in MiB: past it the supervisor drops the log's middle, keeping head and tail."""
+    timeout: float = 600.0
+    """Seconds a mechanical phase's whole run may take (the ``shell`` agent's script, an ``mcp`` call), enforced
+    by the worker process itself, so it holds while no coordinator runs: past it the running command's process
+    group is killed and the attempt fails as timed out. Agents (codex, claude) have ``deadline`` instead."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,31 @@ class VerifyCommand:
 
 
 @dataclass(frozen=True)
+class AllowedCommand:
+    """One entry of a shell profile's allow-list (``agents.NAME.allow``); ``plan.allow_list`` matches against it."""
+
+    pattern: tuple[str, ...]
+    """The program (matched exactly), then one glob per argument (``*`` and ``?`` stay within a path component,
+    ``**`` spans components); a last ``...`` allows any further arguments."""
+    shell: bool = False
+    """The command may use shell syntax (pipes, redirections, variables): an entry that does is then run by
+    ``/bin/sh -c``, and every command in it must be allowed with ``shell: true``."""
+    source: str = ""
+    """Where the entry was given, for messages: ``agents.tools.allow[2]`` or ``~/.config/coord/config.yaml``."""
+
+    @property
+    def text(self) -> str:
+        """The entry as a person writes it: ``python3 -m unittest ...``."""
+        return shlex.join(self.pattern)
+
+
+@dataclass(frozen=True)
 class AgentProfile:
     """How to start one agent CLI; built-ins are ``codex``, ``claude`` and ``shell``."""
 
     name: str
     base: str
-    """The built-in adapter this profile configures: ``codex``, ``claude`` or ``shell``."""
+    """The built-in adapter this profile configures: ``codex``, ``claude``, ``shell`` or ``mcp``."""
     binary: str | None = None
     """Executable to run (default: the base name looked up on PATH)."""
     model: str | None = None
@@ -111,6 +135,38 @@ class AgentProfile:
     """Extra arguments appended to the agent's argv."""
     env: tuple[tuple[str, str], ...] = ()
     """Environment variables set for the worker, in order."""
+    allow_lists: tuple[tuple[AllowedCommand, ...], ...] = ()
+    """``shell`` profiles: the allow-lists a ``script`` entry must pass, every one of them (the plan's
+    ``agents.NAME.allow``, and the user's config file's ``shell.allow`` when it has one); none means any command
+    runs (the plan is trusted code)."""
+
+
+@dataclass(frozen=True)
+class McpServer:
+    """An MCP server a phase calls (``mcp_servers.NAME``, or inline in a phase's ``mcp.server``): a command
+    started over stdio, or the URL of a server already running on this machine (Streamable HTTP)."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    """stdio: the program and its arguments, each a Jinja2 template over the prompt context plus
+    ``coord.python`` (the interpreter coord runs on, which has the MCP SDK); empty for a URL server."""
+    url: str | None = None
+    """Streamable HTTP endpoint on a loopback address (``http://127.0.0.1:8000/mcp``)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables added to a stdio server's environment."""
+    cwd: str | None = None
+    """Where a stdio server starts, relative to the workspace; None: the phase's workdir."""
+
+
+@dataclass(frozen=True)
+class McpCall:
+    """What an ``agent: mcp`` phase does (its ``mcp:``): call one tool of one server, once per attempt."""
+
+    server: McpServer
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """The tool's arguments; every string in it (at any depth) is a Jinja2 template over the prompt context,
+    rendered at launch: values only, never keys or structure."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +193,8 @@ class Phase:
     """Commands for the ``shell`` agent, each run by ``/bin/sh -c`` in the workdir."""
     workdir: str = "."
     """Where the worker runs, relative to the workspace."""
+    mcp: McpCall | None = None
+    """The tool call of an ``agent: mcp`` phase; None for every other agent."""
     protected: tuple[str, ...] = ()
     """Glob patterns (relative to the workspace, ``**`` allowed) of files the worker must leave alone — typically
     the tests an earlier phase wrote. coord hashes them before the worker starts and fails the attempt if any
@@ -214,6 +272,8 @@ class Plan:
     budget: Budget = field(default_factory=Budget)
     notify: Notify = field(default_factory=Notify)
     """The plan's ``notify:``; when it names no URLs, the user's config file may (``coordinator.notify``)."""
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    """The plan's ``mcp_servers:`` by name (``agent: mcp`` phases name one, or give their own inline)."""
 
     def phase(self, phase_id: str) -> Phase:
         """Return the phase with this id.

@@ -70,6 +70,7 @@ class PolicyModel(_Schema):
     remediation: Literal["fresh", "resume"] = _POLICY.remediation
     kill_grace: Duration = _POLICY.kill_grace
     log_cap_mib: Annotated[float, Field(gt=0, le=MAX_LOG_CAP_MIB, allow_inf_nan=False)] = _POLICY.log_cap_mib
+    timeout: PositiveDuration = _POLICY.timeout
 
 
 class ChecksModel(_Schema):
@@ -90,6 +91,17 @@ def _known_base(value: str) -> str:
     return value
 
 
+class AllowEntryModel(_Schema):
+    """``{command: "printf ...", shell: true}``: an allow-list entry whose command may use shell syntax."""
+
+    command: Annotated[str, Field(min_length=1)]
+    shell: bool = False
+
+
+def _allow_entry(value: object) -> object:
+    return {"command": value} if isinstance(value, str) else value
+
+
 class AgentModel(_Schema):
     base: Annotated[str, AfterValidator(_known_base)] | None = None
     binary: Annotated[str, Field(min_length=1)] | None = None
@@ -99,6 +111,7 @@ class AgentModel(_Schema):
     config: Annotated[list[str], BeforeValidator(_none_is_empty)] = []
     args: Annotated[list[str], BeforeValidator(_none_is_empty)] = []
     env: dict[str, str] | None = None
+    allow: list[Annotated[AllowEntryModel, BeforeValidator(_allow_entry)]] | None = None
 
 
 class PriceModel(_Schema):
@@ -133,6 +146,23 @@ class VerifyModel(_Schema):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
+class McpServerModel(_Schema):
+    """``{command: [program, args…]}`` (stdio) or ``{url: http://127.0.0.1:PORT/mcp}``, with ``env`` and ``cwd``."""
+
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
+    url: Annotated[str, Field(min_length=1)] | None = None
+    env: dict[str, str] | None = None
+    cwd: Annotated[str, Field(min_length=1)] | None = None
+
+
+class McpCallModel(_Schema):
+    """A phase's ``mcp: {server: NAME or {…}, tool: NAME, arguments: {…}}``."""
+
+    server: Annotated[str, Field(min_length=1)] | McpServerModel
+    tool: Annotated[str, Field(min_length=1)]
+    arguments: dict[str, Any] = {}
+
+
 class PlanModel(_Schema):
     plan: Annotated[str, Field(min_length=1)]
     title: str | None = None
@@ -145,6 +175,7 @@ class PlanModel(_Schema):
     prices: dict[str, PriceModel] | None = None
     budget: BudgetModel | None = None
     notify: NotifyModel | None = None
+    mcp_servers: dict[str, McpServerModel] | None = None
     phases: Annotated[list[Any], Field(min_length=1)]
 
 
@@ -164,6 +195,7 @@ class PhaseModel(_Schema):
     script: Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_one_or_many)] = None
     workdir: Annotated[str, Field(min_length=1)] | None = None
     protected: Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_one_or_many)] = None
+    mcp: McpCallModel | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import os
 import select
 import sys
 import time
-from _json import encode_basestring_ascii  # json's C quoting: importing json itself (re, enum) is slow
 
 TYPE_CHECKING = False  # not typing's: the supervisor imports only what it runs with (mypy reads this as True)
 if TYPE_CHECKING:
@@ -67,30 +66,6 @@ LOG_CAP_QUIET_INTERVAL = 3.2
 """The longest wait between two checks of a log that stopped growing (the interval doubles up to it)."""
 IDLE_INTERVAL = 5.0
 """Seconds an idle supervisor without a log cap sleeps at most; every event that matters wakes it earlier."""
-
-
-def json_text(value: object, indent: str = "") -> str:
-    """``value`` (dicts, lists, str, int, finite float, bool, None) as JSON, dict keys sorted and indented.
-
-    Written here, not with ``json``, because importing ``json`` (``re``, ``enum``) was most of the supervisor's
-    start-up time; strings are quoted by ``_json.encode_basestring_ascii``, the C function ``json`` itself uses.
-    """
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(json_text(item) for item in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = indent + "  "
-        items = (f"{inner}{encode_basestring_ascii(str(key))}: {json_text(item, inner)}"
-                 for key, item in sorted(value.items()))
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def write_atomic(name: str, data: dict, dir_fd: int, durable: bool = True) -> None:
@@ -146,9 +121,11 @@ def load_sibling(stem: str) -> Any:
 
 
 if TYPE_CHECKING or __package__:  # imported as coordinator.process.supervisor (tests, type checks)
+    from coordinator.process import json_text as json_module
     from coordinator.process import log_cap, proc_scan
 else:  # run by path
-    log_cap, proc_scan = load_sibling("log_cap"), load_sibling("proc_scan")
+    log_cap, proc_scan, json_module = load_sibling("log_cap"), load_sibling("proc_scan"), load_sibling("json_text")
+json_text = json_module.json_text
 
 
 class Supervisor:

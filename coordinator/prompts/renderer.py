@@ -390,7 +390,7 @@ class PromptRenderer:
                 fails otherwise; an artifact path fails to render or leaves the workspace; or the prompt is empty.
         """
         name = REMEDIATION_TEMPLATE if remediation is not None else f"{phase.kind}.md.j2"
-        context = self._context(plan, phase, attempt_number, remediation)
+        context = self.context(plan, phase, attempt_number, remediation)
         context["unverified_dependencies"] = list(unverified_dependencies)
         what = f"{phase.id} remediation" if remediation is not None else phase.id
         if self.template_path(name) is None:
@@ -453,9 +453,10 @@ class PromptRenderer:
             raise TemplateError(problems)
         return ArtifactPaths(report=rendered["report"], completed=rendered["completed"])
 
-    def _context(
+    def context(
         self, plan: Plan, phase: Phase, attempt_number: int, remediation: RemediationContext | None
     ) -> dict[str, Any]:
+        """The template context of one attempt (the module docstring lists it). Raises TemplateError as render."""
         paths = self.artifact_paths(plan, phase)
         remediation_view = None
         if remediation is not None:

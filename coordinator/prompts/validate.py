@@ -23,6 +23,7 @@ from coordinator.plan.model import BUILTIN_KINDS, Plan
 from coordinator.plan.snapshot import PlanSnapshot, snapshot_hash
 from coordinator.plan.yaml_source import Collector, Path_
 from coordinator.prompts.renderer import SAMPLE_REMEDIATION, PromptRenderer, read_workspace_templates
+from coordinator.prompts.values import render_call
 
 
 def validate_checked_plan(path: Path, workspace: Path) -> list[Problem]:
@@ -93,6 +94,14 @@ class RenderChecks:
         """Check every phase's artifact paths, then dry-render the prompts of the phases whose paths rendered."""
         failed = _check_artifacts(plan, self.renderer, out)
         _dry_render(plan, self.renderer, failed, out)
+        for phase in plan.phases:
+            if phase.mcp is not None and phase.id not in failed:
+                try:
+                    render_call(self.renderer, plan, phase, attempt_number=1)
+                except TemplateError as exc:
+                    for problem in exc.problems:
+                        parts = problem.field.replace("[", ".").replace("]", "").split(".")
+                        out.add(tuple(int(part) if part.isdigit() else part for part in parts), problem.message)
 
 
 def _check_artifacts(plan: Plan, renderer: PromptRenderer, out: Collector) -> set[str]:

@@ -121,11 +121,11 @@ def test_D7_disk_full_under_the_store_exits_4_and_a_later_run_loses_nothing(work
     plan = write_plan(workspace, [
         {"id": f"P0{n}", "kind": "impl", "title": "x" * 200, "instructions": "[[fake:slow]]", "depends_on": []}
         for n in range(1, 4)
-    ], agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="2"))
-    # RLIMIT_FSIZE makes every write past 200 KiB fail (EFBIG): the store's WAL, one commit per 0.2 s poll cycle
-    # of each worker, passes that well before the workers end.
+    ], agents=fake_agent(FAKE_CODEX_SLOW_SECONDS="5"))
+    # RLIMIT_FSIZE makes every write past 300 blocks of 512 bytes fail (EFBIG): the start's writes fit, and the
+    # store's WAL, one commit per 0.2 s poll cycle of each worker, passes it well before the workers end.
     full = subprocess.run(
-        ["/bin/sh", "-c", 'ulimit -f 200; exec "$0" -m coordinator run "$1" --headless', sys.executable, str(plan)],
+        ["/bin/sh", "-c", 'ulimit -f 300; exec "$0" -m coordinator run "$1" --headless', sys.executable, str(plan)],
         cwd=workspace, capture_output=True, text=True, timeout=90, env=coord_env(workspace, None))
 
     assert full.returncode == 4, full.stdout + full.stderr

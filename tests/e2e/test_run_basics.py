@@ -105,16 +105,22 @@ def test_invalid_plan_is_refused_before_any_state_exists(workspace: Path) -> Non
 
 def test_demo_plan_passes_with_one_remediation(workspace: Path) -> None:
     shutil.copytree(REPO_ROOT / "plans", workspace / "plans")
+    (workspace / "tests" / "fixtures").mkdir(parents=True)  # the demo's MCP server
+    shutil.copy(REPO_ROOT / "tests" / "fixtures" / "mcp_server.py", workspace / "tests" / "fixtures")
 
     result = coord(workspace, "run", "plans/PLAN-DEMO.yaml")
 
     assert result.returncode == 0, result.stdout + result.stderr
     report = status(workspace)
-    assert [p["state"] for p in report["phases"]] == ["passed"] * 4
+    assert [p["state"] for p in report["phases"]] == ["passed"] * 6
     assert report["totals"]["remediations"] == 1
     assert phase_status(workspace, "P03")["attempts"] == 2
     human = coord(workspace, "status")
     assert "1 remediation" in human.stdout
+    # The allow-listed phase ran its commands as argv, no shell; the MCP phase's tool wrote the release note.
+    packaged = json.loads((workspace / "tmp" / "PLAN-DEMO" / "P05" / "1" / "commands.json").read_text())
+    assert [command["argv"][0] for command in packaged["commands"]] == ["mkdir", "cp", "python3"]
+    assert "calc.add is implemented" in (workspace / "tmp" / "demo" / "RELEASE.md").read_text()
 
 
 def test_budget_stops_launching_and_says_why(workspace: Path) -> None:

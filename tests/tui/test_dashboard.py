@@ -16,7 +16,7 @@ from coordinator.plan.loader import load_plan
 from coordinator.tui.app import CoordApp, make_app
 from coordinator.tui.model import DashboardSource
 from coordinator.tui.screens import ConfirmDialog, RemediateDialog
-from tests.helpers import coord, db_rows, phase_state, start_coord, wait_until, write_plan
+from tests.helpers import FIXTURES_DIR, coord, db_rows, phase_state, start_coord, wait_until, write_plan
 
 pytestmark = pytest.mark.slow
 
@@ -222,3 +222,25 @@ async def test_summary_counts_phases_passed_on_unverified_evidence(tmp_path: Pat
         await pilot.pause()
         summary = text_of(app.query_one("#summary", Static))
         assert "1/1 passed" in summary and "1 on unverified evidence" in summary
+
+
+async def test_an_mcp_phase_shows_its_call_log_and_verdict(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan = write_plan(workspace, [{"id": "P01", "kind": "verify", "title": "Ask the notes server", "agent": "mcp",
+                                   "mcp": {"server": "notes", "tool": "add", "arguments": {"a": 40, "b": 2}}}],
+                      mcp_servers={"notes": {"command": ["{{ coord.python }}",
+                                                         str(FIXTURES_DIR / "mcp_server.py")]}},
+                      policy={"max_attempts": 1})
+    result = coord(workspace, "run", str(plan), "--headless", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    app = dashboard(workspace)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert cells(app, "P01")[3] == "passed"
+        log = "\n".join(line.text for line in app.query_one("#log", RichLog).lines)
+        assert "calling tool 'add'" in log and "ok in" in log
+        await pilot.click("#--content-tab-tab-verdict")
+        await pilot.pause()
+        verdict = text_of(app.query_one("#verdict", Static))
+        assert "tool `add` of MCP server `notes` answered in" in verdict

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import tree_sitter
-import tree_sitter_bash
 
+from coordinator.plan.bash_syntax import argv_words, parse, plain_command, program_name, text_of, walk
 from coordinator.plan.importers.expectations import Expect, Expectation, expectation_of
 
 AGENT_PROGRAMS = frozenset({
@@ -58,8 +56,6 @@ _PROSE_PROGRAMS = frozenset({"echo", "printf", "cd", "pushd", "popd", ":", "true
 _STATE_PROGRAMS = frozenset({"cd", "pushd", "popd", "source", ".", "set", "shopt", "alias", "umask", "ulimit",
                              "trap", "unset"})
 _STATE_NODES = frozenset({"variable_assignment", "declaration_command", "function_definition"})
-_SIMPLE_ARGUMENT_NODES = frozenset({"word", "raw_string", "number", "command_name"})
-_GLOB_CHARS = set("*?[~")
 _NUMBERED_RE = re.compile(r"^#+\s*(?:(?:step|check|test|phase)\s+)?\d+[a-z]?\s*[.):]\s*\S", re.IGNORECASE)
 ERREXIT_LINE = "set -e  # coord import: every command of this check must pass, not only the last"
 
@@ -117,52 +113,18 @@ class _Section:
     unclear: list[tuple[int, str]] = field(default_factory=list)
 
 
-@lru_cache(maxsize=1)
-def _parser() -> tree_sitter.Parser:
-    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
-
-
-def _text(node: tree_sitter.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
-
-
-def _walk(node: tree_sitter.Node) -> list[tree_sitter.Node]:
-    found = [node]
-    for child in node.children:
-        found.extend(_walk(child))
-    return found
-
-
-def _argv_words(command: tree_sitter.Node) -> list[str]:
-    """The program and arguments of a ``command`` node as written (quotes removed where shlex can)."""
-    words = []
-    for child in command.children:
-        if child.type in ("variable_assignment", "file_redirect", "herestring_redirect"):
-            continue
-        text = _text(child)
-        try:
-            words.extend(shlex.split(text) or [text])
-        except ValueError:
-            words.append(text)
-    return words
-
-
-def _program(words: list[str]) -> str:
-    return words[0].rsplit("/", 1)[-1] if words else ""
-
-
 def _outside_reach(statement: _Statement) -> str | None:
     """Why a statement must not run as verification (it starts an agent or reaches the network), or None."""
-    for node in _walk(statement.node):
+    for node in walk(statement.node):
         if node.type != "command":
             continue
-        words = _argv_words(node)
-        program = _program(words)
+        words = argv_words(node)
+        program = program_name(words)
         if program in ("npx", "env", "exec", "nohup", "time", "timeout") and len(words) > 1:
             # `npx codex …`, `env KEY=1 claude …`, `timeout 60 gemini …`: the program is the first plain word after
             words = [word for word in words[1:]
                      if not word.startswith("-") and "=" not in word and not word[:1].isdigit()] or words
-            program = _program(words)
+            program = program_name(words)
         if program in AGENT_PROGRAMS:
             return f"starts the agent CLI `{program}`"
         flags = sorted({word.split("=", 1)[0] for word in words} & AGENT_FLAGS)
@@ -179,14 +141,14 @@ def _changes_state(statement: _Statement) -> bool:
     node = statement.node
     if node.type in _STATE_NODES:
         return True
-    return node.type == "command" and _program(_argv_words(node)) in _STATE_PROGRAMS
+    return node.type == "command" and program_name(argv_words(node)) in _STATE_PROGRAMS
 
 
 def _is_prose(statement: _Statement) -> bool:
     node = statement.node
     if node.type == "redirected_statement" and node.children and node.children[0].type == "command":
         return False  # `echo … > file` writes a file
-    return node.type == "command" and _program(_argv_words(node)) in _PROSE_PROGRAMS
+    return node.type == "command" and program_name(argv_words(node)) in _PROSE_PROGRAMS
 
 
 def _fails_on_success(statement: _Statement) -> tuple[tree_sitter.Node, str] | None:
@@ -195,9 +157,9 @@ def _fails_on_success(statement: _Statement) -> tuple[tree_sitter.Node, str] | N
     if node.type != "list" or len(node.children) != 3 or node.children[1].type != "&&":
         return None
     last = node.children[2]
-    if last.type != "command" or _argv_words(last) != ["exit", "1"]:
+    if last.type != "command" or argv_words(last) != ["exit", "1"]:
         return None
-    return node.children[0], _text(node.children[0])
+    return node.children[0], text_of(node.children[0])
 
 
 def _is_search(node: tree_sitter.Node) -> bool:
@@ -208,23 +170,8 @@ def _is_search(node: tree_sitter.Node) -> bool:
         node = node.children[0]
     if node.type != "command":
         return False
-    words = _argv_words(node)
-    return _program(words) in SEARCH_PROGRAMS or words[:2] == ["git", "grep"]
-
-
-def _plain_command(node: tree_sitter.Node) -> bool:
-    """A single command that shlex splits exactly as bash would (no expansion, glob, redirect or assignment)."""
-    if node.type != "command":
-        return False
-    for child in node.children:
-        if child.type == "string":
-            if any(part.type != '"' and part.type != "string_content" for part in child.children):
-                return False
-        elif child.type not in _SIMPLE_ARGUMENT_NODES:
-            return False
-        elif child.type == "word" and (set(_text(child)) & _GLOB_CHARS or "\\" in _text(child)):
-            return False
-    return True
+    words = argv_words(node)
+    return program_name(words) in SEARCH_PROGRAMS or words[:2] == ["git", "grep"]
 
 
 def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: str = "bash", red: bool = False,
@@ -248,11 +195,11 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
         reading.instructions_only = "it is empty"
         return reading
     script = "\n".join(lines[offset:]).rstrip()  # rows of the parse tree count from its first non-blank line
-    tree = _parser().parse(script.encode())
+    tree = parse(script)
     comments: list[_Statement] = []
     statements: list[_Statement] = []
     for node in tree.root_node.children:
-        item = _Statement(node, _text(node), node.start_point.row)
+        item = _Statement(node, text_of(node), node.start_point.row)
         (comments if node.type == "comment" else statements).append(item)
     at = first_line + offset
     kept, left_out = [], []
@@ -271,7 +218,7 @@ def read_block(lines: tuple[str, ...] | list[str], first_line: int, *, shell: st
         reading.instructions_only = "it only prints or changes directory"
         return reading
     whole = script.startswith("#!") or tree.root_node.has_error or any(
-        node.type == "special_variable_name" and _text(node) == "?" for node in _walk(tree.root_node))
+        node.type == "special_variable_name" and text_of(node) == "?" for node in walk(tree.root_node))
     if whole:
         if tree.root_node.has_error:
             reading.notes.append((at, "the block does not parse as bash; kept as one script, exactly as written"))
@@ -425,7 +372,7 @@ def _check(statements: list[_Statement], expect: Expect, name: str | None, shell
     """One check from statements (carried state first): a plain argv command when it can be, else a script."""
     substantive = [item for item in statements if not _changes_state(item)]
     line = at + substantive[0].row if substantive else at + statements[0].row
-    if len(statements) == 1 and _plain_command(statements[0].node):
+    if len(statements) == 1 and plain_command(statements[0].node):
         return Check(statements[0].text, expect, None, name, line, because)
     body = "\n".join(item.text for item in statements)
     if expect == "pass" and len(statements) > 1:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import marshal
 import os
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from coordinator.agents.codex import CodexAgent, CodexSummary
 from coordinator.agents.jsonl import parse_event_line
 from coordinator.agents.shell import ShellAgent
 from coordinator.errors import UsageError
+from coordinator.plan.allow_list import parse_entry
 from coordinator.plan.model import AgentProfile
+from tests.helpers import alive
 
 THREAD = "01a20c94-8cbe-77a1-98f0-d36b7f2783ed"
 
@@ -328,7 +332,10 @@ def test_shell_runs_commands_literally_and_stops_at_the_first_failure(tmp_path: 
     agent = ShellAgent(profile)
     command = agent.build_command(request)
     assert command.stdin_path is None
-    assert command.argv[-4:] == script  # each command is its own argv entry, never concatenated
+    spec = marshal.loads(bytes.fromhex(command.argv[-1]))
+    # each command is its own entry, never concatenated; without an allow-list each runs by /bin/sh -c
+    assert [item["run"] for item in spec["commands"]] == list(script)
+    assert all(item["argv"] is None for item in spec["commands"])
     assert launch(command, request) == 3
     workdir = request.workdir
     assert (workdir / "out.txt").read_text() == "a;b\n/bin/sh\n$HOME; echo injected it's\n"
@@ -348,6 +355,61 @@ def test_shell_success_and_summary(tmp_path: Path) -> None:
     summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
     assert summary.last_message == "$ true"
     assert "hi there\n" in (request.attempt_dir / "worker.log").read_text()
+
+
+def test_allow_listed_plain_commands_run_as_argv_without_a_shell(tmp_path: Path) -> None:
+    allowed = (tuple(parse_entry(text, shell, "test") for text, shell in
+                     [("printf ...", False), ("touch ...", False), ("cat ...", True)]),)
+    profile = AgentProfile(name="tools", base="shell", allow_lists=allowed)
+    script = ("printf '%s|' 'a;b' '$HOME' '*.py'", "touch marker.txt", "cat marker.txt | cat")
+    request = make_request(tmp_path, profile, script=script)
+    agent = ShellAgent(profile)
+    command = agent.build_command(request)
+    spec = marshal.loads(bytes.fromhex(command.argv[-1]))
+    assert [item["argv"] for item in spec["commands"]] == [["printf", "%s|", "a;b", "$HOME", "*.py"],
+                                                         ["touch", "marker.txt"], None]
+    assert launch(command, request) == 0
+    log = (request.attempt_dir / "worker.log").read_text()
+    assert "a;b|$HOME|*.py|" in log  # no shell: nothing expanded, nothing split at `;`
+    record = json.loads((request.attempt_dir / "commands.json").read_text())
+    assert record["outcome"] == "passed"
+    assert [(item["index"], item["exit_code"]) for item in record["commands"]] == [(1, 0), (2, 0), (3, 0)]
+    assert (request.attempt_dir / "commands" / "1.log").read_text() == "a;b|$HOME|*.py|"
+    refused = AgentProfile(name="tools", base="shell", allow_lists=allowed)
+    with pytest.raises(UsageError, match="`rm -rf /` is not allowed"):
+        ShellAgent(refused).build_command(make_request(tmp_path, refused, script=("rm -rf /",)))
+
+
+def test_a_timed_out_command_is_killed_with_its_children(tmp_path: Path) -> None:
+    profile = AgentProfile(name="shell", base="shell")
+    script = ("echo start", "sh -c 'sleep 300 & echo child $! > child.pid; sleep 300'", "touch never.txt")
+    request = dataclasses.replace(make_request(tmp_path, profile, script=script), timeout=1.5, kill_grace=0.5)
+    agent = ShellAgent(profile)
+    assert launch(agent.build_command(request), request) == 124
+    child = int((request.workdir / "child.pid").read_text().split()[1])
+    # The background child went with the command's process group (at most a zombie waiting for its reaper).
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+    assert not (request.workdir / "never.txt").exists()
+    record = json.loads((request.attempt_dir / "commands.json").read_text())
+    assert record["outcome"] == "timed-out" and record["commands"][1]["timed_out"] is True
+    assert record["commands"][1]["signal"] == signal.SIGTERM
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.error == ("timed out after 1.5 s (policy.timeout): command 2, `sh -c 'sleep 300 & echo child $! "
+                             "> child.pid; sleep 300'` (output in commands/2.log) was killed with its process group")
+
+
+def test_a_failed_command_is_named_in_the_summary(tmp_path: Path) -> None:
+    profile = AgentProfile(name="shell", base="shell")
+    request = make_request(tmp_path, profile, script=("true", "echo oops; exit 7", "true"))
+    agent = ShellAgent(profile)
+    assert launch(agent.build_command(request), request) == 7
+    summary = agent.summarize(request.attempt_dir / "worker.log", request.attempt_dir)
+    assert summary.error == "command 2, `echo oops; exit 7` (output in commands/2.log) exited 7"
+    assert summary.commands == 2
+    assert (request.attempt_dir / "commands" / "2.log").read_text() == "oops\n"
 
 
 def test_shell_without_script_is_a_usage_error(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_valid_plan_loads_with_defaults_merged_and_durations_parsed(workspace: P
     assert (first.agent, third.agent, fourth.agent) == ("codex", "codex-mini", "shell")
     assert fourth.script == ("make build && make test",)
     assert (first.workdir, fourth.workdir) == (".", "sub")
-    assert set(plan.agents) == {"codex", "claude", "shell", "codex-mini"}
+    assert set(plan.agents) == {"codex", "claude", "shell", "mcp", "codex-mini"}
     assert plan.agents["claude"] == AgentProfile(name="claude", base="claude")
     assert plan.agents["codex-mini"] == AgentProfile(
         name="codex-mini",
@@ -184,8 +184,8 @@ def test_unknown_top_level_key_without_a_close_match_lists_the_known_keys(worksp
     found = problems(workspace, "plan: X\nzzz: 1\nphases:\n  - {id: P01, kind: impl}\n")
 
     assert found == [
-        "plans/P.yaml:2:1: unknown key 'zzz' (expected one of: agent, agents, artifacts, budget, checks, notify, "
-        "phases, plan, policy, prices, title, workdir)"
+        "plans/P.yaml:2:1: unknown key 'zzz' (expected one of: agent, agents, artifacts, budget, checks, mcp_servers, "
+        "notify, phases, plan, policy, prices, title, workdir)"
     ]
 
 
@@ -597,14 +597,15 @@ phases:
     agent: shell
 """
     assert problems(workspace, text) == [
-        "plans/P.yaml:2:8: agent: unknown agent 'robot' (known: codex, claude, shell, mini, other, wild)",
+        "plans/P.yaml:2:8: agent: unknown agent 'robot' (known: codex, claude, shell, mcp, mini, other, wild)",
         "plans/P.yaml:4:60: agents.mini.dangerous: dangerous: true needs sandbox: danger-full-access",
         "plans/P.yaml:4:75: agents.mini.config[0]: expected 'key=value', got 'foo'",
-        "plans/P.yaml:5:10: agents.other: agent 'other' needs a 'base' (one of codex, claude, shell)",
+        "plans/P.yaml:5:10: agents.other: agent 'other' needs a 'base' (one of codex, claude, shell, mcp)",
         "plans/P.yaml:6:18: agents.claude.base: built-in agent 'claude' cannot change its base to 'codex'",
         "plans/P.yaml:7:32: agents.wild.sandbox: must be one of 'read-only', 'workspace-write' or "
         "'danger-full-access', got 'everything'",
-        "plans/P.yaml:11:12: phases[0].agent: unknown agent 'nope' (known: codex, claude, shell, mini, other, wild)",
+        "plans/P.yaml:11:12: phases[0].agent: unknown agent 'nope' (known: codex, claude, shell, mcp, mini, other, "
+        "wild)",
         "plans/P.yaml:12:5: phases[1]: agent 'shell' runs the phase's 'script', but the phase has none",
     ]
 
