@@ -168,6 +168,24 @@ def processes_with_cookie(name: str, value: str) -> list[psutil.Process]:
     return found
 
 
+def git(root: Path, *args: str) -> str:
+    """``git ARGS`` in ``root``; its stdout, stripped (the test fails on a non-zero exit)."""
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def git_repository(root: Path, *files: tuple[str, str]) -> Path:
+    """A git repository at ``root`` on branch ``main`` whose one commit ("start") holds ``files`` (path, text)."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Person")
+    git(root, "config", "user.email", "person@example.com")
+    for name, text in files:
+        (root / name).write_text(text)
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "start")
+    return root
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` is a live process (a zombie waiting for its reaper counts as gone)."""
     try:

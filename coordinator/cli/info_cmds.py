@@ -18,6 +18,7 @@ from coordinator.states import TERMINAL_ATTEMPT_STATES
 if TYPE_CHECKING:
     from coordinator.plan.model import Phase, Plan
     from coordinator.prompts.renderer import RemediationContext
+    from coordinator.state.records import AttemptRecord
 
 
 def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
@@ -46,14 +47,16 @@ def cmd_status(args: argparse.Namespace, workspace: Path) -> int:
     return ExitStatus.OK
 
 
-def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
-    """``coord logs PHASE [--attempt N] [-f]``: a worker's log, followed across trims until it ends."""
-    from coordinator.state.store import Store
-    from coordinator.util.logfollow import LogFollower
+def _chosen_attempts(args: argparse.Namespace, workspace: Path) -> tuple[str, list[AttemptRecord]]:
+    """The plan id and the attempts of ``args.phase`` (only ``args.attempt`` when given), oldest first.
 
-    paths = WorkspacePaths(workspace)
+    Raises:
+        UsageError: there is no such attempt.
+    """
+    from coordinator.state.store import Store
+
     plan_id, _ = resolve_plan_ref(args.plan, workspace)
-    store = Store.open_readonly(paths)
+    store = Store.open_readonly(WorkspacePaths(workspace))
     assert store is not None
     try:
         rows = store.attempts(plan_id, args.phase)
@@ -64,6 +67,15 @@ def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
     if not rows:
         numbered = f" numbered {args.attempt}" if args.attempt else ""
         raise UsageError(f"{plan_id}: no attempt of {args.phase}{numbered}")
+    return plan_id, rows
+
+
+def cmd_logs(args: argparse.Namespace, workspace: Path) -> int:
+    """``coord logs PHASE [--attempt N] [-f]``: a worker's log, followed across trims until it ends."""
+    from coordinator.util.logfollow import LogFollower
+
+    paths = WorkspacePaths(workspace)
+    plan_id, rows = _chosen_attempts(args, workspace)
     follower = LogFollower(rows[-1].directory / "worker.log")
     while True:
         finished = not args.follow or attempt_finished(paths, rows[-1].attempt_id)
@@ -97,6 +109,21 @@ def cmd_validate(args: argparse.Namespace, workspace: Path) -> int:
     """``coord validate PLAN``: every problem with ``file:line:column`` (exit 2), or one line saying it is valid."""
     plan = load(args.plan, workspace)
     print(f"{args.plan}: valid — plan {plan.id}, {len(plan.phases)} phases")
+    return ExitStatus.OK
+
+
+def cmd_diff(args: argparse.Namespace, workspace: Path) -> int:
+    """``coord diff PHASE [--attempt N]``: the attempt's changes (its tree before against after, ``git diff``)."""
+    from coordinator.git.checkpoints import Checkpoints
+
+    paths = WorkspacePaths(workspace)
+    plan_id, rows = _chosen_attempts(args, workspace)
+    checkpoints = Checkpoints.open(workspace, paths.state_dir, plan_id)
+    patch = checkpoints.diff(args.phase, rows[-1].number) if checkpoints is not None else None
+    if patch is None:
+        raise UsageError(f"{plan_id}: {args.phase} attempt {rows[-1].number} has no recorded trees (the workspace "
+                         "is not in a git working tree, or the plan says git: off)")
+    sys.stdout.write(patch + ("\n" if patch else ""))
     return ExitStatus.OK
 
 

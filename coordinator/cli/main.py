@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("phase", nargs="?")
     stop.add_argument("--plan", help="plan file or id (default: the latest run)")
 
+    diff = commands.add_parser("diff", help="print what an attempt changed (git)")
+    diff.add_argument("phase")
+    diff.add_argument("--plan", help="plan file or id (default: the latest run)")
+    diff.add_argument("--attempt", type=int, help="attempt number (default: the latest)")
     logs = commands.add_parser("logs", help="print (or follow) a phase's worker log")
     logs.add_argument("phase")
     logs.add_argument("--plan", help="plan file or id (default: the latest run)")
@@ -100,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "remediate": run_cmds.cmd_remediate,
         "stop": run_cmds.cmd_stop,
         "logs": info_cmds.cmd_logs,
+        "diff": info_cmds.cmd_diff,
         "validate": info_cmds.cmd_validate,
         "render": info_cmds.cmd_render,
         "init": info_cmds.cmd_init,

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coordinator.agents.usage_limits import UsageLimit
+from coordinator.git.checkpoints import Checkpoints
 from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
 from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Plan
@@ -152,6 +154,8 @@ class EngineCore:
         self.paused = False
         self.remediation_attempt_id: str | None = None
         self.judges = ThreadPoolExecutor(max_workers=max(2, options.max_parallel), thread_name_prefix="judge")
+        self.checkpoints: Checkpoints | None = None
+        """The run's git checkpoints (``engine.git_steps``), None outside a git working tree or with ``git: off``."""
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -220,4 +224,13 @@ class EngineCore:
         raise NotImplementedError
 
     def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
+        raise NotImplementedError
+
+    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> None:
+        raise NotImplementedError
+
+    def _git_after(self, phase: Phase, number: int) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from typing import Any
 
 from coordinator.agents.logview import Busy, busy_state, last_activity
 from coordinator.engine.core import RemediationRequest, RunOptions, Watch
+from coordinator.engine.git_steps import GitMixin
 from coordinator.engine.hang_policy import decide_cycle, decide_deadline
 from coordinator.engine.judging import JudgingMixin
 from coordinator.engine.launch import LaunchMixin
@@ -28,7 +29,6 @@ from coordinator.engine.recovery import RecoveryMixin
 from coordinator.engine.rules import Action, budget_reason, runnable
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.notify import Notifier, load_user_config
-from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Plan, Policy
 from coordinator.plan.snapshot import PlanSnapshot, changed_verification
 from coordinator.process.control_socket import SignalListener
@@ -40,7 +40,7 @@ from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, Pol
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
 from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
-from coordinator.util.files import file_size, remove_interrupted_writes
+from coordinator.util.files import file_size
 from coordinator.util.timefmt import epoch_seconds
 
 __all__ = ["Engine", "RemediationRequest", "RunOptions"]
@@ -52,7 +52,7 @@ AFTER_LIMIT_NOTE = ("Your previous turn was stopped by the agent's usage limit, 
 LAUNCH_PUSH_FALLBACK = 0.1  # seconds between looks for launching attempts' identities, pushes awaited
 
 
-class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
+class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
     """Runs one plan in one workspace.
 
     Args:
@@ -128,6 +128,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         self._remove_interrupted_writes()
         self._record_snapshot()
         self._sync_plan()
+        self._git_start()
         if self.options.use_socket:
             self.listener = SignalListener(self.paths.socket_path(), self._handle_message)
             if not self.listener.open():
@@ -137,15 +138,6 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin):
         self._reattach()
         if self.options.remediate_only is not None:
             self._start_person_remediation(self.options.remediate_only)
-
-    def _remove_interrupted_writes(self) -> None:
-        """Delete the temporary files of writes a killed coordinator or supervisor never renamed (never read,
-        but they pile up over crashes); a plan folder a worker linked out of the workspace is left alone."""
-        try:
-            remove_interrupted_writes(self.paths.state_dir)
-            remove_interrupted_writes(self.paths.plan_dir(self.plan.id), inside=self.workspace)
-        except (OutsideWorkspace, OSError) as exc:
-            self._notice(f"temporary files of interrupted writes left in place: {exc}", level="warning")
 
     def step(self) -> ExitStatus | None:
         """One pass of the loop, without waiting: collect what ended (on a push, or every ``poll_fallback``

@@ -91,6 +91,7 @@ class JudgingMixin(EngineCore):
                 + (f", {stop_reason}" if stop_reason else "") + "); checking",
             )])
         artifacts = self.renderer.artifact_paths(self.plan, phase)
+        changes = self._git_after(phase, attempt.number)  # its tree kept as a ref before any remediation resets it
         records_dir = self.paths.records_dir(self.plan.id, phase.id, attempt.number)
         self._flag_markers_written_for_others(phase, attempt.number, records_dir)
         stop_detail = attempt.reason if stop_reason else None
@@ -114,6 +115,7 @@ class JudgingMixin(EngineCore):
             output_disk_full=exit_record.output_disk_full if exit_record else False,
             records_dir=records_dir,
             forged_marker=read_json(self.paths.records_phase_dir(self.plan.id, phase.id) / baseline.FORGED_MARKER),
+            git=changes,
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
@@ -165,6 +167,7 @@ class JudgingMixin(EngineCore):
                 self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
                 self._wait_for_limit(attempt_id, judging.phase, judging.number, verdict, judging.usage_limit)
                 continue
+            verdict = self._git_checkpoint(judging.phase, judging.number, verdict)  # before the PASS is recorded
             self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
             state = AttemptState.LOST if judging.lost else (
                 AttemptState.PASSED if verdict.passed else AttemptState.FAILED)

@@ -195,6 +195,7 @@ class LaunchMixin(EngineCore):
                  is_remediation: bool) -> SupervisorSpec:
         """Create the attempt folder with its prompt (and protected snapshot); return the supervisor's spec."""
         records_dir = self.paths.records_dir(self.plan.id, phase.id, number)
+        self._git_before(phase, number, is_remediation)
         set_aside_stale(attempt_dir)
         set_aside_stale(records_dir)
         attempt_dir.mkdir(parents=True)

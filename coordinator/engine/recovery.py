@@ -5,19 +5,31 @@ whose supervisor vanished.
   replaced while workers ran) gets its row back instead of its phase being launched twice;
 - ``_reattach``: every unfinished attempt is judged (it ended meanwhile), watched again (it still runs) or marked
   lost (no supervisor, no exit record);
-- ``_check_lost``: the same liveness check while the run goes on.
+- ``_check_lost``: the same liveness check while the run goes on;
+- ``_remove_interrupted_writes``: the temporary files of atomic writes a crash cut short.
 """
 
 from __future__ import annotations
 
 from coordinator.engine.core import EngineCore
+from coordinator.paths import OutsideWorkspace
 from coordinator.state.events import Notice
 from coordinator.state.records import NewAttempt
 from coordinator.states import AttemptState, PhaseState
+from coordinator.util.files import remove_interrupted_writes
 
 
 class RecoveryMixin(EngineCore):
     """Adopting, reattaching and declaring attempts lost."""
+
+    def _remove_interrupted_writes(self) -> None:
+        """Delete the temporary files of writes a killed coordinator or supervisor never renamed (never read,
+        but they pile up over crashes); a plan folder a worker linked out of the workspace is left alone."""
+        try:
+            remove_interrupted_writes(self.paths.state_dir)
+            remove_interrupted_writes(self.paths.plan_dir(self.plan.id), inside=self.workspace)
+        except (OutsideWorkspace, OSError) as exc:
+            self._notice(f"temporary files of interrupted writes left in place: {exc}", level="warning")
 
     def _reattach(self) -> None:
         """Adopt or settle every attempt left unfinished by an earlier coordinator (one pass, under the lock)."""

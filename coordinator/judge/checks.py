@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import re
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class JudgeInput:
             (``judge.baseline.FORGED_MARKER``: ``path``, ``identity``, ``by``), or None.
         output_disk_full: the filesystem under the worker's output was full when it ended
             (``ExitRecord.output_disk_full``), so a failure is most likely its writes failing.
+        git: in a git working tree, what the attempt changed (``git.checkpoints.AttemptChanges.to_dict``), or
+            None; it becomes the verdict's ``git`` and the ``changes`` check.
     """
 
     workspace: Path
@@ -90,6 +93,7 @@ class JudgeInput:
     output_disk_full: bool = False
     records_dir: Path | None = None
     forged_marker: Mapping[str, Any] | None = None
+    git: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -311,6 +315,37 @@ def check_protected(inp: JudgeInput, launch_baseline: dict[str, Any] | None) -> 
     return CheckResult("protected", "pass", f"{len(after)} protected file(s) unchanged")
 
 
+_CLAIMED_PATH_RE = re.compile(r"`([\w./-]+\.[A-Za-z0-9]+)`")
+
+
+def report_text(workspace: Path, relative: str) -> str:
+    """The report's text for the ``changes`` check (empty when it cannot be read inside the workspace)."""
+    text, _ = _read_evidence(workspace, relative, "report", "")
+    return text or ""
+
+
+def check_changes(inp: JudgeInput, report: str) -> CheckResult:
+    """The ``changes`` check, from git: what the attempt changed (``3 file(s) changed, +10 -2: a.py, …``). A
+    warning, never a failure, when an impl phase changed nothing or the report names files (as ```path```) the
+    attempt did not change though they exist: a worker whose word and work disagree."""
+    git = inp.git or {}
+    files = [str(item.get("path")) for item in git.get("files") or [] if isinstance(item, dict)]
+    shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    span = f"{str(git.get('before', ''))[:10]}..{str(git.get('after', ''))[:10]} "  # `git diff` takes it as is
+    detail = span + f"{git.get('stat', f'{len(files)} file(s) changed')}" + (f": {shown}" if files else "")
+    work = [path for path in files if path not in (inp.report_path, inp.completed_path)]  # its evidence is not work
+    if not work and inp.phase.kind == "impl":
+        return CheckResult("changes", "warn", f"{span}an impl attempt that changed no file")
+    claimed = {path for path in _CLAIMED_PATH_RE.findall(report)
+               if not path.startswith("/") and ".." not in path.split("/") and (inp.workspace / path).is_file()}
+    unchanged = sorted(path for path in claimed if path not in files and not path.startswith("tmp/")
+                       and path != inp.report_path and path != inp.completed_path)
+    if unchanged:
+        return CheckResult("changes", "warn", f"the report names files this attempt did not change: "
+                           f"{', '.join(unchanged[:8])}; it changed {detail}")
+    return CheckResult("changes", "pass", detail)
+
+
 def check_call(call: Mapping[str, Any], attempt_dir: Path, workspace: Path) -> CheckResult:
     """The ``call`` check of an MCP phase, from its worker's call record (``agents.mcp_worker``): pass when the
     tool answered without error; the detail names the tool, the server, the outcome and the time taken."""
@@ -375,6 +410,9 @@ def judge(inp: JudgeInput) -> Verdict:
         checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path,
                                    left_over=left_over(inp.completed_path), forged_by=forged_by))
 
+    if inp.git is not None and not skip:
+        checks.append(check_changes(inp, report_text(inp.workspace, inp.report_path)))
+
     if inp.summary.call is not None and not skip:
         checks.append(check_call(inp.summary.call, inp.attempt_dir, inp.workspace))
 
@@ -413,4 +451,5 @@ def judge(inp: JudgeInput) -> Verdict:
     if worker_failures:
         more = f" and {len(worker_failures) - 1} more" if len(worker_failures) > 1 else ""
         reason += f"; the worker's commands failed: {worker_failures[-1].describe()}{more}"
-    return Verdict(passed=not failed, reason=reason, checks=tuple(checks))
+    return Verdict(passed=not failed, reason=reason, checks=tuple(checks),
+                   git=dict(inp.git) if inp.git is not None else None)

@@ -55,6 +55,9 @@ class Verdict:
     checks: tuple[CheckResult, ...] = field(default_factory=tuple)
     source: str = "checks"
     """How the verdict was reached: ``checks`` (coord's own), ``existing-evidence`` (import), ``lost``."""
+    git: dict[str, Any] | None = None
+    """In a git working tree: the commits of the attempt's tree before and after, the files it changed and, for a
+    PASS, its checkpoint (``git.checkpoints.AttemptChanges.to_dict`` plus ``checkpoint``); None without git."""
 
     @property
     def label(self) -> str:
@@ -67,6 +70,7 @@ class Verdict:
             "reason": self.reason,
             "source": self.source,
             "checks": [asdict(check) for check in self.checks],
+            **({"git": self.git} if self.git is not None else {}),
         }
 
     def write(self, path: Path, inside: Path | None = None) -> None:
@@ -103,6 +107,7 @@ class Verdict:
             reason=str(data["reason"]),
             checks=tuple(checks),
             source=str(data.get("source", "checks")),
+            git=data["git"] if isinstance(data.get("git"), dict) else None,
         )
 
     @classmethod

@@ -474,6 +474,7 @@ def _check(path: Path, workspace: Path, templates: TemplateChecks | None) -> tup
         budget=Budget(max_cost=top.budget.max_cost, max_tokens=top.budget.max_tokens) if top.budget else Budget(),
         notify=Notify(urls=tuple(top.notify.urls), on=tuple(top.notify.on)) if top.notify else Notify(),
         mcp_servers=servers[0],
+        git=top.git,
     )
     if templates is not None:
         templates.check(plan, out)

@@ -40,6 +40,9 @@ class Policy:
     """Attempts per phase (1 worker + remediations) before the phase is blocked."""
     remediation: Literal["fresh", "resume"] = "fresh"
     """A fresh worker, or resume the agent session of the failed attempt."""
+    remediation_base: Literal["attempt", "checkpoint"] = "attempt"
+    """In a git working tree: a remediation continues from the failed attempt's tree (``attempt``), or from the
+    last checkpoint (``checkpoint``: the working tree is put back first; the failed tree stays as its ref)."""
     kill_grace: float = 10.0
     """Seconds between SIGTERM and SIGKILL when a worker's process group is stopped."""
     log_cap_mib: float = 64.0
@@ -272,6 +275,8 @@ class Plan:
     budget: Budget = field(default_factory=Budget)
     notify: Notify = field(default_factory=Notify)
     """The plan's ``notify:``; when it names no URLs, the user's config file may (``coordinator.notify``)."""
+    git: bool = True
+    """Checkpoints in git when the workspace is in a git working tree (``git: off`` in the plan: none)."""
     mcp_servers: dict[str, McpServer] = field(default_factory=dict)
     """The plan's ``mcp_servers:`` by name (``agent: mcp`` phases name one, or give their own inline)."""
 

@@ -68,6 +68,7 @@ class PolicyModel(_Schema):
     deadline: PositiveDuration | None = _POLICY.deadline
     max_attempts: Annotated[int, Field(ge=1)] = _POLICY.max_attempts
     remediation: Literal["fresh", "resume"] = _POLICY.remediation
+    remediation_base: Literal["attempt", "checkpoint"] = _POLICY.remediation_base
     kill_grace: Duration = _POLICY.kill_grace
     log_cap_mib: Annotated[float, Field(gt=0, le=MAX_LOG_CAP_MIB, allow_inf_nan=False)] = _POLICY.log_cap_mib
     timeout: PositiveDuration = _POLICY.timeout
@@ -176,6 +177,7 @@ class PlanModel(_Schema):
     budget: BudgetModel | None = None
     notify: NotifyModel | None = None
     mcp_servers: dict[str, McpServerModel] | None = None
+    git: bool = True  # `git: off` reads as false in YAML
     phases: Annotated[list[Any], Field(min_length=1)]
 
 

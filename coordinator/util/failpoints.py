@@ -16,6 +16,9 @@ NAMES = (
     "finish.after_exit_read",
     "finish.after_verdict_commit",
     "remediate.after_intent",
+    "git.after_before_ref",
+    "git.after_attempt_ref",
+    "git.after_checkpoint",
 )
 
 

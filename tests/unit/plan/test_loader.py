@@ -184,8 +184,8 @@ def test_unknown_top_level_key_without_a_close_match_lists_the_known_keys(worksp
     found = problems(workspace, "plan: X\nzzz: 1\nphases:\n  - {id: P01, kind: impl}\n")
 
     assert found == [
-        "plans/P.yaml:2:1: unknown key 'zzz' (expected one of: agent, agents, artifacts, budget, checks, mcp_servers, "
-        "notify, phases, plan, policy, prices, title, workdir)"
+        "plans/P.yaml:2:1: unknown key 'zzz' (expected one of: agent, agents, artifacts, budget, checks, git, "
+        "mcp_servers, notify, phases, plan, policy, prices, title, workdir)"
     ]
 
 

@@ -1,0 +1,87 @@
+"""The engine's git steps (``git.checkpoints``): the run's branch at start, each attempt's tree before and after,
+a checkpoint commit before a PASS is recorded, the last checkpoint restored for ``remediation_base: checkpoint``.
+
+A git failure never stops a run: it is one warning, and the run goes on without checkpoints (the verdicts do not
+depend on git). Workspaces outside a git working tree, and plans with ``git: off``, have no git steps at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+from coordinator.engine.core import EngineCore
+from coordinator.git.checkpoints import Checkpoints
+from coordinator.git.repo import GitError
+from coordinator.judge.verdict import Verdict
+from coordinator.plan.model import Phase
+from coordinator.util import failpoints
+
+
+class GitMixin(EngineCore):
+    """The git steps of :class:`coordinator.engine.engine.Engine`."""
+
+    def _git_start(self) -> None:
+        """Open the workspace's repository (unless ``git: off``) and make sure the run's branch exists."""
+        if not self.plan.git:
+            return
+        try:
+            checkpoints = Checkpoints.open(self.workspace, self.paths.state_dir, self.plan.id)
+            if checkpoints is None:
+                return
+            tip = checkpoints.begin_run(datetime.now(timezone.utc))
+        except (GitError, ValueError, OSError) as exc:
+            self._git_failed(exc)
+            return
+        self.checkpoints = checkpoints
+        self._notice(f"git: checkpoints go to {checkpoints.branch.removeprefix('refs/heads/')} (at {tip[:12]}); "
+                     "your HEAD, index and branches are not touched, and no hook runs for these snapshots")
+
+    def _git_failed(self, exc: Exception) -> None:
+        self.checkpoints = None
+        self._notice(f"git: {exc}; going on without checkpoints", level="warning")
+
+    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> None:
+        """Before an attempt's worker starts: for a remediation with ``remediation_base: checkpoint``, put the
+        working tree back to the last checkpoint (the failed attempt's tree is already kept as its ref); then
+        record the tree the attempt starts from."""
+        if self.checkpoints is None:
+            return
+        try:
+            if is_remediation and phase.policy.remediation_base == "checkpoint":
+                tip = self.checkpoints.restore_checkpoint()
+                if tip is not None:
+                    self._notice(f"{phase.id} attempt {number} starts from the last checkpoint ({tip[:12]})",
+                                 phase_id=phase.id)
+            self.checkpoints.before_attempt(phase.id, number, datetime.now(timezone.utc))
+        except (GitError, OSError) as exc:
+            self._git_failed(exc)
+        failpoints.hit("git.after_before_ref")
+
+    def _git_after(self, phase: Phase, number: int) -> dict[str, Any] | None:
+        """When an attempt's worker has ended: keep its tree as ``refs/coord/<plan>/<phase>/<attempt>`` and return
+        the evidence's ``git`` object (commits before and after, files changed), or None without git."""
+        if self.checkpoints is None:
+            return None
+        try:
+            changes = self.checkpoints.after_attempt(phase.id, number, datetime.now(timezone.utc))
+        except (GitError, OSError) as exc:
+            self._git_failed(exc)
+            return None
+        failpoints.hit("git.after_attempt_ref")
+        return changes.to_dict() if changes is not None else None
+
+    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
+        """Before a PASS is recorded: commit the attempt's tree on the run's branch; returns the verdict with the
+        checkpoint in its ``git`` evidence (unchanged for a FAIL or without git)."""
+        if self.checkpoints is None or not verdict.passed or verdict.git is None:
+            return verdict
+        try:
+            commit = self.checkpoints.checkpoint(phase.id, number, phase.title, phase.kind, verdict.label,
+                                                 verdict.reason, datetime.now(timezone.utc))
+        except (GitError, OSError) as exc:
+            self._git_failed(exc)
+            return verdict
+        failpoints.hit("git.after_checkpoint")
+        return dataclasses.replace(verdict, git={**verdict.git, "checkpoint": commit})
