@@ -24,7 +24,7 @@ from coordinator.process.executor import StartError
 from coordinator.process.local import IDENTITY_POLL
 from coordinator.process.records import LOG_FILE, Identity, SupervisorSpec
 from coordinator.prompts.renderer import RemediationContext
-from coordinator.prompts.values import render_call
+from coordinator.prompts.values import call_prompt, render_call
 from coordinator.state.events import AttemptLaunched, PhaseStateChanged
 from coordinator.state.records import NewAttempt, PhaseRecord
 from coordinator.states import AttemptState, PhaseState
@@ -200,17 +200,17 @@ class LaunchMixin(EngineCore):
         set_aside_stale(records_dir)
         attempt_dir.mkdir(parents=True)
         prompt_path = attempt_dir / PROMPT_FILE
-        write_atomic(prompt_path, self.renderer.render(self.plan, phase, attempt_number=number,
-                                                       remediation=remediation,
-                                                       unverified_dependencies=self._unverified_ancestors(phase)),
-                     inside=self.workspace)
+        call = render_call(self.renderer, self.plan, phase, attempt_number=number,
+                           remediation=remediation) if phase.mcp is not None else None
+        # An MCP phase's worker gets its call, not a prompt: prompt.md (the dashboard's Prompt tab) shows the call.
+        write_atomic(prompt_path, call_prompt(phase, call) if call is not None else self.renderer.render(
+            self.plan, phase, attempt_number=number, remediation=remediation,
+            unverified_dependencies=self._unverified_ancestors(phase)), inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
                                      self._other_markers(phase)), records_dir, attempt_dir, self.workspace)
         workdir = self.workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
-        call = render_call(self.renderer, self.plan, phase, attempt_number=number,
-                           remediation=remediation) if phase.mcp is not None else None
         command = get_agent(profile).build_command(LaunchRequest(
             prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workdir, resume_session=resume_session,
             script=tuple(phase.script), phase_id=phase.id, workspace=self.workspace, timeout=phase.policy.timeout,

@@ -12,6 +12,7 @@ keys, numbers and the structure are never templates. The environment is the prom
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,10 @@ def render_call(renderer: PromptRenderer, plan: Plan, phase: Phase, *, attempt_n
     cwd = Path(plan.workspace) / (server.cwd if server.cwd is not None else phase.workdir)
     return {"server": {"name": server.name, "command": command, "url": server.url, "env": env, "cwd": str(cwd)},
             "tool": phase.mcp.tool, "arguments": arguments}
+
+
+def call_prompt(phase: Phase, call: dict[str, Any]) -> str:
+    """What an MCP attempt's ``prompt.md`` holds (its worker gets no prompt): the rendered call, as JSON."""
+    shown = json.dumps(call, indent=2, ensure_ascii=False)
+    return (f"# {phase.id}: {phase.title}\n\nAn `mcp` phase: no model is involved. The worker calls tool "
+            f"`{call['tool']}` of MCP server `{call['server']['name']}` with:\n\n```json\n{shown}\n```\n")

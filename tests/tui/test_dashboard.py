@@ -244,3 +244,7 @@ async def test_an_mcp_phase_shows_its_call_log_and_verdict(tmp_path: Path) -> No
         await pilot.pause()
         verdict = text_of(app.query_one("#verdict", Static))
         assert "tool `add` of MCP server `notes` answered in" in verdict
+        await pilot.click("#--content-tab-tab-prompt")
+        await pilot.pause()
+        prompt = text_of(app.query_one("#prompt", Static))
+        assert "no model is involved" in prompt and '"tool": "add"' in prompt  # what the worker really gets
