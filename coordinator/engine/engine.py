@@ -26,7 +26,7 @@ from coordinator.engine.hang_policy import decide_cycle, decide_deadline
 from coordinator.engine.judging import JudgingMixin
 from coordinator.engine.launch import LaunchMixin
 from coordinator.engine.recovery import RecoveryMixin
-from coordinator.engine.rules import Action, budget_reason, runnable
+from coordinator.engine.rules import Action, budget_reason, runnable, shared_workdir_warning
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.notify import Notifier, load_user_config
 from coordinator.plan.model import Plan, Policy
@@ -129,6 +129,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         self._record_snapshot()
         self._sync_plan()
         self._git_start()
+        if warning := shared_workdir_warning(self.plan.phases, self._in_scope, self.options.max_parallel):
+            self._notice(warning, level="warning")
         if self.options.use_socket:
             self.listener = SignalListener(self.paths.socket_path(), self._handle_message)
             if not self.listener.open():

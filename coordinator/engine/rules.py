@@ -126,3 +126,54 @@ def phase_after_verdict(passed: bool, reason: str, number: int, max_attempts: in
     if standalone_remediation or number < max_attempts:
         return PhaseOutcome(PhaseState.FAILED, reason)
     return PhaseOutcome(PhaseState.BLOCKED, f"blocked after {number} attempt(s); {reason}")
+
+
+def concurrent_pair_in_one_workdir(phases: Iterable[Phase],
+                                   in_scope: Callable[[str], bool]) -> tuple[Phase, Phase] | None:
+    """The first two phases (in plan order) that may run at the same time in the same workdir: neither depends
+    on the other, directly or not. None when there are none (a chain, or every such pair in separate workdirs).
+
+    With ``--max-parallel`` above 1 such phases edit one working tree at once (docs/design.md §17).
+    """
+    listed = [phase for phase in phases if in_scope(phase.id)]
+    by_id = {phase.id: phase for phase in listed}
+    ancestors: dict[str, set[str]] = {}
+
+    def above(phase_id: str) -> set[str]:
+        """Every phase ``phase_id`` builds on; iterative (a 1,000-phase chain is deeper than Python's stack)."""
+        if phase_id in ancestors:
+            return ancestors[phase_id]
+        stack = [phase_id]
+        while stack:
+            current = stack[-1]
+            pending = [dep for dep in (by_id[current].depends_on if current in by_id else ())
+                       if dep not in ancestors and dep not in stack]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            found: set[str] = set()
+            for dependency in by_id[current].depends_on if current in by_id else ():
+                found |= {dependency} | ancestors.get(dependency, set())
+            ancestors[current] = found
+        return ancestors[phase_id]
+
+    seen: dict[str, list[Phase]] = {}
+    for phase in listed:
+        for earlier in seen.get(phase.workdir, []):
+            if earlier.id not in above(phase.id) and phase.id not in above(earlier.id):
+                return earlier, phase
+        seen.setdefault(phase.workdir, []).append(phase)
+    return None
+
+
+def shared_workdir_warning(phases: Iterable[Phase], in_scope: Callable[[str], bool], max_parallel: int) -> str | None:
+    """The warning ``coord run`` gives when ``max_parallel`` lets two phases edit one workdir at once
+    (:func:`concurrent_pair_in_one_workdir`), or None."""
+    pair = concurrent_pair_in_one_workdir(phases, in_scope) if max_parallel > 1 else None
+    if pair is None:
+        return None
+    first, second = pair
+    return (f"--max-parallel {max_parallel}: {first.id} and {second.id} do not depend on each other and work in the "
+            f"same workdir ({first.workdir}), so they can run at once and trample each other's edits (and each one's "
+            "git evidence then holds the other's changes); give them separate workdirs, or run one at a time")

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from coordinator.engine.hang_policy import decide_cycle
-from coordinator.engine.rules import Action, budget_reason, phase_after_verdict, runnable
+from coordinator.engine.rules import Action, budget_reason, phase_after_verdict, runnable, shared_workdir_warning
 from coordinator.plan.model import Budget, Phase, Policy
 from coordinator.state.records import PhaseRecord
 from coordinator.states import PhaseState
@@ -104,3 +104,16 @@ def test_a_usage_limit_holds_every_phase_of_that_agent_until_it_resets() -> None
     assert decide(phases, records, now=999.0) == [("P01", Action.WAIT), ("P02", Action.WAIT), ("P03", Action.FRESH)]
     assert decide(phases, records, now=1000.0) == [("P01", Action.AFTER_LIMIT), ("P02", Action.FRESH),
                                                   ("P03", Action.FRESH)]
+
+
+def test_a_run_with_parallel_phases_in_one_workdir_is_warned_and_a_chain_is_not() -> None:
+    everything = lambda phase_id: True  # noqa: E731
+    chain = [phase(f"P{index:04d}", *([f"P{index - 1:04d}"] if index else [])) for index in range(1200)]
+    assert shared_workdir_warning(chain, everything, max_parallel=4) is None  # deeper than Python's stack
+    fan = [phase("P01"), phase("P02", "P01"), phase("P03", "P01"), phase("P04", "P02", "P03")]
+    warning = shared_workdir_warning(fan, everything, max_parallel=2)
+    assert warning is not None and warning.startswith("--max-parallel 2: P02 and P03 do not depend on each other")
+    assert shared_workdir_warning(fan, everything, max_parallel=1) is None
+    apart = [fan[0], dataclasses.replace(fan[1], workdir="a"), dataclasses.replace(fan[2], workdir="b"), fan[3]]
+    assert shared_workdir_warning(apart, everything, max_parallel=2) is None
+    assert shared_workdir_warning(fan, lambda phase_id: phase_id != "P03", max_parallel=2) is None
