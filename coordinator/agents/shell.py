@@ -81,21 +81,16 @@ class ShellAgent(AgentBase):
             if line.strip():
                 last = line.strip()
                 break
-        return AgentSummary(last_message=last, completed=True, commands=_commands_run(attempt_dir),
-                            error=failure_of(attempt_dir))
+        record = read_json(attempt_dir / shell_runner.RECORD_FILE)
+        commands = record.get("commands") if isinstance(record, dict) else None
+        return AgentSummary(last_message=last, completed=True,
+                            commands=len(commands) if isinstance(commands, list) else 0, error=failure_of(record))
 
 
-def _commands_run(attempt_dir: Path) -> int:
-    record = read_json(attempt_dir / shell_runner.RECORD_FILE)
-    commands = record.get("commands") if isinstance(record, dict) else None
-    return len(commands) if isinstance(commands, list) else 0
-
-
-def failure_of(attempt_dir: Path) -> str | None:
-    """Why the run in ``attempt_dir`` failed, from its ``commands.json``: ``timed out after 10 min: `make` and
-    its process group were killed`` or ``command 2 of 3, `make test`, exited 2``; None when it passed or there is
-    no record."""
-    record = read_json(attempt_dir / shell_runner.RECORD_FILE)
+def failure_of(record: object) -> str | None:
+    """Why a run failed, from its ``commands.json`` object: ``timed out after 10 min (policy.timeout): command 2,
+    `make` (output in commands/2.log) was killed with its process group`` or ``command 2, `make test` (…) exited
+    2``; None when it passed or there is no record."""
     if not isinstance(record, dict) or not isinstance(record.get("commands"), list) or not record["commands"]:
         return None
     outcome, commands = record.get("outcome"), record["commands"]

@@ -52,7 +52,7 @@ from coordinator.plan.model import (
     Price,
     VerifyCommand,
 )
-from coordinator.plan.schema import AgentModel, PhaseModel, PlanModel, set_fields, validate_model
+from coordinator.plan.schema import ENV_NAME_RE, AgentModel, PhaseModel, PlanModel, set_fields, validate_model
 from coordinator.plan.yaml_source import Collector, Path_, parse_yaml, read_plan_text
 from coordinator.util.files import workspace_relative
 
@@ -60,7 +60,6 @@ PLAN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 PHASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PHASE_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _PLAN_ID_MAX = 128
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class TemplateChecks(Protocol):
@@ -117,7 +116,7 @@ def _build_agents(top: PlanModel, out: Collector) -> dict[str, AgentProfile]:
                 out.add((*path, "config", index), f"expected 'key=value', got {item!r}")
         env = spec.env or {}
         for key in env:
-            if not _ENV_NAME_RE.fullmatch(key):
+            if not ENV_NAME_RE.fullmatch(key):
                 out.add((*path, "env", key), f"{key!r} is not a valid environment variable name", key=True)
         allowed = plan_allow_list(spec.allow, base, (*path, "allow"), out)
         user_list = user_allowed if base == "shell" else None

@@ -8,14 +8,12 @@ when its agent's base is ``mcp``. Every problem is reported at its field; nothin
 from __future__ import annotations
 
 import ipaddress
-import re
 from urllib.parse import urlsplit
 
 from coordinator.plan.model import AgentProfile, McpCall, McpServer
-from coordinator.plan.schema import McpCallModel, McpServerModel
+from coordinator.plan.schema import ENV_NAME_RE, McpCallModel, McpServerModel
 from coordinator.plan.yaml_source import Collector, Path_
 
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -43,7 +41,7 @@ def build_server(name: str, model: McpServerModel, path: Path_, out: Collector) 
         return None
     usable = True
     for key in model.env or {}:
-        if not _ENV_NAME_RE.fullmatch(key):
+        if not ENV_NAME_RE.fullmatch(key):
             out.add((*path, "env", key), f"{key!r} is not a valid environment variable name", key=True)
             usable = False
     if model.url is not None and (model.env or model.cwd):

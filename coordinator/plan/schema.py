@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal
@@ -46,6 +47,8 @@ _POLICY = Policy()
 _VERIFY = VerifyCommand(run="")
 _ARTIFACTS = Artifacts()
 
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A valid environment variable name (agent profiles' and MCP servers' ``env`` keys)."""
 MAX_DURATION = 30 * 86400.0
 """The longest duration a plan may give (30 days): beyond it the OS's timers and waits overflow."""
 MAX_LOG_CAP_MIB = 1024 * 1024.0

@@ -33,15 +33,15 @@ TYPE_CHECKING = False  # not typing's: only what the runner runs with is importe
 if TYPE_CHECKING:
     import signal
 
-    from coordinator.process.json_text import json_text
+    from coordinator.process.json_text import write_atomic
 else:
     import _signal as signal  # ``signal`` imports ``enum``: 9 ms of every shell phase, for nothing it needs
 
     if __package__:
-        from coordinator.process.json_text import json_text
+        from coordinator.process.json_text import write_atomic
     else:  # run by path: the sibling file, found without importlib (whose import costs more than this whole run)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from json_text import json_text
+        from json_text import write_atomic
 
 TIMED_OUT_EXIT = 124
 """The runner's exit status when its timeout passed (as coreutils ``timeout`` exits)."""
@@ -104,18 +104,12 @@ class Records:
             pass  # no records, the run goes on
 
     def write(self, data: dict) -> None:
-        """Replace ``commands.json`` atomically (a temporary file, then a rename); not fsynced: it is a record for
-        people and messages, and the exit status that decides the verdict is the supervisor's ``exit.json``."""
+        """Replace ``commands.json`` atomically; not fsynced: it is a record for people and messages, and the exit
+        status that decides the verdict is the supervisor's ``exit.json``."""
         if self.dir_fd is None:
             return
-        temporary = f".tmp-{RECORD_FILE}-{os.getpid()}"
         try:
-            fd = os.open(temporary, _FILE_FLAGS, 0o644, dir_fd=self.dir_fd)
-            try:
-                os.write(fd, (json_text(data) + "\n").encode())
-            finally:
-                os.close(fd)
-            os.replace(temporary, RECORD_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            write_atomic(RECORD_FILE, data, self.dir_fd, durable=False)
         except OSError:
             pass
 

@@ -68,24 +68,6 @@ IDLE_INTERVAL = 5.0
 """Seconds an idle supervisor without a log cap sleeps at most; every event that matters wakes it earlier."""
 
 
-def write_atomic(name: str, data: dict, dir_fd: int, durable: bool = True) -> None:
-    """Write JSON as file ``name`` of the directory open as ``dir_fd`` (temp file, fsync, rename, directory fsync).
-
-    The directory was opened before the worker started: a worker that replaces its path with a link cannot send
-    the record elsewhere. ``durable=False`` (the copies for people) skips both fsyncs.
-    """
-    tmp = f".tmp-{name}-{os.getpid()}-{time.monotonic_ns()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json_text(data) + "\n")
-        handle.flush()
-        if durable:
-            os.fsync(handle.fileno())
-    os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    if durable:
-        os.fsync(dir_fd)
-
-
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -125,7 +107,7 @@ if TYPE_CHECKING or __package__:  # imported as coordinator.process.supervisor (
     from coordinator.process import log_cap, proc_scan
 else:  # run by path
     log_cap, proc_scan, json_module = load_sibling("log_cap"), load_sibling("proc_scan"), load_sibling("json_text")
-json_text = json_module.json_text
+json_text, write_atomic = json_module.json_text, json_module.write_atomic
 
 
 class Supervisor:
