@@ -16,6 +16,7 @@ from typing import Any
 
 from coordinator.agents.usage_limits import UsageLimit
 from coordinator.git.checkpoints import Checkpoints
+from coordinator.git.worktrees import Placement, Worktrees
 from coordinator.judge.verdict import EVIDENCE_FILE, Verdict
 from coordinator.paths import OutsideWorkspace
 from coordinator.plan.model import Phase, Plan
@@ -156,6 +157,8 @@ class EngineCore:
         self.judges = ThreadPoolExecutor(max_workers=max(2, options.max_parallel), thread_name_prefix="judge")
         self.checkpoints: Checkpoints | None = None
         """The run's git checkpoints (``engine.git_steps``), None outside a git working tree or with ``git: off``."""
+        self.worktrees: Worktrees | None = None
+        """The run's worktrees (``engine.worktree_steps``), whenever it has checkpoints."""
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -226,11 +229,24 @@ class EngineCore:
     def _mark_lost(self, attempt: AttemptRecord, reason: str) -> None:
         raise NotImplementedError
 
-    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> None:
+    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> Placement | None:
         raise NotImplementedError
 
     def _git_after(self, phase: Phase, number: int) -> dict[str, Any] | None:
         raise NotImplementedError
 
     def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
+        raise NotImplementedError
+
+    def _placement(self, phase_id: str, number: int) -> Placement | None:
+        raise NotImplementedError
+
+    def _merge_waits(self, attempt: AttemptRecord) -> bool:
+        raise NotImplementedError
+
+    def _merge_attempt(self, phase: Phase, attempt: AttemptRecord, changes: dict[str, Any] | None,
+                       stopped: bool) -> tuple[dict[str, Any] | None, Verdict | None]:
+        raise NotImplementedError
+
+    def _release_worktree(self, phase_id: str, number: int) -> None:
         raise NotImplementedError

@@ -129,7 +129,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         self._record_snapshot()
         self._sync_plan()
         self._git_start()
-        if warning := shared_workdir_warning(self.plan.phases, self._in_scope, self.options.max_parallel):
+        if self.checkpoints is None and (warning := shared_workdir_warning(self.plan.phases, self._in_scope,
+                                                                          self.options.max_parallel)):
             self._notice(warning, level="warning")
         if self.options.use_socket:
             self.listener = SignalListener(self.paths.socket_path(), self._handle_message)

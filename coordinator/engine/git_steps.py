@@ -1,5 +1,6 @@
 """The engine's git steps (``git.checkpoints``): the run's branch at start, each attempt's tree before and after,
 a checkpoint commit before a PASS is recorded, the last checkpoint restored for ``remediation_base: checkpoint``.
+With ``--max-parallel`` above 1 each attempt works in a worktree of its own (``engine.worktree_steps``).
 
 A git failure never stops a run: it is one warning, and the run goes on without checkpoints (the verdicts do not
 depend on git). Workspaces outside a git working tree, and plans with ``git: off``, have no git steps at all.
@@ -11,15 +12,16 @@ import dataclasses
 from datetime import datetime, timezone
 from typing import Any
 
-from coordinator.engine.core import EngineCore
+from coordinator.engine.worktree_steps import WorktreeMixin
 from coordinator.git.checkpoints import Checkpoints
 from coordinator.git.repo import GitError
+from coordinator.git.worktrees import Placement, Worktrees
 from coordinator.judge.verdict import Verdict
 from coordinator.plan.model import Phase
 from coordinator.util import failpoints
 
 
-class GitMixin(EngineCore):
+class GitMixin(WorktreeMixin):
     """The git steps of :class:`coordinator.engine.engine.Engine`."""
 
     def _git_start(self) -> None:
@@ -35,19 +37,32 @@ class GitMixin(EngineCore):
             self._git_failed(exc)
             return
         self.checkpoints = checkpoints
+        inside = self.workspace.resolve().relative_to(checkpoints.repo.root.resolve()).as_posix()
+        self.worktrees = Worktrees(checkpoints.repo, self.plan.id, self.paths.state_dir, inside)
+        parallel = (f"; with --max-parallel {self.options.max_parallel} each attempt works in a worktree of its own "
+                    f"({self.worktrees.folder}), merged back in plan order") if self.options.max_parallel > 1 else ""
         self._notice(f"git: checkpoints go to {checkpoints.branch.removeprefix('refs/heads/')} (at {tip[:12]}); "
-                     "your HEAD, index and branches are not touched, and no hook runs for these snapshots")
+                     f"your HEAD, index and branches are not touched, and no hook runs for these snapshots{parallel}")
+        self._sweep_worktrees()
 
     def _git_failed(self, exc: Exception) -> None:
         self.checkpoints = None
+        self.worktrees = None
         self._notice(f"git: {exc}; going on without checkpoints", level="warning")
 
-    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> None:
-        """Before an attempt's worker starts: for a remediation with ``remediation_base: checkpoint``, put the
+    def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> Placement | None:
+        """Before an attempt's worker starts: in a parallel run, check out its worktree and return where it works
+        (``engine.worktree_steps``). Otherwise, for a remediation with ``remediation_base: checkpoint``, put the
         working tree back to the last checkpoint (the failed attempt's tree is already kept as its ref); then
-        record the tree the attempt starts from."""
+        record the tree the attempt starts from, and return None (it works in the workspace)."""
         if self.checkpoints is None:
-            return
+            return None
+        if self._uses_worktree(phase, number):
+            try:
+                return self._worktree_launch(phase, number, is_remediation)
+            except (GitError, OSError) as exc:
+                self._git_failed(exc)
+                return None
         try:
             if is_remediation and phase.policy.remediation_base == "checkpoint":
                 tip = self.checkpoints.restore_checkpoint()
@@ -58,28 +73,41 @@ class GitMixin(EngineCore):
         except (GitError, OSError) as exc:
             self._git_failed(exc)
         failpoints.hit("git.after_before_ref")
+        return None
 
     def _git_after(self, phase: Phase, number: int) -> dict[str, Any] | None:
         """When an attempt's worker has ended: keep its tree as ``refs/coord/<plan>/<phase>/<attempt>`` and return
         the evidence's ``git`` object (commits before and after, files changed), or None without git."""
         if self.checkpoints is None:
             return None
+        placement = self._placement(phase.id, number)
+        if placement is not None and not placement.root.is_dir():
+            return None  # a worker deleted its own worktree: a FAIL of that attempt (_merge_attempt), not of git
         try:
-            changes = self.checkpoints.after_attempt(phase.id, number, datetime.now(timezone.utc))
+            changes = self.checkpoints.after_attempt(phase.id, number, datetime.now(timezone.utc),
+                                                     placement.repo if placement is not None else None)
         except (GitError, OSError) as exc:
-            self._git_failed(exc)
+            if placement is not None:  # the worktree a worker could break, not the repository
+                self._notice(f"{phase.id} attempt {number}: cannot record its worktree's tree: {exc}",
+                             level="warning", phase_id=phase.id)
+            else:
+                self._git_failed(exc)
             return None
         failpoints.hit("git.after_attempt_ref")
         return changes.to_dict() if changes is not None else None
 
     def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
-        """Before a PASS is recorded: commit the attempt's tree on the run's branch; returns the verdict with the
-        checkpoint in its ``git`` evidence (unchanged for a FAIL or without git)."""
-        if self.checkpoints is None or not verdict.passed or verdict.git is None:
+        """Before a verdict is recorded: for a PASS, commit the attempt's tree (merged, for one in a worktree) on
+        the run's branch and return the verdict with the checkpoint in its ``git`` evidence; for a FAIL of a
+        merged attempt, put the working tree back as it was before the merge."""
+        if self.checkpoints is None or verdict.git is None:
             return verdict
         try:
+            merged_tree = self._settle_merge(verdict)
+            if not verdict.passed:
+                return verdict
             commit = self.checkpoints.checkpoint(phase.id, number, phase.title, phase.kind, verdict.label,
-                                                 verdict.reason, datetime.now(timezone.utc))
+                                                 verdict.reason, datetime.now(timezone.utc), merged_tree)
         except (GitError, OSError) as exc:
             self._git_failed(exc)
             return verdict

@@ -18,6 +18,7 @@ from coordinator.agents.pricing import PricedAttempt
 from coordinator.agents.usage_limits import UsageLimit, find_usage_limit
 from coordinator.engine.core import EngineCore, Judging
 from coordinator.engine.rules import phase_after_verdict
+from coordinator.engine.worktree_steps import settled
 from coordinator.judge import baseline
 from coordinator.judge.checks import JudgeInput, judge
 from coordinator.judge.verdict import CheckResult, Verdict
@@ -92,6 +93,14 @@ class JudgingMixin(EngineCore):
             )])
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         changes = self._git_after(phase, attempt.number)  # its tree kept as a ref before any remediation resets it
+        if self._merge_waits(attempt):
+            return  # checking, and judged when the merges before it are done (the file poll comes back to it)
+        placement = self._placement(phase.id, attempt.number)
+        changes, unmerged = self._merge_attempt(phase, attempt, changes, stopped=stop_reason is not None)
+        if unmerged is not None:
+            self.state.judging[attempt.attempt_id] = Judging(future=settled(unmerged), phase=phase,
+                                                             number=attempt.number, stopped_by_person=False)
+            return
         records_dir = self.paths.records_dir(self.plan.id, phase.id, attempt.number)
         self._flag_markers_written_for_others(phase, attempt.number, records_dir)
         stop_detail = attempt.reason if stop_reason else None
@@ -116,6 +125,7 @@ class JudgingMixin(EngineCore):
             records_dir=records_dir,
             forged_marker=read_json(self.paths.records_phase_dir(self.plan.id, phase.id) / baseline.FORGED_MARKER),
             git=changes,
+            protected_root=placement.workspace if placement is not None else None,
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
@@ -162,12 +172,13 @@ class JudgingMixin(EngineCore):
             except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
                 reason = f"coord could not check this attempt: {exc!r}"
                 verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
+            verdict = self._git_checkpoint(judging.phase, judging.number, verdict)  # before the verdict is recorded
             if judging.usage_limit is not None and not verdict.passed:
                 verdict = replace(verdict, reason=f"{USAGE_LIMIT_PREFIX}{judging.usage_limit.message}")
                 self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
                 self._wait_for_limit(attempt_id, judging.phase, judging.number, verdict, judging.usage_limit)
+                self._release_worktree(judging.phase.id, judging.number)
                 continue
-            verdict = self._git_checkpoint(judging.phase, judging.number, verdict)  # before the PASS is recorded
             self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)
             state = AttemptState.LOST if judging.lost else (
                 AttemptState.PASSED if verdict.passed else AttemptState.FAILED)
@@ -250,3 +261,4 @@ class JudgingMixin(EngineCore):
             ))
         self.store.commit_verdict(attempt_id, attempt_state, verdict.label, verdict.reason, verdict.source,
                                   outcome.state, outcome.reason, events, uncounted=uncounted)
+        self._release_worktree(phase.id, number)

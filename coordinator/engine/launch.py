@@ -195,9 +195,11 @@ class LaunchMixin(EngineCore):
                  is_remediation: bool) -> SupervisorSpec:
         """Create the attempt folder with its prompt (and protected snapshot); return the supervisor's spec."""
         records_dir = self.paths.records_dir(self.plan.id, phase.id, number)
-        self._git_before(phase, number, is_remediation)
         set_aside_stale(attempt_dir)
         set_aside_stale(records_dir)
+        placement = self._git_before(phase, number, is_remediation)
+        # In a worktree, the worker's own paths (workdir, report and marker) are there; coord's stay here.
+        workspace = placement.workspace if placement is not None else self.workspace
         attempt_dir.mkdir(parents=True)
         prompt_path = attempt_dir / PROMPT_FILE
         call = render_call(self.renderer, self.plan, phase, attempt_number=number,
@@ -208,12 +210,13 @@ class LaunchMixin(EngineCore):
             unverified_dependencies=self._unverified_ancestors(phase)), inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
-                                     self._other_markers(phase)), records_dir, attempt_dir, self.workspace)
-        workdir = self.workspace / phase.workdir
+                                     self._other_markers(phase), protected_root=workspace),
+                       records_dir, attempt_dir, self.workspace)
+        workdir = workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
         command = get_agent(profile).build_command(LaunchRequest(
             prompt_path=prompt_path, attempt_dir=attempt_dir, workdir=workdir, resume_session=resume_session,
-            script=tuple(phase.script), phase_id=phase.id, workspace=self.workspace, timeout=phase.policy.timeout,
+            script=tuple(phase.script), phase_id=phase.id, workspace=workspace, timeout=phase.policy.timeout,
             kill_grace=phase.policy.kill_grace, records_dir=records_dir, mcp_call=call))
         env = {
             "COORD_ATTEMPT_ID": attempt_id,
@@ -222,8 +225,8 @@ class LaunchMixin(EngineCore):
             "COORD_ATTEMPT": str(number),
             "COORD_REMEDIATION": "1" if is_remediation else "0",
             "COORD_WORKSPACE": self.plan.workspace,
-            "COORD_REPORT_PATH": str(self.workspace / artifacts.report),
-            "COORD_COMPLETED_PATH": str(self.workspace / artifacts.completed),
+            "COORD_REPORT_PATH": str(workspace / artifacts.report),
+            "COORD_COMPLETED_PATH": str(workspace / artifacts.completed),
             "COORD_PROMPT_FILE": str(prompt_path),
         }
         return supervisor_spec(attempt_id, phase.id, number, command, cwd=workdir, attempt_dir=attempt_dir,

@@ -25,6 +25,8 @@ from coordinator.git.repo import FileChange, GitError, Repo
 TRAILER_PLAN = "Coord-Plan"
 TRAILER_PHASE = "Coord-Phase"
 TRAILER_ATTEMPT = "Coord-Attempt"
+CONFLICT_LINES = 60
+"""Lines of conflict hunks kept per file in the evidence (and so in the remediation prompt)."""
 _HISTORY_SEARCHED = 500
 """Commits of the run's branch searched for a checkpoint already made (a crash between commit and record)."""
 
@@ -49,6 +51,34 @@ class AttemptChanges:
         return {"before": self.before, "after": self.after, "stat": self.stat,
                 "files": [{"path": change.path, "added": change.added, "deleted": change.deleted}
                           for change in self.files]}
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """What an attempt in a worktree starts from: the tree checked out, and the commit it forks from (the run's
+    last checkpoint, or the tree a failed attempt was merged into): its merge base when merged back."""
+
+    tree: str
+    fork: str
+
+
+@dataclass(frozen=True)
+class AttemptMerge:
+    """An attempt's tree merged into the working tree's (``refs/coord-tree/…`` into which
+    ``refs/coord/…`` is merged, the result ``refs/coord-merge/…``)."""
+
+    ours: str
+    """The commit of the working tree the attempt was merged into."""
+    merged: str
+    """The merge commit (parents: ``ours`` and the attempt's tree); its tree holds conflict markers if any."""
+    tree: str
+    conflicts: tuple[str, ...]
+    hunks: str = ""
+    """The conflicted files' hunks, marker to marker (``CONFLICT_LINES`` per file at most)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``merge`` object of the evidence's ``git``."""
+        return {"into": self.ours, "merged": self.merged, "conflicts": list(self.conflicts)}
 
 
 def git_date(moment: datetime) -> str:
@@ -86,6 +116,15 @@ class Checkpoints:
     def before_ref(self, phase_id: str, number: int) -> str:
         return f"refs/coord-before/{self.plan_id}/{phase_id}/{number}"
 
+    def ours_ref(self, phase_id: str, number: int) -> str:
+        return f"refs/coord-tree/{self.plan_id}/{phase_id}/{number}"
+
+    def merge_ref(self, phase_id: str, number: int) -> str:
+        return f"refs/coord-merge/{self.plan_id}/{phase_id}/{number}"
+
+    def tree_of(self, commit: str) -> str:
+        return self.repo.git("rev-parse", f"{commit}^{{tree}}")
+
     def tip(self) -> str | None:
         """The run branch's last commit, or None before ``begin_run``."""
         return self.repo.resolve(self.branch)
@@ -108,39 +147,44 @@ class Checkpoints:
         self.repo.move_ref(self.branch, commit, None)
         return self.tip() or commit
 
-    def before_attempt(self, phase_id: str, number: int, moment: datetime) -> str:
-        """Record the tree an attempt starts from (``refs/coord-before/…``) and return its commit; an attempt whose
-        tree was already recorded (a launch redone after a crash) keeps the first one."""
+    def before_attempt(self, phase_id: str, number: int, moment: datetime, start: StartPoint | None = None) -> str:
+        """Record the tree an attempt starts from (``refs/coord-before/…``) and return its commit: the working
+        tree as it is, or (an attempt in a worktree) ``start.tree`` on ``start.fork``. An attempt whose tree was
+        already recorded (a launch redone after a crash) keeps the first one."""
         ref = self.before_ref(phase_id, number)
         found = self.repo.resolve(ref)
         if found is not None:
             return found
-        tip = self.tip()
-        tree = self.repo.snapshot(self.exclude)
-        commit = self.repo.commit(tree, [tip] if tip else [], f"coord: {phase_id} attempt {number} starts\n",
-                                  git_date(moment))
+        if start is not None:
+            tree, parents = start.tree, [start.fork]
+        else:
+            tip = self.tip()
+            tree, parents = self.repo.snapshot(self.exclude), [tip] if tip else []
+        commit = self.repo.commit(tree, parents, f"coord: {phase_id} attempt {number} starts\n", git_date(moment))
         self.repo.move_ref(ref, commit, None)
         return commit
 
-    def after_attempt(self, phase_id: str, number: int, moment: datetime) -> AttemptChanges | None:
+    def after_attempt(self, phase_id: str, number: int, moment: datetime,
+                      source: Repo | None = None) -> AttemptChanges | None:
         """Record the tree an attempt left (``refs/coord/<plan>/<phase>/<attempt>``), once: judged again after a
-        crash, the attempt keeps the tree taken the first time. None when its start was never recorded."""
+        crash, the attempt keeps the tree taken the first time. ``source``: the worktree it worked in (default:
+        the working tree). None when its start was never recorded."""
         before = self.repo.resolve(self.before_ref(phase_id, number))
         if before is None:
             return None
         ref = self.attempt_ref(phase_id, number)
         after = self.repo.resolve(ref)
         if after is None:
-            tree = self.repo.snapshot(self.exclude)
+            tree = (source or self.repo).snapshot(self.exclude)
             after = self.repo.commit(tree, [before], f"coord: {phase_id} attempt {number} ended\n", git_date(moment))
             self.repo.move_ref(ref, after, None)
         return AttemptChanges(before, after, tuple(self.repo.changes(before, after)))
 
     def checkpoint(self, phase_id: str, number: int, title: str, kind: str, verdict: str, reason: str,
-                   moment: datetime) -> str | None:
-        """Commit a passed attempt's tree on the run's branch, with trailers a script can read; returns the
-        checkpoint commit. Already made (a crash between this and the verdict's record): the one made is
-        returned. None when the attempt's tree was never recorded.
+                   moment: datetime, tree: str | None = None) -> str | None:
+        """Commit a passed attempt's tree (or ``tree``: the tree it was merged into) on the run's branch, with
+        trailers a script can read; returns the checkpoint commit. Already made (a crash between this and the
+        verdict's record): the one made is returned. None when the attempt's tree was never recorded.
 
         Raises:
             GitError: git failed, or the branch moved under coord twice in a row.
@@ -151,7 +195,7 @@ class Checkpoints:
         existing = self._existing_checkpoint(phase_id, number)
         if existing is not None:
             return existing
-        tree = self.repo.git("rev-parse", f"{after}^{{tree}}")
+        tree = tree or self.tree_of(after)
         message = (f"coord: {self.plan_id} {phase_id} {kind}: {title}\n\n"
                    f"Attempt {number} passed: {verdict} — {reason}\n\n"
                    f"{TRAILER_PLAN}: {self.plan_id}\n{TRAILER_PHASE}: {phase_id}\n{TRAILER_ATTEMPT}: {number}\n")
@@ -174,6 +218,60 @@ class Checkpoints:
                 return commit
         return None
 
+    def start_point(self, phase_id: str, previous: int | None, base: str) -> StartPoint | None:
+        """What a new attempt in a worktree starts from: for a remediation with ``base`` ``attempt``, the tree of
+        the failed attempt as merged (conflict markers included, for it to resolve) or, not merged, as it left
+        it; otherwise the run's last checkpoint. None before the run's branch exists."""
+        tip = self.tip()
+        if base == "attempt" and previous is not None:
+            merged = self.repo.resolve(self.merge_ref(phase_id, previous))
+            if merged is not None:
+                return StartPoint(self.tree_of(merged), self.repo.resolve(f"{merged}^1") or merged)
+            after = self.repo.resolve(self.attempt_ref(phase_id, previous))
+            fork = self.repo.resolve(f"{self.before_ref(phase_id, previous)}^1")
+            if after is not None and fork is not None:
+                return StartPoint(self.tree_of(after), fork)
+        return StartPoint(self.tree_of(tip), tip) if tip is not None else None
+
+    def merge_attempt(self, phase_id: str, number: int, moment: datetime) -> AttemptMerge | None:
+        """Merge an attempt's tree (from its worktree) into the working tree's, three-way from the commit it
+        forked from, without touching either: the working tree is snapshotted as ``refs/coord-tree/…`` and the
+        result kept as ``refs/coord-merge/…``, once (after a crash the same merge is found, never redone on a
+        changed tree). None when the attempt's trees were not recorded.
+
+        Raises:
+            GitError: git failed.
+        """
+        before = self.repo.resolve(self.before_ref(phase_id, number))
+        after = self.repo.resolve(self.attempt_ref(phase_id, number))
+        fork = self.repo.resolve(f"{self.before_ref(phase_id, number)}^1")
+        if before is None or after is None or fork is None:
+            return None
+        ours = self.repo.resolve(self.ours_ref(phase_id, number))
+        if ours is None:
+            ours = self.repo.commit(self.repo.snapshot(self.exclude), [fork],
+                                    f"coord: the working tree {phase_id} attempt {number} is merged into\n",
+                                    git_date(moment))
+            self.repo.move_ref(self.ours_ref(phase_id, number), ours, None)
+        # By ref name, so the conflict markers say which side is which.
+        result = self.repo.merge(self.ours_ref(phase_id, number), self.attempt_ref(phase_id, number))
+        merged = self.repo.resolve(self.merge_ref(phase_id, number))
+        if merged is None:
+            state = f"conflicts in {len(result.conflicts)} file(s)" if result.conflicts else "clean"
+            merged = self.repo.commit(result.tree, [ours, after],
+                                      f"coord: merge {phase_id} attempt {number} ({state})\n", git_date(moment))
+            self.repo.move_ref(self.merge_ref(phase_id, number), merged, None)
+        hunks = "\n".join(conflict_hunks(path, self.repo.read_blob(result.tree, path)) for path in result.conflicts)
+        return AttemptMerge(ours, merged, result.tree, result.conflicts, hunks)
+
+    def apply_merge(self, merge: AttemptMerge) -> None:
+        """Make the working tree the merged tree (a clean merge: verification runs on it)."""
+        self.repo.restore(merge.tree, self.exclude)
+
+    def undo_merge(self, merge: AttemptMerge) -> None:
+        """Put the working tree back as it was before the merge (the attempt failed on the merged tree)."""
+        self.repo.restore(self.tree_of(merge.ours), self.exclude)
+
     def restore_checkpoint(self) -> str | None:
         """Put the working tree back to the run branch's tip (``remediation_base: checkpoint``); returns the tip,
         None when there is no branch yet. Ignored files and coord's ``tmp/`` stay."""
@@ -189,3 +287,21 @@ class Checkpoints:
         if before is None or after is None:
             return None
         return self.repo.diff(before, after)
+
+
+def conflict_hunks(path: str, text: str) -> str:
+    """The conflicted regions of one file (``<<<<<<<`` to ``>>>>>>>``, markers included) under a ``path:`` line,
+    at most ``CONFLICT_LINES`` lines."""
+    kept: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("<<<<<<< "):
+            inside = True
+        if inside:
+            kept.append(line)
+        if line.startswith(">>>>>>> "):
+            inside = False
+        if len(kept) >= CONFLICT_LINES:
+            kept.append("…")
+            break
+    return f"{path}:\n" + "\n".join(kept or ["(a conflict of file modes or of a deleted file: no text hunks)"])

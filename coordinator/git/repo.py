@@ -31,6 +31,33 @@ class GitError(CoordError):
 
 
 @dataclass(frozen=True)
+class MergeResult:
+    """A three-way merge computed without a working tree (``git merge-tree --write-tree``).
+
+    Attributes:
+        tree: the merged tree; a conflicted file holds git's conflict markers in it.
+        conflicts: repository-relative paths of the files that conflict (empty: a clean merge).
+    """
+
+    tree: str
+    conflicts: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """One entry of ``git worktree list --porcelain``."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    """The full ref it has checked out (``refs/heads/…``), None when detached."""
+
+
+@dataclass(frozen=True)
 class FileChange:
     """One file an attempt changed (``git diff --numstat``): added and deleted line counts, None for binary."""
 
@@ -45,11 +72,14 @@ class Repo:
     Args:
         root: the top of the working tree (``git rev-parse --show-toplevel``).
         index_file: coord's own index for snapshots (``STATE/git-index``); created on first use.
+        git_dir: the repository's git directory, named rather than found from ``root`` (a worktree's, so that a
+            worker that deleted its ``.git`` file never points coord at a repository above it).
     """
 
-    def __init__(self, root: Path, index_file: Path) -> None:
+    def __init__(self, root: Path, index_file: Path, git_dir: Path | None = None) -> None:
         self.root = root
         self.index_file = index_file
+        self.git_dir = git_dir
 
     @staticmethod
     def find(workspace: Path, index_file: Path) -> Repo | None:
@@ -71,7 +101,7 @@ class Repo:
             GitError: it exited non-zero (when ``check``), could not start, or ran past ``GIT_TIMEOUT``.
         """
         try:
-            result = subprocess.run(["git", *args], cwd=self.root, env=_environment(env), capture_output=True,
+            result = subprocess.run(self._argv(args), cwd=self.root, env=_environment(env), capture_output=True,
                                     text=True, timeout=GIT_TIMEOUT, input=input_text,
                                     stdin=None if input_text is not None else subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -80,6 +110,11 @@ class Repo:
             last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
             raise GitError(f"`git {' '.join(args[:3])}` exited {result.returncode}: {last}")
         return result.stdout.removesuffix("\n")
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        if self.git_dir is None:
+            return ["git", *args]
+        return ["git", f"--git-dir={self.git_dir}", f"--work-tree={self.root}", *args]
 
     def head(self) -> str | None:
         """The commit HEAD names, or None in a repository without commits."""
@@ -146,6 +181,60 @@ class Repo:
         current = self.snapshot(exclude)
         env = {"GIT_INDEX_FILE": str(self.index_file)}
         self.git("read-tree", "-m", "-u", current, tree, env=env)
+
+
+    def merge(self, ours: str, theirs: str) -> MergeResult:
+        """Merge commit ``theirs`` into commit ``ours`` (their merge base found from history) into a new tree,
+        touching no working tree or index. Conflict markers are labelled with the two names as given.
+
+        Raises:
+            GitError: git failed for another reason than a conflict.
+        """
+        args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+        try:
+            result = subprocess.run(self._argv(args), cwd=self.root, env=_environment(), capture_output=True,
+                                    text=True, timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GitError(f"`git merge-tree` failed: {exc}") from exc
+        if result.returncode not in (0, 1):
+            last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise GitError(f"`git merge-tree` exited {result.returncode}: {last}")
+        # -z output: TREE NUL, then each conflicted path NUL (a path once per stage), then an empty field.
+        tree, _, rest = result.stdout.partition("\0")
+        conflicts = []
+        for field in rest.split("\0"):
+            if not field:
+                break
+            if field not in conflicts:
+                conflicts.append(field)
+        return MergeResult(tree.strip(), tuple(conflicts))
+
+    def read_blob(self, tree: str, path: str) -> str:
+        """The text of ``path`` in ``tree`` (undecodable bytes replaced); empty when it has none."""
+        try:
+            result = subprocess.run(self._argv(("cat-file", "blob", f"{tree}:{path}")), cwd=self.root,
+                                    env=_environment(), capture_output=True, timeout=GIT_TIMEOUT,
+                                    stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return result.stdout.decode("utf-8", "replace") if result.returncode == 0 else ""
+
+    def worktrees(self) -> list[Worktree]:
+        """Every worktree of the repository, the main one first (``git worktree list --porcelain``)."""
+        found: list[Worktree] = []
+        path: Path | None = None
+        head = branch = None
+        for line in [*self.git("worktree", "list", "--porcelain").splitlines(), ""]:
+            if line.startswith("worktree "):
+                path = Path(line.removeprefix("worktree "))
+            elif line.startswith("HEAD "):
+                head = line.removeprefix("HEAD ")
+            elif line.startswith("branch "):
+                branch = line.removeprefix("branch ")
+            elif not line and path is not None:
+                found.append(Worktree(path, head, branch))
+                path, head, branch = None, None, None
+        return found
 
 
 def _environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -72,6 +72,9 @@ class JudgeInput:
             (``ExitRecord.output_disk_full``), so a failure is most likely its writes failing.
         git: in a git working tree, what the attempt changed (``git.checkpoints.AttemptChanges.to_dict``), or
             None; it becomes the verdict's ``git`` and the ``changes`` check.
+        protected_root: where the ``protected`` files are compared with the launch's snapshot: the worktree the
+            attempt worked in (other phases' merges may change the workspace's copies meanwhile); None: the
+            workspace.
     """
 
     workspace: Path
@@ -94,6 +97,7 @@ class JudgeInput:
     records_dir: Path | None = None
     forged_marker: Mapping[str, Any] | None = None
     git: Mapping[str, Any] | None = None
+    protected_root: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -304,7 +308,7 @@ def check_protected(inp: JudgeInput, launch_baseline: dict[str, Any] | None) -> 
     if record.get("error"):
         return CheckResult("protected", "fail", f"cannot check the protected files: {record['error']}")
     try:
-        after = protected.snapshot(inp.workspace, inp.phase.protected)
+        after = protected.snapshot(inp.protected_root or inp.workspace, inp.phase.protected)
     except (OverflowError, OutsideWorkspace, OSError) as exc:
         return CheckResult("protected", "fail", f"cannot check the protected files: {exc}")
     changed = protected.changes(record.get("files") or {}, after)

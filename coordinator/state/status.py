@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from coordinator.git.worktrees import RECORD_FILE, attempt_of, plan_folder
 from coordinator.paths import WorkspacePaths
 from coordinator.process.records import ExitRecord
 from coordinator.state.lock import is_locked
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
 from coordinator.states import ENDED_PLAN_STATES, ENDED_UNJUDGED, LIVE_ATTEMPT_STATES, PhaseState
+from coordinator.util.files import read_json
 from coordinator.util.timefmt import epoch_seconds
 
 
@@ -30,7 +32,9 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
 
     Returns:
         ``{"plan", "title", "path", "state", "paused", "started_at", "ended_at", "tampered", "phases": [...],
-        "totals": {...}}`` (``ended_at`` is None while a coordinator runs the plan; ``tampered`` is None unless a
+        "totals": {...}, "worktrees": [...]}`` (``ended_at`` is None while a coordinator runs the plan;
+        ``worktrees``: the git worktrees of its attempts on disk, each ``phase, attempt, path, branch,
+        attempt_state``; ``tampered`` is None unless a
         worker changed coord's files, then the first such change); each phase
         has ``id, kind, title, state, attempts, remediations, pid, elapsed_s, cycle, tokens, cost_usd, verdict,
         verdict_source, reason, stop_reason, session_id, commands, file_changes, last_message`` (``stop_reason``,
@@ -120,10 +124,34 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             "tampered": plan.tampered if plan else None,
             "phases": phases,
             "totals": totals,
+            "worktrees": _worktrees(paths, plan_id, {(a.phase_id, a.number): a for a in store.attempts(plan_id)}),
         }
     finally:
         if own:
             store.close()
+
+
+def _worktrees(paths: WorkspacePaths, plan_id: str,
+               attempts: dict[tuple[str, int], AttemptRecord]) -> list[dict[str, Any]]:
+    """The run's worktrees on disk (``git.worktrees``), each ``{"phase", "attempt", "path", "branch",
+    "attempt_state"}``, read from the state directory without running git."""
+    folder = plan_folder(paths.state_dir, plan_id)
+    try:
+        names = sorted(child.name for child in folder.iterdir() if child.is_dir())
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        key = attempt_of(name)
+        if key is None:
+            continue
+        record = read_json(paths.records_dir(plan_id, key[0], key[1]) / RECORD_FILE)
+        attempt = attempts.get(key)
+        found.append({"phase": key[0], "attempt": key[1], "path": str(folder / name),
+                      "branch": str(record.get("branch", "")).removeprefix("refs/heads/")
+                      if isinstance(record, dict) else None,
+                      "attempt_state": str(attempt.state) if attempt is not None else None})
+    return found
 
 
 def _unjudged_exit(paths: WorkspacePaths, attempt: AttemptRecord) -> str | None:

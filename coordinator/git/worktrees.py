@@ -1,0 +1,160 @@
+"""Worktrees for attempts that run at the same time: one git worktree per attempt, on a branch of its own, in
+coord's state directory (out of the workspace, so no tool walking the person's tree ever sees it).
+
+Who uses it: the engine's worktree steps (``engine.worktree_steps``) create one when an attempt launches in a run
+with ``--max-parallel`` above 1, and remove it once the attempt's verdict is recorded (its trees are kept as refs
+by ``git.checkpoints``); ``coord status`` lists the ones a run owns. Layout (docs/design.md §17):
+``STATE/worktrees/<plan>/<phase>-<attempt>`` checked out on ``refs/heads/coord/<plan>--<phase>``, with a snapshot
+index of its own beside it (``<phase>-<attempt>.index``).
+
+``git worktree add`` checks files out, so the repository's ``post-checkout`` hook runs as for any checkout; the
+only "force" used is ``git worktree remove --force``, for a worktree coord made whose files a worker left
+changed (their tree is a ref by then).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from coordinator.git.repo import GitError, Repo
+
+INDEX_SUFFIX = ".index"
+RECORD_FILE = "worktree.json"
+"""In an attempt's records folder (state directory): the worktree it works in (``root``, ``branch``, ``before``,
+``fork``, ``git_dir``, ``launched`` in seconds since the epoch), written before its worker starts."""
+
+
+def plan_folder(state_dir: Path, plan_id: str) -> Path:
+    """Where a plan's worktrees are: ``STATE/worktrees/<plan>``."""
+    return state_dir / "worktrees" / plan_id
+
+
+def attempt_of(name: str) -> tuple[str, int] | None:
+    """(phase id, attempt number) of a worktree's folder name (``P03-2``; its index ``P03-2.index``), or None."""
+    phase_id, _, number = name.removesuffix(INDEX_SUFFIX).rpartition("-")
+    return (phase_id, int(number)) if phase_id and number.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one attempt works.
+
+    Attributes:
+        root: the worktree's top (a checkout of the whole repository).
+        workspace: the workspace's counterpart inside it (``root`` itself unless the workspace is a folder of
+            the repository).
+        branch: the branch checked out there (``refs/heads/coord/<plan>--<phase>``).
+        repo: the worktree as a :class:`Repo`, with its own snapshot index.
+    """
+
+    root: Path
+    workspace: Path
+    branch: str
+    repo: Repo
+
+
+@dataclass(frozen=True)
+class OwnedWorktree:
+    """A worktree of the run's (for ``coord status`` and the clean-up at start)."""
+
+    phase_id: str
+    number: int
+    path: Path
+    branch: str | None
+
+
+class Worktrees:
+    """The worktrees of one plan's run.
+
+    Args:
+        repo: the repository (its main working tree).
+        plan_id: the plan (folder and branch names).
+        folder: the state directory (``STATE``).
+        workspace_in_repo: the workspace's path inside the repository, POSIX, ``.`` at its top.
+    """
+
+    def __init__(self, repo: Repo, plan_id: str, folder: Path, workspace_in_repo: str) -> None:
+        self.repo = repo
+        self.plan_id = plan_id
+        self.folder = plan_folder(folder, plan_id)
+        self.workspace_in_repo = workspace_in_repo
+
+    def path(self, phase_id: str, number: int) -> Path:
+        return self.folder / f"{phase_id}-{number}"
+
+    def branch(self, phase_id: str) -> str:
+        return f"refs/heads/coord/{self.plan_id}--{phase_id}"
+
+    def placement(self, phase_id: str, number: int, git_dir: Path | None = None) -> Placement:
+        """Where attempt ``number`` of ``phase_id`` works (whether or not its worktree exists); ``git_dir``: its
+        git directory, as recorded when it was made."""
+        root = self.path(phase_id, number)
+        index = root.with_name(root.name + INDEX_SUFFIX)
+        workspace = root if self.workspace_in_repo == "." else root / self.workspace_in_repo
+        return Placement(root, workspace, self.branch(phase_id), Repo(root, index, git_dir))
+
+    def create(self, phase_id: str, number: int, commit: str) -> Placement:
+        """Check ``commit`` out in a new worktree for the attempt, on the phase's branch (made or moved there: a
+        branch only coord uses). A worktree left at that path by a crash is removed first.
+
+        Raises:
+            GitError: git failed.
+        """
+        placement = self.placement(phase_id, number)
+        self.remove(phase_id, number)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.repo.git("worktree", "add", "--quiet", "-B", placement.branch.removeprefix("refs/heads/"),
+                      str(placement.root), commit)
+        placement.workspace.mkdir(parents=True, exist_ok=True)
+        git_dir = Path(Repo(placement.root, placement.repo.index_file).git("rev-parse", "--absolute-git-dir"))
+        return self.placement(phase_id, number, git_dir)
+
+    def remove(self, phase_id: str, number: int) -> bool:
+        """Remove the attempt's worktree, its index and its branch (if no other worktree has it out); True when
+        there was something to remove. A folder git no longer knows (a crash in ``worktree add``, a worker that
+        deleted its own worktree) is deleted and git's record of it pruned."""
+        placement = self.placement(phase_id, number)
+        registered = {entry.path.resolve(): entry for entry in self.repo.worktrees()}
+        entry = registered.pop(placement.root.resolve(), None)
+        found = entry is not None or placement.root.exists()
+        if entry is not None:
+            try:
+                self.repo.git("worktree", "remove", "--force", "--force", str(placement.root))
+            except GitError:
+                pass  # a locked or half-made one: deleted below, and pruned
+        if placement.root.exists():
+            shutil.rmtree(placement.root, ignore_errors=True)
+        placement.repo.index_file.unlink(missing_ok=True)
+        self.repo.git("worktree", "prune")
+        if entry is not None and entry.branch == placement.branch and \
+                all(other.branch != placement.branch for other in registered.values()):
+            if entry.head:
+                self.repo.git("update-ref", "-d", placement.branch, entry.head, check=False)
+        return found
+
+    def owned(self) -> list[OwnedWorktree]:
+        """The run's worktrees git knows, by phase and attempt."""
+        owned = []
+        folder = self.folder.resolve()
+        for entry in self.repo.worktrees():
+            path = entry.path.resolve()
+            if path.parent != folder:
+                continue
+            found = attempt_of(path.name) if not path.name.endswith(INDEX_SUFFIX) else None
+            if found is not None:
+                owned.append(OwnedWorktree(found[0], found[1], entry.path, entry.branch))
+        return owned
+
+    def sweep(self, keep: set[tuple[str, int]]) -> list[str]:
+        """Remove every worktree of the run's (and every folder left in its directory) whose attempt is not in
+        ``keep`` (phase id, attempt number); returns the ``<phase>-<attempt>`` names removed."""
+        removed = []
+        names = {(item.phase_id, item.number) for item in self.owned()}
+        if self.folder.is_dir():
+            names.update(found for child in self.folder.iterdir() if (found := attempt_of(child.name)))
+        for phase_id, number in sorted(names - keep):
+            if self.remove(phase_id, number):
+                removed.append(f"{phase_id}-{number}")
+        return removed

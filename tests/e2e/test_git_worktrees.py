@@ -1,0 +1,148 @@
+"""Phases that run at the same time, each in a git worktree of its own, through the real ``coord`` CLI on real
+repositories the tests create: merged back in plan order, verification on the merged tree, a merge conflict judged
+and resolved by the remediation in its worktree, ``coord status`` listing the run's worktrees, none left after,
+and a coordinator SIGKILLed at every step of a merge restarted into the same final state."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import coord, git, git_repository, start_coord, wait_until, write_plan
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return git_repository(tmp_path / "ws", ("README.md", "project\n"), (".gitignore", "*.log\n"))
+
+
+def shell_phase(phase_id: str, *script: str, **extra: Any) -> dict[str, Any]:
+    return {"id": phase_id, "kind": "impl", "title": f"{phase_id} work", "agent": "shell", "script": list(script),
+            "checks": {"report": False, "completed": False}, **extra}
+
+
+def evidence(workspace: Path, phase_id: str, number: int) -> dict[str, Any]:
+    return json.loads((workspace / "tmp" / "PLAN-T" / phase_id / str(number) / "evidence.json").read_text())
+
+
+def checkpointed_phases(repo: Path) -> list[str]:
+    """The phases of the run branch's checkpoints, oldest first."""
+    return git(repo, "log", "--reverse", "--format=%(trailers:key=Coord-Phase,valueonly)", "coord/PLAN-T").split()
+
+
+def no_worktrees_left(repo: Path) -> None:
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "coord/PLAN-T--*") == ""
+
+
+def test_parallel_phases_work_in_their_own_worktrees_and_merge_in_plan_order(repo: Path) -> None:
+    plan = write_plan(repo, [
+        # P01 ends last but merges first; P02's verification sees P01's file: it runs on the merged tree.
+        shell_phase("P01", "sleep 1.5", "pwd > where-P01.txt", "echo one > one.txt"),
+        shell_phase("P02", "pwd > where-P02.txt", "test ! -e one.txt", "echo two > two.txt",
+                    verify=["test -f one.txt", "test -f two.txt"], depends_on=[]),
+        shell_phase("P03", "cat one.txt two.txt > both.txt", depends_on=["P01", "P02"]),
+    ])
+    result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "each attempt works in a worktree of its own" in result.stdout
+    assert "share one workdir" not in result.stdout  # the no-git warning is not given: worktrees keep them apart
+
+    assert checkpointed_phases(repo) == ["P01", "P02", "P03"]
+    assert (repo / "both.txt").read_text() == "one\ntwo\n"  # the workspace holds every phase's work
+    for phase_id in ("P01", "P02"):
+        where = Path((repo / f"where-{phase_id}.txt").read_text().strip())
+        assert where.name == f"{phase_id}-1" and where != repo and not where.is_relative_to(repo)
+    merge = evidence(repo, "P02", 1)["git"]["merge"]
+    assert merge["conflicts"] == [] and git(repo, "rev-parse", "refs/coord-merge/PLAN-T/P02/1") == merge["merged"]
+    assert [item["path"] for item in evidence(repo, "P02", 1)["git"]["files"]] == ["two.txt", "where-P02.txt"]
+    no_worktrees_left(repo)
+
+
+def test_a_merge_conflict_fails_the_later_phase_and_its_remediation_resolves_it(repo: Path) -> None:
+    resolve = ("if grep -q '^<<<<<<< ' shared.txt; then printf 'one\\ntwo\\n' > shared.txt; "
+               "else echo two > shared.txt; fi")
+    plan = write_plan(repo, [
+        shell_phase("P01", "sleep 1", "echo one > shared.txt"),
+        shell_phase("P02", resolve, verify=["grep -qx two shared.txt"], depends_on=[]),
+    ])
+    result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    failed = evidence(repo, "P02", 1)
+    assert not failed["passed"] and failed["reason"].startswith("merge conflict")
+    assert "shared.txt" in failed["reason"]
+    check = next(item for item in failed["checks"] if item["name"] == "merge")
+    assert "<<<<<<< refs/coord-tree/PLAN-T/P02/1" in check["output_tail"] and "two" in check["output_tail"]
+    assert failed["git"]["merge"]["conflicts"] == ["shared.txt"]
+    prompt = (repo / "tmp" / "PLAN-T" / "P02" / "2" / "prompt.md")
+    assert prompt.exists()
+
+    assert evidence(repo, "P02", 2)["passed"]
+    assert (repo / "shared.txt").read_text() == "one\ntwo\n"
+    assert checkpointed_phases(repo) == ["P01", "P02"]
+    assert git(repo, "show", "coord/PLAN-T:shared.txt") == "one\ntwo"
+    no_worktrees_left(repo)
+
+
+def test_a_failed_verification_on_the_merged_tree_puts_the_workspace_back(repo: Path) -> None:
+    plan = write_plan(repo, [shell_phase("P01", "echo $COORD_ATTEMPT > attempt.txt", "echo x >> README.md",
+                                         verify=["grep -qx 2 attempt.txt"])])
+    result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = evidence(repo, "P01", 1)
+    assert not first["passed"] and first["git"]["merge"]["conflicts"] == []
+    # The remediation continued from the failed attempt's merged tree, and its work is what landed.
+    assert (repo / "attempt.txt").read_text() == "2\n"
+    assert (repo / "README.md").read_text() == "project\nx\nx\n"
+    assert checkpointed_phases(repo) == ["P01"]
+    no_worktrees_left(repo)
+
+
+def test_coord_status_lists_the_worktrees_a_run_owns(repo: Path) -> None:
+    plan = write_plan(repo, [shell_phase("P01", "while [ ! -e go ]; do sleep 0.1; done"),
+                             shell_phase("P02", "echo two > two.txt", depends_on=[])])
+    running = start_coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    try:
+        def listed() -> str | None:  # P02 has ended, and waits for P01 (earlier in the plan) to merge first
+            out = coord(repo, "status").stdout
+            return out if "worktree of P02 attempt 1 (checking)" in out else None
+        table = str(wait_until(listed, timeout=30))
+        assert "worktree of P01 attempt 1 (running)" in table and "on coord/PLAN-T--P01" in table
+        found = json.loads(coord(repo, "status", "--json").stdout)["worktrees"]
+        assert [(item["phase"], item["attempt"], item["attempt_state"]) for item in found] == [
+            ("P01", 1, "running"), ("P02", 1, "checking")]
+        assert not (repo / "two.txt").exists()
+        (Path(found[0]["path"]) / "go").write_text("")
+        assert running.wait(timeout=60) == 0
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert json.loads(coord(repo, "status", "--json").stdout)["worktrees"] == []
+    no_worktrees_left(repo)
+
+
+@pytest.mark.parametrize("point", ["git.after_worktree", "git.after_attempt_ref", "git.after_merge_ref",
+                                   "git.after_merge_applied", "git.after_merge_undone", "git.after_checkpoint",
+                                   "finish.after_verdict_commit"])
+def test_a_coordinator_killed_at_each_merge_step_ends_in_the_same_state(repo: Path, point: str) -> None:
+    plan = write_plan(repo, [
+        shell_phase("P01", "echo $COORD_ATTEMPT > one.txt", verify=["grep -qx 2 one.txt"]),
+        shell_phase("P02", "sleep 0.5", "echo two > two.txt", depends_on=[]),
+    ])
+    crashed = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2",
+                    env={"COORD_FAILPOINTS": f"{point}=kill"})
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    time.sleep(0.5)
+    again = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(checkpointed_phases(repo)) == ["P01", "P02"]  # none lost, none twice
+    assert (repo / "one.txt").read_text() == "2\n" and (repo / "two.txt").read_text() == "two\n"
+    assert {"one.txt", "two.txt"} <= set(git(repo, "ls-tree", "-r", "--name-only", "coord/PLAN-T").split())
+    no_worktrees_left(repo)
