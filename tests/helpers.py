@@ -180,6 +180,7 @@ def git_repository(root: Path, *files: tuple[str, str]) -> Path:
     git(root, "config", "user.name", "Person")
     git(root, "config", "user.email", "person@example.com")
     for name, text in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "start")

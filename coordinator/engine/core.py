@@ -46,7 +46,8 @@ class RunOptions:
     """How a run behaves beyond the plan itself."""
 
     max_parallel: int = 1
-    """Attempts running at once (phases share a working tree, so 1 by default)."""
+    """Attempts running at once. Above 1, in a git working tree, each works in a worktree of its own
+    (``engine.worktree_steps``); without git they share the workspace, so 1 by default."""
     scope: frozenset[str] | None = None
     """Phase ids this run may launch (``--only``/``--from``); None = all. Dependencies outside it count as met."""
     poll_fallback: float = 1.0
@@ -235,7 +236,7 @@ class EngineCore:
     def _git_after(self, phase: Phase, number: int) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
+    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict, attempt_id: str) -> Verdict:
         raise NotImplementedError
 
     def _placement(self, phase_id: str, number: int) -> Placement | None:

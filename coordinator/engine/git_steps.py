@@ -33,12 +33,16 @@ class GitMixin(WorktreeMixin):
             if checkpoints is None:
                 return
             tip = checkpoints.begin_run(datetime.now(timezone.utc))
+            if not self.store.attempts(self.plan.id):  # a new store: refs of an earlier one's attempts go aside
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                if moved := checkpoints.set_aside_stale_refs(stamp):
+                    self._notice(f"git: {moved} attempt ref(s) of an earlier run of {self.plan.id} (whose state was "
+                                 f"deleted) moved to refs/coord-stale/{stamp}/", level="warning")
         except (GitError, ValueError, OSError) as exc:
             self._git_failed(exc)
             return
         self.checkpoints = checkpoints
-        inside = self.workspace.resolve().relative_to(checkpoints.repo.root.resolve()).as_posix()
-        self.worktrees = Worktrees(checkpoints.repo, self.plan.id, self.paths.state_dir, inside)
+        self.worktrees = Worktrees(checkpoints.repo, self.plan.id, self.paths.state_dir, checkpoints.workspace_in_repo)
         parallel = (f"; with --max-parallel {self.options.max_parallel} each attempt works in a worktree of its own "
                     f"({self.worktrees.folder}), merged back in plan order") if self.options.max_parallel > 1 else ""
         self._notice(f"git: checkpoints go to {checkpoints.branch.removeprefix('refs/heads/')} (at {tip[:12]}); "
@@ -96,7 +100,7 @@ class GitMixin(WorktreeMixin):
         failpoints.hit("git.after_attempt_ref")
         return changes.to_dict() if changes is not None else None
 
-    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict) -> Verdict:
+    def _git_checkpoint(self, phase: Phase, number: int, verdict: Verdict, attempt_id: str) -> Verdict:
         """Before a verdict is recorded: for a PASS, commit the attempt's tree (merged, for one in a worktree) on
         the run's branch and return the verdict with the checkpoint in its ``git`` evidence; for a FAIL of a
         merged attempt, put the working tree back as it was before the merge."""
@@ -107,7 +111,7 @@ class GitMixin(WorktreeMixin):
             if not verdict.passed:
                 return verdict
             commit = self.checkpoints.checkpoint(phase.id, number, phase.title, phase.kind, verdict.label,
-                                                 verdict.reason, datetime.now(timezone.utc), merged_tree)
+                                                 verdict.reason, datetime.now(timezone.utc), merged_tree, attempt_id)
         except (GitError, OSError) as exc:
             self._git_failed(exc)
             return verdict

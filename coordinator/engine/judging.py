@@ -172,7 +172,7 @@ class JudgingMixin(EngineCore):
             except Exception as exc:  # a check crashed: judge FAIL with the reason rather than lose the attempt
                 reason = f"coord could not check this attempt: {exc!r}"
                 verdict = Verdict(passed=False, reason=reason, checks=(CheckResult("checks", "fail", reason),))
-            verdict = self._git_checkpoint(judging.phase, judging.number, verdict)  # before the verdict is recorded
+            verdict = self._git_checkpoint(judging.phase, judging.number, verdict, attempt_id)  # before it is recorded
             if judging.usage_limit is not None and not verdict.passed:
                 verdict = replace(verdict, reason=f"{USAGE_LIMIT_PREFIX}{judging.usage_limit.message}")
                 self._write_evidence(self.paths.attempt_dir(self.plan.id, judging.phase.id, judging.number), verdict)

@@ -168,12 +168,12 @@ def concurrent_pair_in_one_workdir(phases: Iterable[Phase],
 
 
 def shared_workdir_warning(phases: Iterable[Phase], in_scope: Callable[[str], bool], max_parallel: int) -> str | None:
-    """The warning ``coord run`` gives when ``max_parallel`` lets two phases edit one workdir at once
-    (:func:`concurrent_pair_in_one_workdir`), or None."""
+    """The warning ``coord run`` gives, outside git (where no worktrees keep them apart), when ``max_parallel``
+    lets two phases edit one workdir at once (:func:`concurrent_pair_in_one_workdir`), or None."""
     pair = concurrent_pair_in_one_workdir(phases, in_scope) if max_parallel > 1 else None
     if pair is None:
         return None
     first, second = pair
     return (f"--max-parallel {max_parallel}: {first.id} and {second.id} do not depend on each other and work in the "
-            f"same workdir ({first.workdir}), so they can run at once and trample each other's edits (and each one's "
-            "git evidence then holds the other's changes); give them separate workdirs, or run one at a time")
+            f"same workdir ({first.workdir}), so they can run at once and trample each other's edits; give them "
+            "separate workdirs, run one at a time, or run in a git repository (each attempt gets a worktree there)")

@@ -25,6 +25,10 @@ from coordinator.git.repo import FileChange, GitError, Repo
 TRAILER_PLAN = "Coord-Plan"
 TRAILER_PHASE = "Coord-Phase"
 TRAILER_ATTEMPT = "Coord-Attempt"
+TRAILER_ATTEMPT_ID = "Coord-Attempt-Id"
+"""The attempt's id (the store's): what finds a checkpoint already made, even on a branch an earlier store's run
+left with the same phase and attempt numbers."""
+_REF_FAMILIES = ("refs/coord", "refs/coord-before", "refs/coord-tree", "refs/coord-merge")
 CONFLICT_LINES = 60
 """Lines of conflict hunks kept per file in the evidence (and so in the remediation prompt)."""
 _HISTORY_SEARCHED = 500
@@ -93,11 +97,14 @@ class Checkpoints:
         repo: the repository whose working tree holds the workspace.
         plan_id: the plan (branch and ref names).
         exclude: repository-relative paths never snapshotted (coord's ``tmp/`` of the workspace).
+        workspace_in_repo: the workspace's folder in the repository (POSIX, ``.`` at its top): the files an
+            attempt changed are named relative to the workspace, like every other path of the evidence.
     """
 
-    def __init__(self, repo: Repo, plan_id: str, exclude: tuple[str, ...]) -> None:
+    def __init__(self, repo: Repo, plan_id: str, exclude: tuple[str, ...], workspace_in_repo: str = ".") -> None:
         self.repo = repo
         self.plan_id = plan_id
+        self.workspace_in_repo = workspace_in_repo
         self.exclude = exclude
         self.branch = f"refs/heads/coord/{plan_id}"
 
@@ -107,8 +114,9 @@ class Checkpoints:
         repo = Repo.find(workspace, state_dir / "git-index")
         if repo is None:
             return None
-        tmp = (workspace.resolve() / "tmp").relative_to(repo.root.resolve()).as_posix()
-        return Checkpoints(repo, plan_id, (tmp,))
+        inside = workspace.resolve().relative_to(repo.root.resolve()).as_posix()
+        tmp = "tmp" if inside == "." else f"{inside}/tmp"
+        return Checkpoints(repo, plan_id, (tmp,), inside)
 
     def attempt_ref(self, phase_id: str, number: int) -> str:
         return f"refs/coord/{self.plan_id}/{phase_id}/{number}"
@@ -178,10 +186,10 @@ class Checkpoints:
             tree = (source or self.repo).snapshot(self.exclude)
             after = self.repo.commit(tree, [before], f"coord: {phase_id} attempt {number} ended\n", git_date(moment))
             self.repo.move_ref(ref, after, None)
-        return AttemptChanges(before, after, tuple(self.repo.changes(before, after)))
+        return AttemptChanges(before, after, tuple(self.repo.changes(before, after, self.workspace_in_repo)))
 
     def checkpoint(self, phase_id: str, number: int, title: str, kind: str, verdict: str, reason: str,
-                   moment: datetime, tree: str | None = None) -> str | None:
+                   moment: datetime, tree: str | None = None, attempt_id: str | None = None) -> str | None:
         """Commit a passed attempt's tree (or ``tree``: the tree it was merged into) on the run's branch, with
         trailers a script can read; returns the checkpoint commit. Already made (a crash between this and the
         verdict's record): the one made is returned. None when the attempt's tree was never recorded.
@@ -192,13 +200,17 @@ class Checkpoints:
         after = self.repo.resolve(self.attempt_ref(phase_id, number))
         if after is None:
             return None
-        existing = self._existing_checkpoint(phase_id, number)
+        wanted = {f"{TRAILER_PHASE}: {phase_id}", f"{TRAILER_ATTEMPT}: {number}", f"{TRAILER_PLAN}: {self.plan_id}"}
+        if attempt_id is not None:
+            wanted.add(f"{TRAILER_ATTEMPT_ID}: {attempt_id}")
+        existing = self._existing_checkpoint(wanted)
         if existing is not None:
             return existing
         tree = tree or self.tree_of(after)
         message = (f"coord: {self.plan_id} {phase_id} {kind}: {title}\n\n"
                    f"Attempt {number} passed: {verdict} — {reason}\n\n"
-                   f"{TRAILER_PLAN}: {self.plan_id}\n{TRAILER_PHASE}: {phase_id}\n{TRAILER_ATTEMPT}: {number}\n")
+                   f"{TRAILER_PLAN}: {self.plan_id}\n{TRAILER_PHASE}: {phase_id}\n{TRAILER_ATTEMPT}: {number}\n"
+                   + (f"{TRAILER_ATTEMPT_ID}: {attempt_id}\n" if attempt_id is not None else ""))
         for _ in range(2):
             tip = self.tip()
             commit = self.repo.commit(tree, [tip] if tip else [], message, git_date(moment))
@@ -206,17 +218,30 @@ class Checkpoints:
                 return commit
         raise GitError(f"{self.branch} moved while coord was committing {phase_id}'s checkpoint")
 
-    def _existing_checkpoint(self, phase_id: str, number: int) -> str | None:
+    def _existing_checkpoint(self, wanted: set[str]) -> str | None:
         tip = self.tip()
         if tip is None:
             return None
         out = self.repo.git("log", f"-n{_HISTORY_SEARCHED}", "--format=%H%x00%(trailers:only,unfold)%x01", tip)
-        wanted = {f"{TRAILER_PHASE}: {phase_id}", f"{TRAILER_ATTEMPT}: {number}", f"{TRAILER_PLAN}: {self.plan_id}"}
         for record in out.split("\x01"):
             commit, _, trailers = record.strip().partition("\x00")
             if commit and wanted <= {line.strip() for line in trailers.splitlines()}:
                 return commit
         return None
+
+    def set_aside_stale_refs(self, stamp: str) -> int:
+        """Move the attempt refs of this plan (``refs/coord/<plan>/…`` and the other families) to
+        ``refs/coord-stale/<stamp>/…``: for a run whose store is new, so an earlier store's attempt 1 of a phase
+        is never taken for this run's (its trees stay reachable). Returns how many were moved."""
+        listed = self.repo.git("for-each-ref", "--format=%(objectname) %(refname)",
+                               *(f"{family}/{self.plan_id}/" for family in _REF_FAMILIES))
+        moved = 0
+        for line in listed.splitlines():
+            value, _, ref = line.partition(" ")
+            if self.repo.move_ref(f"refs/coord-stale/{stamp}/{ref.removeprefix('refs/')}", value, None):
+                self.repo.git("update-ref", "-d", ref, value, check=False)
+                moved += 1
+        return moved
 
     def start_point(self, phase_id: str, previous: int | None, base: str) -> StartPoint | None:
         """What a new attempt in a worktree starts from: for a remediation with ``base`` ``attempt``, the tree of

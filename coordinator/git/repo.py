@@ -159,9 +159,11 @@ class Repo:
             return self.resolve(ref) == new
         return True
 
-    def changes(self, before: str, after: str) -> list[FileChange]:
-        """The files that differ between two commits or trees, with line counts (renames not detected)."""
-        out = self.git("diff", "--numstat", "--no-renames", "-z", before, after)
+    def changes(self, before: str, after: str, inside: str = ".") -> list[FileChange]:
+        """The files that differ between two commits or trees, with line counts (renames not detected); with
+        ``inside`` (a folder of the repository, POSIX), only those in it, relative to it."""
+        relative = [f"--relative={inside}"] if inside != "." else []
+        out = self.git("diff", "--numstat", "--no-renames", "-z", *relative, before, after)
         changes = []
         for record in out.split("\0"):
             if not record.strip():

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import coord, git, git_repository, write_plan
+from tests.helpers import coord, db_rows, git, git_repository, write_plan
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,9 @@ def test_passed_phases_are_checkpoints_on_the_runs_branch_and_nothing_of_the_per
     assert log == ["coord: PLAN-T P02 impl: P02 work", "coord: PLAN-T P01 impl: P01 work",
                    "coord: PLAN-T before coord", "start"]
     trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", "coord/PLAN-T")
-    assert trailers.splitlines() == ["Coord-Plan: PLAN-T", "Coord-Phase: P02", "Coord-Attempt: 1"]
+    attempt_id = db_rows(repo, "SELECT attempt_id FROM attempts WHERE phase_id='P02'")[0]["attempt_id"]
+    assert trailers.splitlines() == ["Coord-Plan: PLAN-T", "Coord-Phase: P02", "Coord-Attempt: 1",
+                                     f"Coord-Attempt-Id: {attempt_id}"]
     before = git(repo, "show", "coord/PLAN-T~2:README.md")
     assert before == "project, edited"  # the dirty tree became the "before coord" commit
     files = git(repo, "ls-tree", "-r", "--name-only", "coord/PLAN-T").splitlines()
@@ -126,3 +128,23 @@ def test_a_worker_whose_word_and_work_disagree_is_flagged_in_its_evidence(repo: 
     partly = next(check for check in evidence(repo, "P02", 1)["checks"] if check["name"] == "changes")
     assert partly["status"] == "warn"
     assert partly["detail"].startswith("the report names files this attempt did not change: README.md; it changed")
+
+
+def test_a_run_whose_state_was_deleted_sets_the_old_refs_aside_and_checkpoints_anew(repo: Path) -> None:
+    import shutil
+
+    from tests.helpers import store_file
+
+    plan = write_plan(repo, [shell_phase("P01", "echo $RANDOM$RANDOM > run.txt")])
+    assert coord(repo, "run", str(plan), "--headless").returncode == 0
+    first = git(repo, "rev-parse", "refs/coord/PLAN-T/P01/1")
+    shutil.rmtree(store_file(repo).parent)  # the state directory is gone; the repository keeps coord's refs
+    again = coord(repo, "run", str(plan), "--headless")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "moved to refs/coord-stale/" in again.stdout
+    assert git(repo, "rev-parse", "refs/coord/PLAN-T/P01/1") != first  # this run's attempt 1, not the old one
+    stale = git(repo, "for-each-ref", "--format=%(objectname)", "refs/coord-stale/").split()
+    assert first in stale
+    phases = git(repo, "log", "--format=%(trailers:key=Coord-Phase,valueonly)", "coord/PLAN-T").split()
+    assert phases == ["P01", "P01"]  # a new checkpoint, not the old one taken for it
+    assert git(repo, "show", "coord/PLAN-T:run.txt") == (repo / "run.txt").read_text().strip()

@@ -52,7 +52,7 @@ def test_parallel_phases_work_in_their_own_worktrees_and_merge_in_plan_order(rep
     result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "each attempt works in a worktree of its own" in result.stdout
-    assert "share one workdir" not in result.stdout  # the no-git warning is not given: worktrees keep them apart
+    assert "same workdir" not in result.stdout  # the no-git warning is not given: worktrees keep them apart
 
     assert checkpointed_phases(repo) == ["P01", "P02", "P03"]
     assert (repo / "both.txt").read_text() == "one\ntwo\n"  # the workspace holds every phase's work
@@ -146,3 +146,21 @@ def test_a_coordinator_killed_at_each_merge_step_ends_in_the_same_state(repo: Pa
     assert (repo / "one.txt").read_text() == "2\n" and (repo / "two.txt").read_text() == "two\n"
     assert {"one.txt", "two.txt"} <= set(git(repo, "ls-tree", "-r", "--name-only", "coord/PLAN-T").split())
     no_worktrees_left(repo)
+
+
+def test_a_workspace_inside_a_larger_repository_gets_its_counterpart_in_each_worktree(tmp_path: Path) -> None:
+    outer = git_repository(tmp_path / "mono", ("other/keep.txt", "not ours\n"), ("app/README.md", "app\n"))
+    workspace = outer / "app"
+    plan = write_plan(workspace, [
+        shell_phase("P01", "pwd > where-P01.txt", "echo one > one.txt"),
+        shell_phase("P02", "echo two > two.txt", "echo edited > ../other/keep.txt", depends_on=[]),
+    ])
+    result = coord(workspace, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    where = Path((workspace / "where-P01.txt").read_text().strip())
+    assert where.name == "app" and where.parent.name == "P01-1"
+    assert (workspace / "one.txt").exists() and (workspace / "two.txt").exists()
+    # Files are named relative to the workspace, like the rest of the evidence (the report's claims among them).
+    assert [item["path"] for item in evidence(workspace, "P01", 1)["git"]["files"]] == ["one.txt", "where-P01.txt"]
+    assert (outer / "other" / "keep.txt").read_text() == "edited\n"  # the repository outside it merges too
+    no_worktrees_left(outer)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from coordinator.git.checkpoints import Checkpoints
-from coordinator.git.repo import GitError
 from coordinator.git.worktrees import Worktrees
 from tests.helpers import git, git_repository
 
