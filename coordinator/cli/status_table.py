@@ -76,8 +76,8 @@ def print_status(report: dict[str, Any]) -> None:
                       f"{', '.join(unverified)} (`coord import SOURCE --with-progress --verify --force` re-runs it)",
                       style="yellow", highlight=False, markup=False)
     for worktree in report.get("worktrees") or []:
-        console.print(f"  worktree of {worktree['phase']} attempt {worktree['attempt']} "
-                      f"({worktree['attempt_state'] or 'unknown'}): {worktree['path']}"
+        attempt = f" attempt {worktree['attempt']} ({worktree['attempt_state']})" if worktree["attempt"] else ""
+        console.print(f"  worktree of {worktree['phase']}{attempt}: {worktree['path']}"
                       + (f" on {worktree['branch']}" if worktree["branch"] else ""), highlight=False, markup=False)
     if report.get("tampered"):
         console.print(f"tampered: {report['tampered']}", style="bold red", highlight=False, markup=False)

@@ -61,7 +61,7 @@ class WorktreeMixin(EngineCore):
         if not isinstance(record, dict):
             return None
         git_dir = record.get("git_dir")
-        return self.worktrees.placement(phase_id, number, Path(git_dir) if isinstance(git_dir, str) else None)
+        return self.worktrees.placement(phase_id, Path(git_dir) if isinstance(git_dir, str) else None)
 
     def _uses_worktree(self, phase: Phase, number: int) -> bool:
         if self.worktrees is None or self.checkpoints is None:
@@ -81,7 +81,7 @@ class WorktreeMixin(EngineCore):
         if start is None:
             return None
         before = self.checkpoints.before_attempt(phase.id, number, datetime.now(timezone.utc), start)
-        placement = self.worktrees.create(phase.id, number, before)
+        placement = self.worktrees.create(phase.id, before)
         write_json_atomic(self.paths.records_dir(self.plan.id, phase.id, number) / RECORD_FILE, {
             "root": str(placement.root), "branch": placement.branch, "before": before, "fork": start.fork,
             "git_dir": str(placement.repo.git_dir), "launched": time.time()})
@@ -194,7 +194,7 @@ class WorktreeMixin(EngineCore):
         if self._placement(phase_id, number) is None or self.worktrees is None:
             return
         try:
-            self.worktrees.remove(phase_id, number)
+            self.worktrees.remove(phase_id)
         except (GitError, OSError) as exc:
             self._notice(f"cannot remove {phase_id} attempt {number}'s worktree: {exc}", level="warning",
                          phase_id=phase_id)
@@ -204,7 +204,7 @@ class WorktreeMixin(EngineCore):
         """At start: remove the run's worktrees whose attempts are over (a coordinator died before it could)."""
         if self.worktrees is None:
             return
-        keep = {(attempt.phase_id, attempt.number) for attempt in self.store.active_attempts(self.plan.id)}
+        keep = {attempt.phase_id for attempt in self.store.active_attempts(self.plan.id)}
         try:
             removed = self.worktrees.sweep(keep)
         except (GitError, OSError) as exc:

@@ -4,8 +4,9 @@ coord's state directory (out of the workspace, so no tool walking the person's t
 Who uses it: the engine's worktree steps (``engine.worktree_steps``) create one when an attempt launches in a run
 with ``--max-parallel`` above 1, and remove it once the attempt's verdict is recorded (its trees are kept as refs
 by ``git.checkpoints``); ``coord status`` lists the ones a run owns. Layout (docs/design.md §17):
-``STATE/worktrees/<plan>/<phase>-<attempt>`` checked out on ``refs/heads/coord/<plan>--<phase>``, with a snapshot
-index of its own beside it (``<phase>-<attempt>.index``).
+``STATE/worktrees/<plan>/<phase>`` checked out on ``refs/heads/coord/<plan>--<phase>``, with a snapshot index of
+its own beside it (``<phase>.index``). The path is the phase's, made anew for each attempt: an agent that finds
+its session to resume by the folder it runs in (Claude Code) finds it again in a remediation.
 
 ``git worktree add`` checks files out, so the repository's ``post-checkout`` hook runs as for any checkout; the
 only "force" used is ``git worktree remove --force``, for a worktree coord made whose files a worker left
@@ -31,10 +32,9 @@ def plan_folder(state_dir: Path, plan_id: str) -> Path:
     return state_dir / "worktrees" / plan_id
 
 
-def attempt_of(name: str) -> tuple[str, int] | None:
-    """(phase id, attempt number) of a worktree's folder name (``P03-2``; its index ``P03-2.index``), or None."""
-    phase_id, _, number = name.removesuffix(INDEX_SUFFIX).rpartition("-")
-    return (phase_id, int(number)) if phase_id and number.isdigit() else None
+def phase_of(name: str) -> str:
+    """The phase id of a name in a plan's worktree folder (its worktree ``P03``, or its index ``P03.index``)."""
+    return name.removesuffix(INDEX_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,9 @@ class Placement:
 
 @dataclass(frozen=True)
 class OwnedWorktree:
-    """A worktree of the run's (for ``coord status`` and the clean-up at start)."""
+    """A worktree of the run's (for the clean-up at start)."""
 
     phase_id: str
-    number: int
     path: Path
     branch: str | None
 
@@ -81,41 +80,41 @@ class Worktrees:
         self.folder = plan_folder(folder, plan_id)
         self.workspace_in_repo = workspace_in_repo
 
-    def path(self, phase_id: str, number: int) -> Path:
-        return self.folder / f"{phase_id}-{number}"
+    def path(self, phase_id: str) -> Path:
+        return self.folder / phase_id
 
     def branch(self, phase_id: str) -> str:
         return f"refs/heads/coord/{self.plan_id}--{phase_id}"
 
-    def placement(self, phase_id: str, number: int, git_dir: Path | None = None) -> Placement:
-        """Where attempt ``number`` of ``phase_id`` works (whether or not its worktree exists); ``git_dir``: its
-        git directory, as recorded when it was made."""
-        root = self.path(phase_id, number)
+    def placement(self, phase_id: str, git_dir: Path | None = None) -> Placement:
+        """Where an attempt of ``phase_id`` works (whether or not its worktree exists); ``git_dir``: its git
+        directory, as recorded when it was made."""
+        root = self.path(phase_id)
         index = root.with_name(root.name + INDEX_SUFFIX)
         workspace = root if self.workspace_in_repo == "." else root / self.workspace_in_repo
         return Placement(root, workspace, self.branch(phase_id), Repo(root, index, git_dir))
 
-    def create(self, phase_id: str, number: int, commit: str) -> Placement:
-        """Check ``commit`` out in a new worktree for the attempt, on the phase's branch (made or moved there: a
-        branch only coord uses). A worktree left at that path by a crash is removed first.
+    def create(self, phase_id: str, commit: str) -> Placement:
+        """Check ``commit`` out in a new worktree for an attempt of the phase, on the phase's branch (made or moved
+        there: a branch only coord uses). A worktree left at that path (by a crash) is removed first.
 
         Raises:
             GitError: git failed.
         """
-        placement = self.placement(phase_id, number)
-        self.remove(phase_id, number)
+        placement = self.placement(phase_id)
+        self.remove(phase_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.repo.git("worktree", "add", "--quiet", "-B", placement.branch.removeprefix("refs/heads/"),
                       str(placement.root), commit)
         placement.workspace.mkdir(parents=True, exist_ok=True)
         git_dir = Path(Repo(placement.root, placement.repo.index_file).git("rev-parse", "--absolute-git-dir"))
-        return self.placement(phase_id, number, git_dir)
+        return self.placement(phase_id, git_dir)
 
-    def remove(self, phase_id: str, number: int) -> bool:
-        """Remove the attempt's worktree, its index and its branch (if no other worktree has it out); True when
+    def remove(self, phase_id: str) -> bool:
+        """Remove the phase's worktree, its index and its branch (if no other worktree has it out); True when
         there was something to remove. A folder git no longer knows (a crash in ``worktree add``, a worker that
         deleted its own worktree) is deleted and git's record of it pruned."""
-        placement = self.placement(phase_id, number)
+        placement = self.placement(phase_id)
         registered = {entry.path.resolve(): entry for entry in self.repo.worktrees()}
         entry = registered.pop(placement.root.resolve(), None)
         found = entry is not None or placement.root.exists()
@@ -135,26 +134,24 @@ class Worktrees:
         return found
 
     def owned(self) -> list[OwnedWorktree]:
-        """The run's worktrees git knows, by phase and attempt."""
+        """The run's worktrees git knows, by phase."""
         owned = []
         folder = self.folder.resolve()
         for entry in self.repo.worktrees():
             path = entry.path.resolve()
             if path.parent != folder:
                 continue
-            found = attempt_of(path.name) if not path.name.endswith(INDEX_SUFFIX) else None
-            if found is not None:
-                owned.append(OwnedWorktree(found[0], found[1], entry.path, entry.branch))
+            owned.append(OwnedWorktree(path.name, entry.path, entry.branch))
         return owned
 
-    def sweep(self, keep: set[tuple[str, int]]) -> list[str]:
-        """Remove every worktree of the run's (and every folder left in its directory) whose attempt is not in
-        ``keep`` (phase id, attempt number); returns the ``<phase>-<attempt>`` names removed."""
+    def sweep(self, keep: set[str]) -> list[str]:
+        """Remove every worktree of the run's (and everything left in its folder) but those of the phases in
+        ``keep`` (the ones with an attempt under way); returns the phases whose worktree was removed."""
         removed = []
-        names = {(item.phase_id, item.number) for item in self.owned()}
+        phases = {item.phase_id for item in self.owned()}
         if self.folder.is_dir():
-            names.update(found for child in self.folder.iterdir() if (found := attempt_of(child.name)))
-        for phase_id, number in sorted(names - keep):
-            if self.remove(phase_id, number):
-                removed.append(f"{phase_id}-{number}")
+            phases.update(phase_of(child.name) for child in self.folder.iterdir())
+        for phase_id in sorted(phases - keep):
+            if self.remove(phase_id):
+                removed.append(phase_id)
         return removed

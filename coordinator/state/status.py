@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from coordinator.git.worktrees import RECORD_FILE, attempt_of, plan_folder
+from coordinator.git.worktrees import INDEX_SUFFIX, RECORD_FILE, plan_folder
 from coordinator.paths import WorkspacePaths
 from coordinator.process.records import ExitRecord
 from coordinator.state.lock import is_locked
@@ -124,7 +124,7 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
             "tampered": plan.tampered if plan else None,
             "phases": phases,
             "totals": totals,
-            "worktrees": _worktrees(paths, plan_id, {(a.phase_id, a.number): a for a in store.attempts(plan_id)}),
+            "worktrees": _worktrees(paths, plan_id, by_phase),
         }
     finally:
         if own:
@@ -132,25 +132,27 @@ def collect_status(paths: WorkspacePaths, plan_id: str, now: float | None = None
 
 
 def _worktrees(paths: WorkspacePaths, plan_id: str,
-               attempts: dict[tuple[str, int], AttemptRecord]) -> list[dict[str, Any]]:
+               attempts: dict[str, list[AttemptRecord]]) -> list[dict[str, Any]]:
     """The run's worktrees on disk (``git.worktrees``), each ``{"phase", "attempt", "path", "branch",
-    "attempt_state"}``, read from the state directory without running git."""
+    "attempt_state"}`` (the phase's latest attempt that had a worktree), read without running git."""
     folder = plan_folder(paths.state_dir, plan_id)
     try:
-        names = sorted(child.name for child in folder.iterdir() if child.is_dir())
+        names = sorted(child.name for child in folder.iterdir()
+                       if child.is_dir() and not child.name.endswith(INDEX_SUFFIX))
     except OSError:
         return []
     found = []
-    for name in names:
-        key = attempt_of(name)
-        if key is None:
-            continue
-        record = read_json(paths.records_dir(plan_id, key[0], key[1]) / RECORD_FILE)
-        attempt = attempts.get(key)
-        found.append({"phase": key[0], "attempt": key[1], "path": str(folder / name),
-                      "branch": str(record.get("branch", "")).removeprefix("refs/heads/")
-                      if isinstance(record, dict) else None,
-                      "attempt_state": str(attempt.state) if attempt is not None else None})
+    for phase_id in names:
+        for attempt in reversed(attempts.get(phase_id, [])):
+            record = read_json(paths.records_dir(plan_id, phase_id, attempt.number) / RECORD_FILE)
+            if isinstance(record, dict):
+                found.append({"phase": phase_id, "attempt": attempt.number, "path": str(folder / phase_id),
+                              "branch": str(record.get("branch", "")).removeprefix("refs/heads/"),
+                              "attempt_state": str(attempt.state)})
+                break
+        else:
+            found.append({"phase": phase_id, "attempt": None, "path": str(folder / phase_id), "branch": None,
+                          "attempt_state": None})
     return found
 
 

@@ -58,7 +58,7 @@ def test_parallel_phases_work_in_their_own_worktrees_and_merge_in_plan_order(rep
     assert (repo / "both.txt").read_text() == "one\ntwo\n"  # the workspace holds every phase's work
     for phase_id in ("P01", "P02"):
         where = Path((repo / f"where-{phase_id}.txt").read_text().strip())
-        assert where.name == f"{phase_id}-1" and where != repo and not where.is_relative_to(repo)
+        assert where.name == phase_id and where != repo and not where.is_relative_to(repo)
     merge = evidence(repo, "P02", 1)["git"]["merge"]
     assert merge["conflicts"] == [] and git(repo, "rev-parse", "refs/coord-merge/PLAN-T/P02/1") == merge["merged"]
     assert [item["path"] for item in evidence(repo, "P02", 1)["git"]["files"]] == ["two.txt", "where-P02.txt"]
@@ -158,7 +158,7 @@ def test_a_workspace_inside_a_larger_repository_gets_its_counterpart_in_each_wor
     result = coord(workspace, "run", str(plan), "--headless", "--max-parallel", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     where = Path((workspace / "where-P01.txt").read_text().strip())
-    assert where.name == "app" and where.parent.name == "P01-1"
+    assert where.name == "app" and where.parent.name == "P01"
     assert (workspace / "one.txt").exists() and (workspace / "two.txt").exists()
     # Files are named relative to the workspace, like the rest of the evidence (the report's claims among them).
     assert [item["path"] for item in evidence(workspace, "P01", 1)["git"]["files"]] == ["one.txt", "where-P01.txt"]

@@ -30,11 +30,11 @@ def start_in_worktree(checkpoints: Checkpoints, worktrees: Worktrees, phase_id: 
     start = checkpoints.start_point(phase_id, None, "attempt")
     assert start is not None
     before = checkpoints.before_attempt(phase_id, 1, WHEN, start)
-    return worktrees.create(phase_id, 1, before).root
+    return worktrees.create(phase_id, before).root
 
 
 def end_in_worktree(checkpoints: Checkpoints, worktrees: Worktrees, phase_id: str) -> None:
-    assert checkpoints.after_attempt(phase_id, 1, WHEN, worktrees.placement(phase_id, 1).repo) is not None
+    assert checkpoints.after_attempt(phase_id, 1, WHEN, worktrees.placement(phase_id).repo) is not None
 
 
 def test_two_attempts_in_worktrees_merge_cleanly_then_conflict(checkpoints: Checkpoints, tmp_path: Path) -> None:
@@ -84,9 +84,9 @@ def test_a_failed_merge_is_undone_and_the_worktrees_are_removed(checkpoints: Che
     assert not (workspace / "added.txt").exists() and (workspace / "shared.txt").read_text() == "a\nb\nc\n"
     assert (workspace / "mine.txt").exists()  # the working tree as it was before the merge, edits included
 
-    stray = worktrees.path("P09", 3)
+    stray = worktrees.path("P09")
     stray.mkdir(parents=True)  # a crash in `git worktree add`
-    assert worktrees.sweep(keep=set()) == ["P01-1", "P09-3"]
+    assert worktrees.sweep(keep={"P05"}) == ["P01", "P09"]
     assert worktrees.owned() == [] and not root.exists() and not stray.exists()
     assert git(workspace, "branch", "--list", "coord/PLAN-X--*") == ""
     assert git(workspace, "worktree", "list", "--porcelain").count("worktree ") == 1
@@ -96,7 +96,7 @@ def test_a_worktree_whose_git_file_a_worker_deleted_is_never_taken_for_another_r
         checkpoints: Checkpoints, tmp_path: Path) -> None:
     worktrees = Worktrees(checkpoints.repo, "PLAN-X", tmp_path / "state", ".")
     outer = git_repository(tmp_path / "state", ("outer.txt", "someone else's\n"))  # a home folder under git
-    placement = worktrees.create("P01", 1, checkpoints.tip() or "")
+    placement = worktrees.create("P01", checkpoints.tip() or "")
     assert placement.repo.git_dir is not None  # named when it was made, before any worker ran
     (placement.root / "work.txt").write_text("done\n")
     (placement.root / ".git").unlink()
