@@ -125,6 +125,11 @@ class EngineState:
     """Attempts being judged, by attempt id."""
     launching: dict[str, Launching] = field(default_factory=dict)
     """Attempts spawned whose supervisors have not written their identity yet, by attempt id."""
+    merge_waiting: set[str] = field(default_factory=set)
+    """Ended attempts in worktrees waiting for their turn to merge (``engine.worktree_steps``), by attempt id: they
+    do not count against ``--max-parallel``."""
+    stopped_waiting: set[str] = field(default_factory=set)
+    """Of those, the ones a person stopped (``coord stop``): judged as stopped, never merged."""
 
 
 class EngineCore:

@@ -138,6 +138,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
                 self._notice(f"{self.listener.error}; completion is detected by polling", level="warning")
                 self.listener = None
         self._adopt_unrecorded_workers()
+        self._git_adopted()
         self._reattach()
         if self.options.remediate_only is not None:
             self._start_person_remediation(self.options.remediate_only)
@@ -329,7 +330,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
                 continue
             if self.paused or item.action == Action.WAIT:
                 continue
-            if len(self.store.active_attempts(self.plan.id)) >= self.options.max_parallel:
+            if len(self.store.active_attempts(self.plan.id)) - len(self.state.merge_waiting) >= \
+                    self.options.max_parallel:
                 return
             if self._budget_spent():
                 return
@@ -451,6 +453,10 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         judging = self.state.judging.get(attempt.attempt_id)
         if judging is not None:
             judging.stopped_by_person = True
+        if attempt.attempt_id in self.state.merge_waiting:  # not merged yet: it never will be
+            self.state.stopped_waiting.add(attempt.attempt_id)
+            self.state.merge_waiting.discard(attempt.attempt_id)
+            self.state.wake = True
         self._notice(f"{attempt.phase_id} attempt {attempt.number}: stopped by a person (coord stop) while its "
                      "checks ran; ending its verification commands", phase_id=attempt.phase_id)
         # Signalled, not killed and reaped here: the judge's own wait must see how they ended (a child reaped

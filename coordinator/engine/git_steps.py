@@ -33,11 +33,6 @@ class GitMixin(WorktreeMixin):
             if checkpoints is None:
                 return
             tip = checkpoints.begin_run(datetime.now(timezone.utc))
-            if not self.store.attempts(self.plan.id):  # a new store: refs of an earlier one's attempts go aside
-                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-                if moved := checkpoints.set_aside_stale_refs(stamp):
-                    self._notice(f"git: {moved} attempt ref(s) of an earlier run of {self.plan.id} (whose state was "
-                                 f"deleted) moved to refs/coord-stale/{stamp}/", level="warning")
         except (GitError, ValueError, OSError) as exc:
             self._git_failed(exc)
             return
@@ -47,11 +42,26 @@ class GitMixin(WorktreeMixin):
                     f"({self.worktrees.folder}), merged back in plan order") if self.options.max_parallel > 1 else ""
         self._notice(f"git: checkpoints go to {checkpoints.branch.removeprefix('refs/heads/')} (at {tip[:12]}); "
                      f"your HEAD, index and branches are not touched, and no hook runs for these snapshots{parallel}")
+
+    def _git_adopted(self) -> None:
+        """Once the workers an earlier coordinator left are adopted: set aside the attempt refs of an earlier
+        store (a run whose store is new, no attempt adopted), and remove worktrees no attempt under way has."""
+        if self.checkpoints is None:
+            return
+        if not self.store.attempts(self.plan.id):
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            try:
+                moved = self.checkpoints.set_aside_stale_refs(stamp)
+            except GitError as exc:
+                self._git_failed(exc)
+                return
+            if moved:
+                self._notice(f"git: {moved} attempt ref(s) of an earlier run of {self.plan.id} (whose state was "
+                             f"deleted) moved to refs/coord-stale/{stamp}/", level="warning")
         self._sweep_worktrees()
 
     def _git_failed(self, exc: Exception) -> None:
-        self.checkpoints = None
-        self.worktrees = None
+        self.checkpoints = None  # self.worktrees stays: attempts in worktrees keep theirs, and their work
         self._notice(f"git: {exc}; going on without checkpoints", level="warning")
 
     def _git_before(self, phase: Phase, number: int, is_remediation: bool) -> Placement | None:
@@ -64,9 +74,8 @@ class GitMixin(WorktreeMixin):
         if self._uses_worktree(phase, number):
             try:
                 return self._worktree_launch(phase, number, is_remediation)
-            except (GitError, OSError) as exc:
-                self._git_failed(exc)
-                return None
+            except (GitError, OSError) as exc:  # this attempt's failure to start, not the run's: it never shares
+                raise GitError(f"cannot check out its worktree: {exc}") from exc
         try:
             if is_remediation and phase.policy.remediation_base == "checkpoint":
                 tip = self.checkpoints.restore_checkpoint()
@@ -113,7 +122,11 @@ class GitMixin(WorktreeMixin):
             commit = self.checkpoints.checkpoint(phase.id, number, phase.title, phase.kind, verdict.label,
                                                  verdict.reason, datetime.now(timezone.utc), merged_tree, attempt_id)
         except (GitError, OSError) as exc:
-            self._git_failed(exc)
+            if self._placement(phase.id, number) is None:
+                self._git_failed(exc)
+            else:  # attempts in worktrees need git to go on: this one's checkpoint is lost, not the run's git
+                self._notice(f"{phase.id} attempt {number}: git: {exc}; its verdict stands without a checkpoint",
+                             level="warning", phase_id=phase.id)
             return verdict
         failpoints.hit("git.after_checkpoint")
         return dataclasses.replace(verdict, git={**verdict.git, "checkpoint": commit})

@@ -57,6 +57,8 @@ class JudgingMixin(EngineCore):
 
     def _finish_attempt(self, attempt: AttemptRecord) -> None:
         """Judge an ended attempt: summary, checks, verdict, then the phase's next state. Idempotent."""
+        if attempt.attempt_id in self.state.merge_waiting and self._merge_waits(attempt):
+            return  # still not its turn to merge (looked at again on each file poll)
         phase = self.plan.phase(attempt.phase_id)
         exit_record = self.executor.result(self._handle(attempt))
         failpoints.hit("finish.after_exit_read")
@@ -94,12 +96,15 @@ class JudgingMixin(EngineCore):
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         changes = self._git_after(phase, attempt.number)  # its tree kept as a ref before any remediation resets it
         if self._merge_waits(attempt):
+            self.state.merge_waiting.add(attempt.attempt_id)
             return  # checking, and judged when the merges before it are done (the file poll comes back to it)
+        self.state.merge_waiting.discard(attempt.attempt_id)
         placement = self._placement(phase.id, attempt.number)
         changes, unmerged = self._merge_attempt(phase, attempt, changes, stopped=stop_reason is not None)
         if unmerged is not None:
-            self.state.judging[attempt.attempt_id] = Judging(future=settled(unmerged), phase=phase,
-                                                             number=attempt.number, stopped_by_person=False)
+            self.state.judging[attempt.attempt_id] = Judging(
+                future=settled(unmerged), phase=phase, number=attempt.number,
+                stopped_by_person=attempt.attempt_id in self.state.stopped_waiting)
             return
         records_dir = self.paths.records_dir(self.plan.id, phase.id, attempt.number)
         self._flag_markers_written_for_others(phase, attempt.number, records_dir)
@@ -125,7 +130,7 @@ class JudgingMixin(EngineCore):
             records_dir=records_dir,
             forged_marker=read_json(self.paths.records_phase_dir(self.plan.id, phase.id) / baseline.FORGED_MARKER),
             git=changes,
-            protected_root=placement.workspace if placement is not None else None,
+            worker_root=placement.workspace if placement is not None else None,
         )
         # Verification commands may run for minutes: judge on a thread so the loop keeps serving pushes,
         # commands and the hang policy of other attempts meanwhile.
@@ -262,3 +267,4 @@ class JudgingMixin(EngineCore):
         self.store.commit_verdict(attempt_id, attempt_state, verdict.label, verdict.reason, verdict.source,
                                   outcome.state, outcome.reason, events, uncounted=uncounted)
         self._release_worktree(phase.id, number)
+        self.state.stopped_waiting.discard(attempt_id)

@@ -210,7 +210,7 @@ class LaunchMixin(EngineCore):
             unverified_dependencies=self._unverified_ancestors(phase)), inside=self.workspace)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
-                                     self._other_markers(phase), protected_root=workspace),
+                                     self._other_markers(phase), worker_root=workspace),
                        records_dir, attempt_dir, self.workspace)
         workdir = workspace / phase.workdir
         profile = self.plan.agents[phase.agent]
@@ -224,7 +224,7 @@ class LaunchMixin(EngineCore):
             "COORD_PHASE_ID": phase.id,
             "COORD_ATTEMPT": str(number),
             "COORD_REMEDIATION": "1" if is_remediation else "0",
-            "COORD_WORKSPACE": self.plan.workspace,
+            "COORD_WORKSPACE": str(workspace) if placement is not None else self.plan.workspace,
             "COORD_REPORT_PATH": str(workspace / artifacts.report),
             "COORD_COMPLETED_PATH": str(workspace / artifacts.completed),
             "COORD_PROMPT_FILE": str(prompt_path),

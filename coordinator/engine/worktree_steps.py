@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.engine.core import EngineCore
+from coordinator.git.checkpoints import AttemptMerge
 from coordinator.git.repo import GitError
 from coordinator.git.worktrees import RECORD_FILE, Placement
 from coordinator.judge.verdict import CheckResult, Verdict
@@ -82,6 +83,7 @@ class WorktreeMixin(EngineCore):
             return None
         before = self.checkpoints.before_attempt(phase.id, number, datetime.now(timezone.utc), start)
         placement = self.worktrees.create(phase.id, before)
+        (placement.workspace / phase.workdir).mkdir(parents=True, exist_ok=True)  # an empty or ignored folder
         write_json_atomic(self.paths.records_dir(self.plan.id, phase.id, number) / RECORD_FILE, {
             "root": str(placement.root), "branch": placement.branch, "before": before, "fork": start.fork,
             "git_dir": str(placement.repo.git_dir), "launched": time.time()})
@@ -94,13 +96,18 @@ class WorktreeMixin(EngineCore):
         merged yet. A merge already recorded for it goes on (it was under way when a coordinator died)."""
         if self._placement(attempt.phase_id, attempt.number) is None or self.checkpoints is None:
             return False
-        if self.checkpoints.repo.resolve(self.checkpoints.merge_ref(attempt.phase_id, attempt.number)):
+        if attempt.attempt_id in self.state.stopped_waiting or self.checkpoints.repo.resolve(
+                self.checkpoints.merge_ref(attempt.phase_id, attempt.number)):
             return False
         order = {phase.id: phase.index for phase in self.plan.phases}
         # The store's times are whole seconds, rounded down: one launched in the second it ended counts as before.
         ended = (epoch_seconds(attempt.ended_at) or time.time()) + 1.0
         for other in self.store.active_attempts(self.plan.id):
-            if other.attempt_id == attempt.attempt_id or self._placement(other.phase_id, other.number) is None:
+            if other.attempt_id == attempt.attempt_id:
+                continue
+            if self._placement(other.phase_id, other.number) is None:
+                if other.state in (AttemptState.RUNNING, AttemptState.LAUNCHING):
+                    return True  # a worker editing the working tree itself (a run started one at a time)
                 continue
             if other.state == AttemptState.CHECKING and self.checkpoints.repo.resolve(
                     self.checkpoints.merge_ref(other.phase_id, other.number)):
@@ -119,8 +126,17 @@ class WorktreeMixin(EngineCore):
         checks cannot run (a conflict, a worktree gone), the verdict. An attempt stopped or hung is not merged
         (its checks are skipped)."""
         placement = self._placement(phase.id, attempt.number)
-        if placement is None or self.checkpoints is None or stopped:
+        if placement is None or stopped:
             return changes, None
+        if self.checkpoints is None:
+            reason = (f"git failed earlier in this run (see its warning), so its work cannot be merged; it stays in "
+                      f"its worktree {placement.root}")
+            return changes, Verdict(passed=False, reason=reason, checks=(CheckResult("merge", "fail", reason),))
+        if attempt.attempt_id in self.state.stopped_waiting:
+            reason = (f"stopped by a person (coord stop) while it waited to be merged; its work was not merged "
+                      f"(its tree is {self.checkpoints.attempt_ref(phase.id, attempt.number)})")
+            return changes, Verdict(passed=False, reason=reason, git=changes,
+                                    checks=(CheckResult("merge", "skipped", reason),))
         if changes is None:
             reason = (f"its worktree {placement.root} is gone or unreadable, so its work cannot be taken"
                       if not placement.root.is_dir() else "coord could not record its worktree's tree (see the "
@@ -185,15 +201,25 @@ class WorktreeMixin(EngineCore):
             return None
         if verdict.passed:
             return self.checkpoints.tree_of(str(merge["merged"]))
-        self.checkpoints.repo.restore(self.checkpoints.tree_of(str(merge["into"])), self.checkpoints.exclude)
+        merged = str(merge["merged"])
+        kept = self.checkpoints.undo_merge(AttemptMerge(str(merge["into"]), merged, self.checkpoints.tree_of(merged),
+                                                        ()), datetime.now(timezone.utc))
+        if kept:
+            self._notice(f"the failed attempt's changes to {', '.join(kept[:10])} could not be taken back out of the "
+                         f"working tree (they were changed again since the merge); the working tree keeps them",
+                         level="warning")
         failpoints.hit("git.after_merge_undone")
         return None
 
     def _release_worktree(self, phase_id: str, number: int) -> None:
-        """Remove a judged attempt's worktree (its trees are refs); attempts waiting to merge may go now."""
-        if self._placement(phase_id, number) is None or self.worktrees is None:
-            return
+        """Remove a judged attempt's worktree, its tree kept as a ref first (a lost attempt's was never taken);
+        attempts waiting to merge may go now."""
+        placement = self._placement(phase_id, number)
+        if placement is None or self.worktrees is None or self.checkpoints is None:
+            return  # without git its tree cannot be kept: the worktree stays, with the work
         try:
+            if placement.root.is_dir():
+                self.checkpoints.after_attempt(phase_id, number, datetime.now(timezone.utc), placement.repo)
             self.worktrees.remove(phase_id)
         except (GitError, OSError) as exc:
             self._notice(f"cannot remove {phase_id} attempt {number}'s worktree: {exc}", level="warning",

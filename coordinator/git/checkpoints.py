@@ -183,7 +183,7 @@ class Checkpoints:
         ref = self.attempt_ref(phase_id, number)
         after = self.repo.resolve(ref)
         if after is None:
-            tree = (source or self.repo).snapshot(self.exclude)
+            tree = (source or self.repo).snapshot(self.exclude, self.tree_of(before) if source else None)
             after = self.repo.commit(tree, [before], f"coord: {phase_id} attempt {number} ended\n", git_date(moment))
             self.repo.move_ref(ref, after, None)
         return AttemptChanges(before, after, tuple(self.repo.changes(before, after, self.workspace_in_repo)))
@@ -261,31 +261,36 @@ class Checkpoints:
     def merge_attempt(self, phase_id: str, number: int, moment: datetime) -> AttemptMerge | None:
         """Merge an attempt's tree (from its worktree) into the working tree's, three-way from the commit it
         forked from, without touching either: the working tree is snapshotted as ``refs/coord-tree/…`` and the
-        result kept as ``refs/coord-merge/…``, once (after a crash the same merge is found, never redone on a
-        changed tree). None when the attempt's trees were not recorded.
+        result kept as ``refs/coord-merge/…``. Once that ref exists the merge is found again as it was (after a
+        crash, never redone on a changed tree); until then it is taken afresh. None when the attempt's trees
+        were not recorded.
 
         Raises:
-            GitError: git failed.
+            GitError: git failed, or a recorded merge does not hold the merge of its own parents.
         """
-        before = self.repo.resolve(self.before_ref(phase_id, number))
         after = self.repo.resolve(self.attempt_ref(phase_id, number))
         fork = self.repo.resolve(f"{self.before_ref(phase_id, number)}^1")
-        if before is None or after is None or fork is None:
+        if after is None or fork is None:
             return None
-        ours = self.repo.resolve(self.ours_ref(phase_id, number))
-        if ours is None:
+        ours_ref, merge_ref = self.ours_ref(phase_id, number), self.merge_ref(phase_id, number)
+        merged = self.repo.resolve(merge_ref)
+        if merged is None:  # a snapshot taken before a crash may be stale: other merges may have come since
             ours = self.repo.commit(self.repo.snapshot(self.exclude), [fork],
                                     f"coord: the working tree {phase_id} attempt {number} is merged into\n",
                                     git_date(moment))
-            self.repo.move_ref(self.ours_ref(phase_id, number), ours, None)
+            if not self.repo.move_ref(ours_ref, ours, self.repo.resolve(ours_ref)):
+                raise GitError(f"{ours_ref} moved while coord was merging {phase_id}")
+        else:
+            ours = self.repo.git("rev-parse", f"{merged}^1")
         # By ref name, so the conflict markers say which side is which.
-        result = self.repo.merge(self.ours_ref(phase_id, number), self.attempt_ref(phase_id, number))
-        merged = self.repo.resolve(self.merge_ref(phase_id, number))
+        result = self.repo.merge(ours_ref, self.attempt_ref(phase_id, number))
         if merged is None:
             state = f"conflicts in {len(result.conflicts)} file(s)" if result.conflicts else "clean"
             merged = self.repo.commit(result.tree, [ours, after],
                                       f"coord: merge {phase_id} attempt {number} ({state})\n", git_date(moment))
-            self.repo.move_ref(self.merge_ref(phase_id, number), merged, None)
+            self.repo.move_ref(merge_ref, merged, None)
+        if self.tree_of(merged) != result.tree or self.repo.resolve(ours_ref) != ours:
+            raise GitError(f"{merge_ref} does not hold the merge of {ours_ref} and the attempt's tree")
         hunks = "\n".join(conflict_hunks(path, self.repo.read_blob(result.tree, path)) for path in result.conflicts)
         return AttemptMerge(ours, merged, result.tree, result.conflicts, hunks)
 
@@ -293,9 +298,29 @@ class Checkpoints:
         """Make the working tree the merged tree (a clean merge: verification runs on it)."""
         self.repo.restore(merge.tree, self.exclude)
 
-    def undo_merge(self, merge: AttemptMerge) -> None:
-        """Put the working tree back as it was before the merge (the attempt failed on the merged tree)."""
-        self.repo.restore(self.tree_of(merge.ours), self.exclude)
+    def undo_merge(self, merge: AttemptMerge, moment: datetime) -> tuple[str, ...]:
+        """Take the attempt's changes back out of the working tree (the attempt failed on the merged tree): the
+        merge reverted three-way, so what changed in the working tree since (a person's edits, files the
+        verification wrote) stays. Returns the files that could not be reverted for such a change (left as
+        they are), empty when all went back.
+
+        Raises:
+            GitError: git failed.
+        """
+        now = self.repo.snapshot(self.exclude)
+        if now == merge.tree:  # nothing else changed: straight back
+            self.repo.restore(self.tree_of(merge.ours), self.exclude)
+            return ()
+        # Both sides as children of the merge: the merge base is then the merged tree, and the result is the
+        # working tree now less what the merge brought.
+        current = self.repo.commit(now, [merge.merged], "coord: the working tree now\n", git_date(moment))
+        reverted = self.repo.commit(self.tree_of(merge.ours), [merge.merged],
+                                    "coord: the merge taken back\n", git_date(moment))
+        result = self.repo.merge(current, reverted)
+        if result.conflicts:
+            return result.conflicts
+        self.repo.restore(result.tree, self.exclude)
+        return ()
 
     def restore_checkpoint(self) -> str | None:
         """Put the working tree back to the run branch's tip (``remediation_base: checkpoint``); returns the tip,

@@ -126,15 +126,21 @@ class Repo:
         found = self.git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return found or None
 
-    def snapshot(self, exclude: Sequence[str] = ()) -> str:
+    def snapshot(self, exclude: Sequence[str] = (), base: str | None = None) -> str:
         """The tree of the working tree as it is now (tracked and untracked files, ``.gitignore`` respected),
-        built in coord's own index; ``exclude`` lists workspace-relative paths left out (coord's ``tmp/``)."""
+        built in coord's own index; ``exclude`` lists workspace-relative paths left out (coord's ``tmp/``).
+
+        The index starts from ``base`` (a tree; default HEAD's), so a submodule that is not checked out (an empty
+        folder, as in a new worktree) keeps its commit instead of being taken as deleted."""
         env = {"GIT_INDEX_FILE": str(self.index_file)}
         self.index_file.parent.mkdir(parents=True, exist_ok=True)
-        self.git("read-tree", "--empty", env=env)
+        start = base or (f"{head}^{{tree}}" if (head := self.head()) else None)
+        self.git("read-tree", *([start] if start else ["--empty"]), env=env)
         self.git("add", "--all", "--", ":/", env=env)
-        if exclude:  # removed after, not excluded by pathspec: git refuses a pathspec that names ignored files
-            self.git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *(f":/{path}" for path in exclude),
+        # Removed after, not excluded by pathspec (git refuses a pathspec that names ignored files); forced, as
+        # a file there that changed since `add` (a worker's log) would otherwise make `rm --cached` refuse.
+        if exclude:
+            self.git("rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", *(f":/{path}" for path in exclude),
                      env=env)
         return self.git("write-tree", env=env)
 

@@ -126,12 +126,31 @@ class Worktrees:
         if placement.root.exists():
             shutil.rmtree(placement.root, ignore_errors=True)
         placement.repo.index_file.unlink(missing_ok=True)
-        self.repo.git("worktree", "prune")
+        if entry is not None and (admin := self._admin_dir(placement.root)) is not None:
+            shutil.rmtree(admin, ignore_errors=True)  # git's record of it: `worktree prune` would drop others' too
         if entry is not None and entry.branch == placement.branch and \
                 all(other.branch != placement.branch for other in registered.values()):
             if entry.head:
                 self.repo.git("update-ref", "-d", placement.branch, entry.head, check=False)
         return found
+
+    def _admin_dir(self, root: Path) -> Path | None:
+        """The folder in the repository's ``worktrees/`` that records the worktree at ``root`` (its ``gitdir``
+        file names ``root/.git``), or None."""
+        common = Path(self.repo.git("rev-parse", "--git-common-dir"))
+        folder = (common if common.is_absolute() else self.repo.root / common) / "worktrees"
+        try:
+            candidates = list(folder.iterdir())
+        except OSError:
+            return None
+        for candidate in candidates:
+            try:
+                named = Path((candidate / "gitdir").read_text(encoding="utf-8").strip())
+            except OSError:
+                continue
+            if named.parent.resolve() == root.resolve():
+                return candidate
+        return None
 
     def owned(self) -> list[OwnedWorktree]:
         """The run's worktrees git knows, by phase."""

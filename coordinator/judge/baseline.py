@@ -31,7 +31,7 @@ wrote."""
 
 def take(workspace: Path, protected_patterns: tuple[str, ...], evidence_paths: tuple[str, ...],
          other_markers: Mapping[str, tuple[str, int]] | None = None,
-         protected_root: Path | None = None) -> dict[str, Any]:
+         worker_root: Path | None = None) -> dict[str, Any]:
     """The baseline as a JSON object.
 
     Args:
@@ -40,8 +40,8 @@ def take(workspace: Path, protected_patterns: tuple[str, ...], evidence_paths: t
         evidence_paths: workspace-relative report and marker paths.
         other_markers: phase id -> (workspace-relative marker path, its attempts so far), for the plan's other
             phases that have no attempt under way.
-        protected_root: where the protected files are hashed, when not in the workspace (the attempt's
-            worktree).
+        worker_root: where the worker works, when not in the workspace (its worktree): the protected files and
+            the evidence files are taken there; the other phases' markers always in the workspace.
 
     Returns:
         ``{"protected": {"patterns", "files"} | {"patterns", "error"}, "evidence": {path: identity | None},
@@ -52,10 +52,11 @@ def take(workspace: Path, protected_patterns: tuple[str, ...], evidence_paths: t
     if protected_patterns:
         try:
             guarded = {"patterns": list(protected_patterns),
-                       "files": protected.snapshot(protected_root or workspace, protected_patterns)}
+                       "files": protected.snapshot(worker_root or workspace, protected_patterns)}
         except (OverflowError, OutsideWorkspace, OSError) as exc:
             guarded = {"patterns": list(protected_patterns), "error": str(exc)}
-    return {"protected": guarded, "evidence": {path: file_identity(workspace, path) for path in evidence_paths},
+    return {"protected": guarded,
+            "evidence": {path: file_identity(worker_root or workspace, path) for path in evidence_paths},
             "other_markers": {phase_id: [path, file_identity(workspace, path), attempts]
                               for phase_id, (path, attempts) in (other_markers or {}).items()}}
 

@@ -72,9 +72,10 @@ class JudgeInput:
             (``ExitRecord.output_disk_full``), so a failure is most likely its writes failing.
         git: in a git working tree, what the attempt changed (``git.checkpoints.AttemptChanges.to_dict``), or
             None; it becomes the verdict's ``git`` and the ``changes`` check.
-        protected_root: where the ``protected`` files are compared with the launch's snapshot: the worktree the
-            attempt worked in (other phases' merges may change the workspace's copies meanwhile); None: the
-            workspace.
+        worker_root: where the worker worked when not in the workspace (its worktree): its report, marker and
+            ``protected`` files are judged there, against the launch's baseline taken there (the workspace's
+            copies may change with other phases' merges, or hold an earlier attempt's); None: the workspace.
+            Verification runs in the workspace either way.
     """
 
     workspace: Path
@@ -97,7 +98,12 @@ class JudgeInput:
     records_dir: Path | None = None
     forged_marker: Mapping[str, Any] | None = None
     git: Mapping[str, Any] | None = None
-    protected_root: Path | None = None
+    worker_root: Path | None = None
+
+    @property
+    def evidence_root(self) -> Path:
+        """Where the worker's evidence files are read: its worktree, or the workspace."""
+        return self.worker_root or self.workspace
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -308,7 +314,7 @@ def check_protected(inp: JudgeInput, launch_baseline: dict[str, Any] | None) -> 
     if record.get("error"):
         return CheckResult("protected", "fail", f"cannot check the protected files: {record['error']}")
     try:
-        after = protected.snapshot(inp.protected_root or inp.workspace, inp.phase.protected)
+        after = protected.snapshot(inp.evidence_root, inp.phase.protected)
     except (OverflowError, OutsideWorkspace, OSError) as exc:
         return CheckResult("protected", "fail", f"cannot check the protected files: {exc}")
     changed = protected.changes(record.get("files") or {}, after)
@@ -341,7 +347,7 @@ def check_changes(inp: JudgeInput, report: str) -> CheckResult:
     if not work and inp.phase.kind == "impl":
         return CheckResult("changes", "warn", f"{span}an impl attempt that changed no file")
     claimed = {path for path in _CLAIMED_PATH_RE.findall(report)
-               if not path.startswith("/") and ".." not in path.split("/") and (inp.workspace / path).is_file()}
+               if not path.startswith("/") and ".." not in path.split("/") and (inp.evidence_root / path).is_file()}
     unchanged = sorted(path for path in claimed if path not in files and not path.startswith("tmp/")
                        and path != inp.report_path and path != inp.completed_path)
     if unchanged:
@@ -382,7 +388,7 @@ def judge(inp: JudgeInput) -> Verdict:
     launch_baseline = baseline.read(inp.records_dir) if inp.records_dir is not None else None
 
     def left_over(relative: str) -> bool:
-        return baseline.untouched_since(launch_baseline, inp.workspace, relative)
+        return baseline.untouched_since(launch_baseline, inp.evidence_root, relative)
 
     exit_check = check_exit(inp)
     checks.append(exit_check)
@@ -398,7 +404,7 @@ def judge(inp: JudgeInput) -> Verdict:
         checks.append(CheckResult("report", "skipped", skipped_detail, path=inp.report_path))
     else:
         result, report_status = check_report(
-            inp.workspace, inp.report_path, _exit_phrase(inp.exit_code, inp.exit_signal),
+            inp.evidence_root, inp.report_path, _exit_phrase(inp.exit_code, inp.exit_signal),
             left_over=left_over(inp.report_path),
         )
         checks.append(result)
@@ -410,12 +416,12 @@ def judge(inp: JudgeInput) -> Verdict:
     else:
         forged = inp.forged_marker
         forged_by = str(forged.get("by")) if forged is not None and forged.get("identity") == baseline.file_identity(
-            inp.workspace, inp.completed_path) else None
-        checks.append(check_marker(inp.workspace, inp.phase.id, inp.completed_path,
+            inp.evidence_root, inp.completed_path) else None
+        checks.append(check_marker(inp.evidence_root, inp.phase.id, inp.completed_path,
                                    left_over=left_over(inp.completed_path), forged_by=forged_by))
 
     if inp.git is not None and not skip:
-        checks.append(check_changes(inp, report_text(inp.workspace, inp.report_path)))
+        checks.append(check_changes(inp, report_text(inp.evidence_root, inp.report_path)))
 
     if inp.summary.call is not None and not skip:
         checks.append(check_call(inp.summary.call, inp.attempt_dir, inp.workspace))

@@ -6,13 +6,25 @@ and a coordinator SIGKILLed at every step of a merge restarted into the same fin
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import coord, git, git_repository, start_coord, wait_until, write_plan
+from tests.helpers import (
+    FIXTURES_DIR,
+    coord,
+    git,
+    git_repository,
+    start_coord,
+    status,
+    status_if_recorded,
+    wait_until,
+    write_plan,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +105,7 @@ def test_a_merge_conflict_fails_the_later_phase_and_its_remediation_resolves_it(
 
 def test_a_failed_verification_on_the_merged_tree_puts_the_workspace_back(repo: Path) -> None:
     plan = write_plan(repo, [shell_phase("P01", "echo $COORD_ATTEMPT > attempt.txt", "echo x >> README.md",
-                                         verify=["grep -qx 2 attempt.txt"])])
+                                         'pwd > "where-$COORD_ATTEMPT.txt"', verify=["grep -qx 2 attempt.txt"])])
     result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     first = evidence(repo, "P01", 1)
@@ -101,6 +113,8 @@ def test_a_failed_verification_on_the_merged_tree_puts_the_workspace_back(repo: 
     # The remediation continued from the failed attempt's merged tree, and its work is what landed.
     assert (repo / "attempt.txt").read_text() == "2\n"
     assert (repo / "README.md").read_text() == "project\nx\nx\n"
+    # A new worktree at the phase's one path: an agent that finds its session by folder resumes it there.
+    assert (repo / "where-1.txt").read_text() == (repo / "where-2.txt").read_text()
     assert checkpointed_phases(repo) == ["P01"]
     no_worktrees_left(repo)
 
@@ -141,7 +155,7 @@ def test_a_coordinator_killed_at_each_merge_step_ends_in_the_same_state(repo: Pa
     assert crashed.returncode == -9, crashed.stdout + crashed.stderr
     time.sleep(0.5)
     again = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
-    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.returncode == 0, crashed.stdout + "-- restarted --\n" + again.stdout + again.stderr
     assert sorted(checkpointed_phases(repo)) == ["P01", "P02"]  # none lost, none twice
     assert (repo / "one.txt").read_text() == "2\n" and (repo / "two.txt").read_text() == "two\n"
     assert {"one.txt", "two.txt"} <= set(git(repo, "ls-tree", "-r", "--name-only", "coord/PLAN-T").split())
@@ -164,3 +178,70 @@ def test_a_workspace_inside_a_larger_repository_gets_its_counterpart_in_each_wor
     assert [item["path"] for item in evidence(workspace, "P01", 1)["git"]["files"]] == ["one.txt", "where-P01.txt"]
     assert (outer / "other" / "keep.txt").read_text() == "edited\n"  # the repository outside it merges too
     no_worktrees_left(outer)
+
+
+def test_an_mcp_phase_in_a_worktree_writes_its_report_there_and_its_work_is_merged(repo: Path) -> None:
+    server = {"command": ["{{ coord.python }}", str(FIXTURES_DIR / "mcp_server.py")]}
+    plan = write_plan(repo, [
+        {"id": "P01", "kind": "impl", "title": "note", "agent": "mcp",
+         "mcp": {"server": "notes", "tool": "write_note", "arguments": {"path": "notes/P01.md", "text": "hello"}},
+         "verify": ["grep -qx hello notes/P01.md"]},
+        shell_phase("P02", "echo two > two.txt", depends_on=[]),
+    ], mcp_servers={"notes": server}, policy={"timeout": "20s"})
+    result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (repo / "notes" / "P01.md").read_text().strip() == "hello"
+    assert (repo / "reports" / "P01-worker.md").read_text().startswith("Status: PASS")
+    assert checkpointed_phases(repo) == ["P01", "P02"]
+
+
+def test_a_remediation_never_passes_on_the_failed_attempts_report_and_marker(repo: Path) -> None:
+    writes_evidence = ('if [ "$COORD_ATTEMPT" = 1 ]; then mkdir -p reports .completed; '
+                       'printf "Status: PASS\\n" > "$COORD_REPORT_PATH"; '
+                       'printf "# P01 completed\\n" > "$COORD_COMPLETED_PATH"; fi')
+    plan = write_plan(repo, [{"id": "P01", "kind": "impl", "title": "evidence once", "agent": "shell",
+                              "script": [writes_evidence, "echo $COORD_ATTEMPT > n.txt"],
+                              "verify": ["grep -qx 2 n.txt"]}])
+    result = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    second = evidence(repo, "P01", 2)
+    report = next(item for item in second["checks"] if item["name"] == "report")
+    assert report["status"] == "fail" and "left from before this attempt" in report["detail"]
+
+
+def test_a_lost_attempts_work_is_kept_and_its_remediation_continues_it(repo: Path) -> None:
+    plan = write_plan(repo, [shell_phase(
+        "P01", 'if [ "$COORD_ATTEMPT" = 1 ]; then echo half > half.txt; sleep 60; fi', "test -f half.txt")])
+    first = start_coord(repo, "run", str(plan), "--max-parallel", "2")
+    identity = repo / "tmp/PLAN-T/P01/1/identity.json"
+    wait_until(lambda: identity.exists() and (Path(status(repo)["worktrees"][0]["path"]) / "half.txt").exists())
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    os.killpg(json.loads(identity.read_text())["supervisor_pid"], signal.SIGKILL)  # the worker is lost with it
+    second = coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert git(repo, "show", "refs/coord/PLAN-T/P01/1:half.txt") == "half"  # taken before its worktree went
+    assert (repo / "half.txt").read_text() == "half\n" and checkpointed_phases(repo) == ["P01"]
+    no_worktrees_left(repo)
+
+
+def test_a_person_stops_an_attempt_waiting_to_merge_and_it_is_never_merged(repo: Path) -> None:
+    plan = write_plan(repo, [shell_phase("P01", "while [ ! -e go ]; do sleep 0.1; done"),
+                             shell_phase("P02", "echo two > two.txt", depends_on=[])],
+                      policy={"max_attempts": 1})
+    running = start_coord(repo, "run", str(plan), "--headless", "--max-parallel", "2")
+    try:
+        wait_until(lambda: any(item["phase"] == "P02" and item["attempt_state"] == "checking"
+                               for item in (status_if_recorded(repo) or {"worktrees": []})["worktrees"]), timeout=30)
+        stopped = coord(repo, "stop", "P02")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_until(lambda: status(repo)["phases"][1]["state"] != "running", timeout=30)
+        (Path(status(repo)["worktrees"][0]["path"]) / "go").write_text("")
+        running.wait(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert not (repo / "two.txt").exists()
+    assert "while it waited to be merged" in evidence(repo, "P02", 1)["reason"]
+    assert checkpointed_phases(repo) == ["P01"]
+    no_worktrees_left(repo)

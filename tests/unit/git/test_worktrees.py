@@ -80,9 +80,11 @@ def test_a_failed_merge_is_undone_and_the_worktrees_are_removed(checkpoints: Che
     assert merge is not None
     checkpoints.apply_merge(merge)
     assert (workspace / "added.txt").exists() and not (workspace / "shared.txt").exists()
-    checkpoints.undo_merge(merge)
+    (workspace / "during.txt").write_text("written while the checks ran\n")
+    assert checkpoints.undo_merge(merge, WHEN) == ()
     assert not (workspace / "added.txt").exists() and (workspace / "shared.txt").read_text() == "a\nb\nc\n"
-    assert (workspace / "mine.txt").exists()  # the working tree as it was before the merge, edits included
+    assert (workspace / "mine.txt").exists()  # a person's edit from before the merge stays
+    assert (workspace / "during.txt").exists()  # and one since: only what the merge brought is taken back
 
     stray = worktrees.path("P09")
     stray.mkdir(parents=True)  # a crash in `git worktree add`
@@ -104,3 +106,15 @@ def test_a_worktree_whose_git_file_a_worker_deleted_is_never_taken_for_another_r
     names = git(checkpoints.repo.root, "ls-tree", "-r", "--name-only", tree).split()
     assert "work.txt" in names and "shared.txt" in names and "outer.txt" not in names
     assert git(outer, "status", "--porcelain") == "?? worktrees/"
+
+
+def test_a_submodule_a_new_worktree_leaves_empty_keeps_its_commit(checkpoints: Checkpoints, tmp_path: Path) -> None:
+    library = git_repository(tmp_path / "lib", ("lib.txt", "library\n"))
+    workspace = checkpoints.repo.root
+    git(workspace, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(workspace, "commit", "-q", "-m", "add lib")
+    worktrees = Worktrees(checkpoints.repo, "PLAN-X", tmp_path / "state", ".")
+    placement = worktrees.create("P01", git(workspace, "rev-parse", "HEAD"))
+    assert not any((placement.root / "lib").iterdir())  # git checks submodules out only when asked
+    tree = placement.repo.snapshot(checkpoints.exclude, checkpoints.tree_of(git(workspace, "rev-parse", "HEAD")))
+    assert git(workspace, "ls-tree", tree, "lib").startswith("160000 commit ")  # not taken as deleted
