@@ -4,8 +4,8 @@ Who calls it: the engine, on an attempt that failed, with what the agent said (`
 message). A limit is not the worker's failure: the phase waits for the reset (``PhaseState.WAITING``) and then
 continues the same session. The texts, as the CLIs print them (docs/design.md §10):
 
-- codex: ``You've hit your usage limit. … try again at 12:16 PM.`` or ``… try again in 2 days 17 hours 3 minutes.``
-  (an ``error`` event, then ``turn.failed``);
+- codex: ``You've hit your usage limit. … try again at 12:16 PM.``, ``… try again at Dec 2nd, 2026 12:13 AM.`` (a
+  reset on another day) or ``… try again in 2 days 17 hours 3 minutes.`` (an ``error`` event, then ``turn.failed``);
 - Claude Code: ``You've hit your session limit · resets 12:50am (America/Los_Angeles)``, older versions
   ``Claude AI usage limit reached|1767225600`` (the reset as epoch seconds);
 - an API key out of credit: ``Quota exceeded`` / ``insufficient_quota`` / ``credit balance is too low`` (no reset
@@ -28,6 +28,10 @@ LIMIT_PATTERNS = (
 EPOCH_RESET = re.compile(r"limit reached\|(\d{9,11})")
 RELATIVE_RESET = re.compile(r"\bin\s+((?:\d+\s*(?:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)[\s,]*(?:and\s+)?)+)",
                             re.IGNORECASE)
+DATE_RESET = re.compile(r"(?:try again at|resets?(?: at| on)?)\s+([A-Z][a-z]{2,8})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?"
+                        r"(?:\s+(\d{4}),?)?\s+(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?", re.IGNORECASE)
+MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
 CLOCK_RESET = re.compile(r"(?:try again at|resets?(?: at)?)\s+(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?"
                          r"(?:\s*\(([A-Za-z_]+/[A-Za-z_/]+|UTC)\))?", re.IGNORECASE)
 UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -71,16 +75,28 @@ def _reset_time(line: str, now: datetime) -> float | None:
         seconds = sum(int(amount) * UNIT_SECONDS[unit[0].lower()]
                       for amount, unit in re.findall(r"(\d+)\s*([A-Za-z]+)", relative.group(1)))
         return (now + timedelta(seconds=seconds)).timestamp() if seconds else None
+    dated = DATE_RESET.search(line)
+    if dated and dated.group(1)[:3].lower() in MONTHS:
+        hour = _hour(int(dated.group(4)), dated.group(6))
+        minute = int(dated.group(5) or 0)
+        if hour is None or minute > 59:
+            return None
+        local_now = now.astimezone(now.tzinfo)
+        year = int(dated.group(3)) if dated.group(3) else local_now.year
+        try:
+            reset = local_now.replace(year=year, month=MONTHS[dated.group(1)[:3].lower()], day=int(dated.group(2)),
+                                      hour=hour, minute=minute, second=0, microsecond=0)
+        except ValueError:
+            return None
+        if dated.group(3) is None and reset < local_now - timedelta(days=1):
+            reset = reset.replace(year=year + 1)  # "Jan 2nd" said on Dec 31st: next year's
+        return reset.timestamp()
     clock = CLOCK_RESET.search(line)
     if clock:
-        hour, minute = int(clock.group(1)), int(clock.group(2) or 0)
-        meridiem = (clock.group(3) or "").replace(".", "").lower()
-        if meridiem == "pm" and hour < 12:
-            hour += 12
-        elif meridiem == "am" and hour == 12:
-            hour = 0
-        if hour > 23 or minute > 59:
+        found_hour, minute = _hour(int(clock.group(1)), clock.group(3)), int(clock.group(2) or 0)
+        if found_hour is None or minute > 59:
             return None
+        hour = found_hour
         zone = now.tzinfo
         if clock.group(4):
             try:
@@ -95,3 +111,13 @@ def _reset_time(line: str, now: datetime) -> float | None:
             reset += timedelta(minutes=1)  # the agent rounds to the minute: the reset is due within it
         return reset.timestamp()
     return None
+
+
+def _hour(hour: int, meridiem: str | None) -> int | None:
+    """The 24-hour hour of ``hour`` with an optional ``am``/``pm`` (dots allowed), or None when out of range."""
+    marker = (meridiem or "").replace(".", "").lower()
+    if marker == "pm" and hour < 12:
+        hour += 12
+    elif marker == "am" and hour == 12:
+        hour = 0
+    return hour if hour <= 23 else None

@@ -16,6 +16,11 @@ NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
     ("You've hit your usage limit. Upgrade to Pro or try again at 12:16 PM.",
      datetime(2026, 12, 1, 12, 16, tzinfo=timezone.utc)),
     ("You've hit your usage limit. Try again at 9:30 AM.", datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)),
+    # A reset on another day, as codex words it (seen from a real codex 0.169 against a scripted 429).
+    ("You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
+     "https://chatgpt.com/settings/usage to purchase more credits or try again at Dec 2nd, 2026 12:13 AM.",
+     datetime(2026, 12, 2, 0, 13, tzinfo=timezone.utc)),
+    ("You've hit your usage limit. Try again at Jan 3rd 9:05 PM.", datetime(2027, 1, 3, 21, 5, tzinfo=timezone.utc)),
     ("You've hit your usage limit. Upgrade to Plus or try again in 2 days 17 hours 3 minutes.",
      datetime(2026, 12, 4, 3, 3, tzinfo=timezone.utc)),
     ("You've hit your session limit · resets 12:50am (America/Los_Angeles)",
