@@ -58,15 +58,6 @@ class Turn:
     log: Path
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``doctor`` on the ``coord`` subcommand parser."""
-    doctor = commands.add_parser("doctor", help="check that each agent a plan uses works unattended")
-    doctor.add_argument("plan", nargs="?", help="the plan whose agent profiles to check (default: codex and claude)")
-    doctor.add_argument("--yes", action="store_true", help="run the tiny real turns without asking")
-    doctor.add_argument("--free-only", action="store_true", help="only the checks that cost nothing")
-    doctor.add_argument("--timeout", type=float, default=300.0, help="seconds each real turn may take (300)")
-
-
 def cmd_doctor(args: argparse.Namespace, workspace: Path) -> int:
     """Check every profile; print the table; 0 when no check failed, 1 otherwise."""
     from coordinator.cli.plan_args import load

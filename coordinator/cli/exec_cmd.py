@@ -21,10 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from coordinator.agents import AGENTS
 from coordinator.errors import ExitStatus, UsageError
 from coordinator.paths import WorkspacePaths
-from coordinator.plan.model import Policy
 from coordinator.util.files import read_json, write_atomic, write_json_atomic
 from coordinator.util.timefmt import now_iso
 
@@ -33,33 +31,20 @@ SEEN_SUFFIX = ".seen"
 """Appended to a signal file once ``coord wait`` has reported it, so the next wait does not count it again."""
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``exec`` and ``wait`` on the ``coord`` subcommand parser."""
-    run = commands.add_parser("exec", help="one fire-and-forget worker outside any plan; returns at once")
-    run.add_argument("--task", help="what the worker should do (optional with --resume)")
-    run.add_argument("--resume", metavar="SESSION", help="resume this agent session (a codex thread UUID)")
-    # Only agents with sessions: an exec run is one agent turn that `--resume` can continue.
-    sessions = tuple(name for name, agent in AGENTS.items() if agent.can_resume)
-    run.add_argument("--agent", default="codex", choices=sessions, help="agent CLI (default codex)")
-    run.add_argument("--binary", help="the agent executable (default: the agent's name on PATH)")
-    run.add_argument("--model", help="model name passed to the agent")
-    run.add_argument("agent_args", nargs=argparse.REMAINDER, help="after `--`: extra arguments for the agent")
-    wait = commands.add_parser("wait", help="block until `coord exec` workers signal done or fail")
-    wait.add_argument("--expected", type=int, help="how many workers to wait for (default: all not yet waited for)")
-    wait.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (exit 1)")
-
-
 def exec_dir(paths: WorkspacePaths) -> Path:
     return paths.tmp / "exec"
 
 
 def cmd_exec(args: argparse.Namespace, workspace: Path) -> int:
     """Start the worker and print where its files are; never waits for it."""
-    from coordinator.agents import LaunchRequest, get_agent, program_problem
+    from coordinator.agents import AGENTS, LaunchRequest, get_agent, program_problem
     from coordinator.engine.launch import supervisor_spec
-    from coordinator.plan.model import AgentProfile
+    from coordinator.plan.model import AgentProfile, Policy
     from coordinator.process.local import start_supervisor
 
+    sessions = sorted(name for name, agent in AGENTS.items() if agent.can_resume)
+    if args.agent not in sessions:
+        raise UsageError(f"--agent {args.agent!r}: coord exec runs an agent with sessions: {', '.join(sessions)}")
     if not args.task and not args.resume:
         raise UsageError("coord exec needs --task TEXT, or --resume SESSION to continue a session")
     extra = list(args.agent_args)

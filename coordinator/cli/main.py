@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 import time
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coordinator import __version__
-from coordinator.cli import doctor_cmd, exec_cmd, import_cmd, info_cmds, run_cmds
+from coordinator.cli import command_args, import_cmd
 from coordinator.errors import CoordError, ExitStatus, PlanError
 from coordinator.paths import WorkspacePaths
 
@@ -87,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--attempt", type=int, default=None, help="attempt number to render for")
 
     import_cmd.add_parser(commands)
-    exec_cmd.add_parsers(commands)
-    doctor_cmd.add_parser(commands)
+    command_args.add_exec_parsers(commands)
+    command_args.add_doctor_parser(commands)
     commands.add_parser("init", help="scaffold plans/, templates/ and tmp/ in this repository")
     return parser
 
@@ -98,21 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     workspace = (args.workspace or Path.cwd()).resolve()
-    handlers = {
-        "run": run_cmds.cmd_run,
-        "status": info_cmds.cmd_status,
-        "remediate": run_cmds.cmd_remediate,
-        "stop": run_cmds.cmd_stop,
-        "logs": info_cmds.cmd_logs,
-        "diff": info_cmds.cmd_diff,
-        "validate": info_cmds.cmd_validate,
-        "render": info_cmds.cmd_render,
-        "init": info_cmds.cmd_init,
-        "import": import_cmd.run,
-        "tui": run_cmds.cmd_tui,
-        "exec": exec_cmd.cmd_exec,
-        "wait": exec_cmd.cmd_wait,
-        "doctor": doctor_cmd.cmd_doctor,
+    handlers = {  # module of coordinator.cli, function: imported only for the command that runs
+        "run": ("run_cmds", "cmd_run"),
+        "status": ("info_cmds", "cmd_status"),
+        "remediate": ("run_cmds", "cmd_remediate"),
+        "stop": ("run_cmds", "cmd_stop"),
+        "logs": ("info_cmds", "cmd_logs"),
+        "diff": ("info_cmds", "cmd_diff"),
+        "validate": ("info_cmds", "cmd_validate"),
+        "render": ("info_cmds", "cmd_render"),
+        "init": ("info_cmds", "cmd_init"),
+        "import": ("import_cmd", "run"),
+        "tui": ("run_cmds", "cmd_tui"),
+        "exec": ("exec_cmd", "cmd_exec"),
+        "wait": ("exec_cmd", "cmd_wait"),
+        "doctor": ("doctor_cmd", "cmd_doctor"),
     }
     if args.command is None:
         if not WorkspacePaths(workspace).db.exists():
@@ -122,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command = "tui" if sys.stdout.isatty() else "status"
         args.json = args.markdown = False
     try:
-        return int(handlers[args.command](args, workspace))
+        module, function = handlers[args.command]
+        handler = getattr(importlib.import_module(f"coordinator.cli.{module}"), function)
+        return int(handler(args, workspace))
     except PlanError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``coord status`` for people: the status document as a rich table, with why each phase not passed stopped."""
+"""``coord status`` for people: the status document as a table styled by rich, and why each phase not passed stopped."""
 
 from __future__ import annotations
 
@@ -8,17 +8,22 @@ from typing import Any
 from coordinator.states import STATE_STYLES
 from coordinator.util.text import plural
 
+TITLE_WIDTH = 32
+"""Characters of a phase title shown before it is cut with an ellipsis."""
+
 
 def print_status(report: dict[str, Any]) -> None:
-    """Print the status document as a table on stdout, with the reason of each phase not passed below it."""
+    """Print the status document as a table on stdout, with the reason of each phase not passed below it.
+
+    The table is laid out here, one styled text printed once, rather than by ``rich.table.Table``, whose layout
+    of each cell costs about a second at 500 phases (``bench/cli.py``); rich still styles it and crops each line
+    to the terminal."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     totals = report["totals"]
     console = Console(width=None if sys.stdout.isatty() else 120)
-    table = Table(title=f"{report['plan']} — {report['title']}", title_justify="left")
     phases = report["phases"]
-    widest_id = max((len(phase["id"]) for phase in phases), default=5)
     # Columns that would be empty for every phase are left out, so the verdict keeps its room on 80-120 columns.
     optional = {
         "pid": any(phase["pid"] for phase in phases),
@@ -27,23 +32,20 @@ def print_status(report: dict[str, Any]) -> None:
         "tokens": any(phase["tokens"] for phase in phases),
         "cost": any(phase["cost_usd"] for phase in phases),
     }
-    table.add_column("phase", no_wrap=True, min_width=max(5, widest_id))
-    table.add_column("kind", no_wrap=True, min_width=6)
-    table.add_column("title", max_width=32, overflow="ellipsis", no_wrap=True)
-    table.add_column("state", no_wrap=True, min_width=11)
-    table.add_column("attempts", justify="right", no_wrap=True)
-    for column, shown in optional.items():
-        if shown:
-            table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", overflow="fold", min_width=20)
+    headers = ["phase", "kind", "title", "state", "attempts", *(name for name, shown in optional.items() if shown),
+               "verdict"]
+    right = {"attempts", "pid", "elapsed", "cycle", "tokens", "cost"}
+    rows: list[tuple[list[str], str]] = []
     for phase in phases:
-        style = STATE_STYLES.get(phase["state"], "")
         verdict = phase["verdict"] or ""
         if phase["verdict_source"] and phase["verdict_source"] != "checks":
             verdict += f" ({phase['verdict_source']})"
         attempts = str(phase["attempts"])
         if phase["remediations"]:
             attempts += f" ({plural(phase['remediations'], 'remediation')})"
+        title = phase["title"]
+        if len(title) > TITLE_WIDTH:
+            title = title[:TITLE_WIDTH - 1] + "…"
         values = {
             "pid": str(phase["pid"] or ""),
             "elapsed": f"{phase['elapsed_s']:.0f}s" if phase["elapsed_s"] is not None else "",
@@ -51,16 +53,27 @@ def print_status(report: dict[str, Any]) -> None:
             "tokens": str(phase["tokens"] or ""),
             "cost": f"${phase['cost_usd']:.2f}" if phase["cost_usd"] else "",
         }
-        table.add_row(
-            phase["id"],
-            phase["kind"],
-            phase["title"],
-            f"[{style}]{phase['state']}[/]" if style else phase["state"],
-            attempts,
-            *(values[column] for column, shown in optional.items() if shown),
-            verdict,
-        )
-    console.print(table)
+        cells = [phase["id"], phase["kind"], title, phase["state"], attempts,
+                 *(values[column] for column, shown in optional.items() if shown), verdict]
+        rows.append((cells, STATE_STYLES.get(phase["state"], "")))
+    widths = [max([len(header), *(len(cells[index]) for cells, _ in rows)]) for index, header in enumerate(headers)]
+
+    def line(cells: list[str], state_style: str = "", header: bool = False) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, (name, cell) in enumerate(zip(headers, cells, strict=True)):
+            last = index == len(headers) - 1
+            padded = cell if last else (cell.rjust(widths[index]) if name in right else cell.ljust(widths[index]))
+            style = "bold" if header else (state_style if name == "state" else "")
+            text.append(padded, style=style)
+            if not last:
+                text.append("  ")
+        return text
+
+    table = Text(f"{report['plan']} — {report['title']}\n", style="italic", no_wrap=True, overflow="ellipsis")
+    table.append_text(line(headers, header=True))
+    table.append("\n" + "─" * (sum(widths) + 2 * (len(widths) - 1)) + "\n", style="dim")
+    table.append_text(Text("\n").join(line(cells, style) for cells, style in rows))
+    console.print(table, crop=True, highlight=False)
     console.print(
         f"{totals['passed']}/{totals['phases']} passed · {totals['running']} running · {totals['blocked']} blocked · "
         + (f"{totals['waiting']} waiting on a usage limit · " if totals.get("waiting") else "") +
