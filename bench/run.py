@@ -5,6 +5,8 @@
 What it measures (each figure's min / median / max over ``--runs``):
 
 * **idle supervisors** -- ``bench/idle_supervisors.py`` with 40 workers: CPU share, RSS/PSS, exit -> ``exit.json``;
+* **the CLI on large plans** -- ``bench/cli.py``: ``coord status`` / ``status --json`` cold on 500 phases, plan load
+  and validation of 1,000 phases (p50/p95/p99/max);
 * **per-phase overhead** of no-op phases at each size, as a chain and fully parallel (``--max-parallel`` = size):
   coord with the ``shell`` agent running ``true`` (every phase a real supervisor and worker process, judged and
   recorded), doit (Python-action tasks, ``doit -n 2`` for parallel) and Prefect 3 (a flow of tasks, ``.submit`` for
@@ -145,6 +147,7 @@ def main() -> int:
     parser.add_argument("--no-peers", action="store_true", help="measure coord alone")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-supervisor measurement")
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI measurements (bench/cli.py)")
     parser.add_argument("--max-ms-per-phase", type=float, default=None,
                         help="exit 1 when coord's chain costs more than this per phase at the largest size (the "
                              "CI's regression guard)")
@@ -159,6 +162,8 @@ def main() -> int:
     idle = None if args.no_idle else json.loads(subprocess.run(
         [sys.executable, str(REPO / "bench" / "idle_supervisors.py"), "--workers", "40", "--seconds", "20", "--json"],
         capture_output=True, text=True, check=True).stdout)
+    cli = None if args.no_cli else json.loads(subprocess.run(
+        [sys.executable, str(REPO / "bench" / "cli.py"), "--json"], capture_output=True, text=True, check=True).stdout)
     overhead = {shape: {name: per_phase(run, sizes, shape == "parallel", args.runs) for name, run in runners.items()}
                 for shape in ("chain", "parallel")}
     memory = psutil.virtual_memory().total / 2**30
@@ -177,6 +182,12 @@ def main() -> int:
             "- worker exit -> `exit.json`: " + ", ".join(f"{key} {value:.1f} ms"
                                                         for key, value in idle["exit_to_record_ms"].items()), "",
         ]
+    if cli is not None:
+        lines += ["## The CLI on large plans (ms, 10 runs: p50 / p95 / p99 / max)", "",
+                  "| what | p50 | p95 | p99 | max |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | " + " | ".join(f"{values[key]:.0f}" for key in ("p50", "p95", "p99", "max")) + " |"
+                  for name, values in cli.items()]
+        lines.append("")
     lines += [
         "## Per-phase overhead (ms per no-op phase, start-up included: min / median / max over "
         f"{args.runs} runs; 1 phase is the start-up alone)", "",
