@@ -93,8 +93,9 @@ def test_a_merge_conflict_fails_the_later_phase_and_its_remediation_resolves_it(
     check = next(item for item in failed["checks"] if item["name"] == "merge")
     assert "<<<<<<< refs/coord-tree/PLAN-T/P02/1" in check["output_tail"] and "two" in check["output_tail"]
     assert failed["git"]["merge"]["conflicts"] == ["shared.txt"]
-    prompt = (repo / "tmp" / "PLAN-T" / "P02" / "2" / "prompt.md")
-    assert prompt.exists()
+    # The remediation's prompt shows the conflict (a shell phase's prompt is what a model worker would get).
+    prompt = (repo / "tmp" / "PLAN-T" / "P02" / "2" / "prompt.md").read_text()
+    assert "merge conflict" in prompt and "<<<<<<< refs/coord-tree/PLAN-T/P02/1" in prompt
 
     assert evidence(repo, "P02", 2)["passed"]
     assert (repo / "shared.txt").read_text() == "one\ntwo\n"
