@@ -54,12 +54,15 @@ def settled(verdict: Verdict) -> Future[Verdict]:
 class WorktreeMixin(EngineCore):
     """The worktree steps of :class:`coordinator.engine.engine.Engine`."""
 
+    def _worktree_record(self, phase_id: str, number: int) -> dict[str, Any] | None:
+        """The attempt's ``worktree.json`` (``git.worktrees.RECORD_FILE``), or None when it had no worktree."""
+        record = read_json(self.paths.records_dir(self.plan.id, phase_id, number) / RECORD_FILE)
+        return record if isinstance(record, dict) else None
+
     def _placement(self, phase_id: str, number: int) -> Placement | None:
         """Where an attempt works, if in a worktree (its record says so), else None."""
-        if self.worktrees is None:
-            return None
-        record = read_json(self.paths.records_dir(self.plan.id, phase_id, number) / RECORD_FILE)
-        if not isinstance(record, dict):
+        record = self._worktree_record(phase_id, number) if self.worktrees is not None else None
+        if self.worktrees is None or record is None:
             return None
         git_dir = record.get("git_dir")
         return self.worktrees.placement(phase_id, Path(git_dir) if isinstance(git_dir, str) else None)
@@ -105,15 +108,15 @@ class WorktreeMixin(EngineCore):
         for other in self.store.active_attempts(self.plan.id):
             if other.attempt_id == attempt.attempt_id:
                 continue
-            if self._placement(other.phase_id, other.number) is None:
+            record = self._worktree_record(other.phase_id, other.number)
+            if record is None:
                 if other.state in (AttemptState.RUNNING, AttemptState.LAUNCHING):
                     return True  # a worker editing the working tree itself (a run started one at a time)
                 continue
             if other.state == AttemptState.CHECKING and self.checkpoints.repo.resolve(
                     self.checkpoints.merge_ref(other.phase_id, other.number)):
                 return True
-            record = read_json(self.paths.records_dir(self.plan.id, other.phase_id, other.number) / RECORD_FILE)
-            launched = record.get("launched") if isinstance(record, dict) else None
+            launched = record.get("launched")
             earlier = order.get(other.phase_id, 1 << 30) < order.get(attempt.phase_id, 1 << 30)
             if earlier and isinstance(launched, (int, float)) and launched < ended:
                 return True

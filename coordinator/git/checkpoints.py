@@ -327,7 +327,7 @@ class Checkpoints:
         None when there is no branch yet. Ignored files and coord's ``tmp/`` stay."""
         tip = self.tip()
         if tip is not None:
-            self.repo.restore(self.repo.git("rev-parse", f"{tip}^{{tree}}"), self.exclude)
+            self.repo.restore(self.tree_of(tip), self.exclude)
         return tip
 
     def diff(self, phase_id: str, number: int) -> str | None:
