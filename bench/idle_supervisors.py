@@ -1,10 +1,12 @@
 """What waiting costs: N supervisors whose workers only sleep, their CPU share and memory, and how fast each
 records its worker's exit.
 
-    python bench/idle_supervisors.py [--workers 20] [--seconds 10] [--json]
+    python bench/idle_supervisors.py [--workers 20] [--seconds 10] [--direct] [--json]
 
-Each supervisor is the real ``coordinator/process/supervisor.py`` started as ``coord run`` starts it (``python -I``,
-a session of its own), with the default log cap, over a worker ``sleep`` that outlives the measurement. The figures:
+Each supervisor is started as ``coord run`` starts it: forked by the workspace's fork server
+(``coordinator/process/fork_server.py``), with the default log cap, over a worker ``sleep`` that outlives the
+measurement; ``--direct`` starts each as a Python process of its own instead (``python -I -S supervisor.py``, what
+coord does when no fork server can be reached). The figures:
 
 * CPU: the supervisors' user + system time over ``--seconds`` of waiting, as a share of one core, per supervisor
   and in all (``psutil`` ``cpu_times``);
@@ -23,7 +25,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,24 +34,23 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-SUPERVISOR = ROOT / "coordinator" / "process" / "supervisor.py"
+sys.path.insert(0, str(ROOT))
+
+from coordinator.process.fork_client import ForkServer  # noqa: E402 - the checkout's coord, whatever is installed
+from coordinator.process.local import LocalExecutor  # noqa: E402
+from coordinator.process.records import Identity, SupervisorSpec  # noqa: E402
 
 
-def start(base: Path, index: int, seconds: float) -> tuple[subprocess.Popen[bytes], Path]:
+def start(executor: LocalExecutor, base: Path, index: int, seconds: float) -> tuple[SupervisorSpec, Identity]:
     attempt = base / f"a{index}"
     records = base / f"r{index}"
     attempt.mkdir()
-    records.mkdir()
-    spec = {
-        "attempt_id": str(uuid.uuid4()), "phase_id": f"P{index:03d}", "attempt_number": 1,
-        "argv": ["sleep", str(int(seconds * 4 + 30))], "cwd": str(base), "env": {}, "stdin_path": None,
-        "log_path": str(attempt / "worker.log"), "attempt_dir": str(attempt), "records_dir": str(records),
-        "signal_path": None, "socket_path": None, "kill_grace": 1.0, "log_cap_bytes": 64 * 1024 * 1024,
-    }
-    (records / "spec.json").write_text(json.dumps(spec))
-    process = subprocess.Popen([sys.executable, "-I", "-S", str(SUPERVISOR), str(records / "spec.json")],
-                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, records
+    spec = SupervisorSpec(
+        attempt_id=str(uuid.uuid4()), phase_id=f"P{index:03d}", attempt_number=1,
+        argv=("sleep", str(int(seconds * 4 + 30))), cwd=str(base), env={}, stdin_path=None,
+        log_path=str(attempt / "worker.log"), attempt_dir=str(attempt), records_dir=str(records),
+        signal_path=None, socket_path=None, kill_grace=1.0, log_cap_bytes=64 * 1024 * 1024)
+    return spec, executor.start(spec)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -63,33 +63,39 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--direct", action="store_true",
+                        help="start each supervisor as a Python process of its own, not by the fork server")
     parser.add_argument("--max-cpu-percent", type=float, default=None,
                         help="exit 1 when one idle supervisor uses more than this share of a core")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="coord-bench-") as folder:
         base = Path(folder)
-        started = [start(base, index, args.seconds) for index in range(args.workers)]
-        for _, records in started:
-            while not (records / "identity.json").exists():
-                time.sleep(0.005)
+        fork_server = None if args.direct else ForkServer(
+            Path(f"/tmp/coord-bench-{uuid.uuid4().hex[:8]}.sock"), base / "fork-server.log")
+        executor = LocalExecutor(fork_server=fork_server)
+        started = [start(executor, base, index, args.seconds) for index in range(args.workers)]
         time.sleep(1.0)  # past start-up: only the waiting is measured
-        handles = [psutil.Process(process.pid) for process, _ in started]
+        handles = [psutil.Process(identity.supervisor_pid) for _, identity in started]
         before = [sum(handle.cpu_times()[:2]) for handle in handles]
         time.sleep(args.seconds)
         cpu = [(sum(handle.cpu_times()[:2]) - first) / args.seconds * 100
                for handle, first in zip(handles, before, strict=True)]
         memory = [handle.memory_full_info() for handle in handles]
         latencies = []
-        for process, records in started:
-            identity = json.loads((records / "identity.json").read_text())
+        for spec, identity in started:
+            exit_file = Path(spec.records_dir) / "exit.json"
             killed = time.monotonic()
-            os.kill(identity["worker_pid"], signal.SIGKILL)
-            while not (records / "exit.json").exists():
+            os.kill(identity.worker_pid, signal.SIGKILL)
+            while not exit_file.exists():
                 time.sleep(0.001)
             latencies.append((time.monotonic() - killed) * 1000)
-            process.wait(timeout=30)
+        for handle in handles:
+            psutil.wait_procs([handle], timeout=30)
+            executor.poll_ended()
+        executor.close()
     figures = {
         "workers": args.workers,
+        "started_by": "python process" if args.direct else "fork server",
         "seconds": args.seconds,
         "cpu_percent_per_supervisor": {"p50": statistics.median(cpu), "max": max(cpu)},
         "cpu_percent_all": sum(cpu),

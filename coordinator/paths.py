@@ -194,3 +194,8 @@ class WorkspacePaths:
         base = Path(os.environ.get("COORD_RUNTIME_DIR") or tempfile.gettempdir()) / f"coord-{os.getuid()}"
         digest = hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]
         return base / f"{digest}.sock"
+
+    def fork_server_socket(self, code_digest: str) -> Path:
+        """The fork server's socket (``process.fork_server``), beside the control socket: one per workspace and
+        per version of the supervisor's code (``code_digest``)."""
+        return self.socket_path().with_name(f"{self.socket_path().stem}-fork-{code_digest}.sock")

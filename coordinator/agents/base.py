@@ -56,6 +56,10 @@ class WorkerCommand:
     """File whose content is the worker's stdin; None means /dev/null. Never an open pipe."""
     env: dict[str, str] = field(default_factory=dict)
     """Variables added to the coordinator's environment for the worker."""
+    inline_runner: str | None = None
+    """``argv`` runs this module of ``coordinator/process`` (``shell_runner``) as ``python -I -S -c CODE ARG``: a
+    supervisor that has it loaded (one forked by the fork server) may run it in the worker process it forked,
+    with ``ARG``, instead of starting an interpreter for it. The same program either way."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,9 @@ class AgentSummary:
             OutsideWorkspace: ``attempt_dir`` is, links followed, outside ``inside`` (the workspace).
             OSError: it could not be written.
         """
-        write_json_atomic(attempt_dir / SUMMARY_FILE, {**self.to_dict(), "price": price}, inside=inside)
+        # Not fsynced: it is parsed again from the log at will, and the store keeps the tokens and cost.
+        write_json_atomic(attempt_dir / SUMMARY_FILE, {**self.to_dict(), "price": price}, inside=inside,
+                          durable=False)
 
     @staticmethod
     def cumulative_usage_in(attempt_dir: Path) -> dict[str, Any] | None:

@@ -64,7 +64,7 @@ class ShellAgent(AgentBase):
         spec = shell_runner.spec_argument(commands, self.program, request.timeout, request.kill_grace,
                                           str(request.attempt_dir))
         return WorkerCommand(argv=(sys.executable, "-I", "-S", "-c", RUNNER_CODE, spec), stdin_path=None,
-                             env=dict(self.profile.env))
+                             env=dict(self.profile.env), inline_runner="shell_runner")
 
     def summarize(self, log_path: Path, attempt_dir: Path,
                   previous_usage: dict[str, Any] | None = None) -> AgentSummary:

@@ -168,6 +168,12 @@ class EngineCore:
 
     # --- helpers -----------------------------------------------------------------------------------------
 
+    def _judge_on_thread(self, check: Callable[..., Verdict], *args: Any) -> Future[Verdict]:
+        """Run ``check(*args)`` on a judge thread; its end wakes the loop, which commits the verdict at once."""
+        future = self.judges.submit(check, *args)
+        future.add_done_callback(lambda _done: self.listener.wake() if self.listener is not None else None)
+        return future
+
     def _idle_phase_attempts(self) -> dict[str, int]:
         """Phase id -> attempts so far, of the phases with no attempt under way."""
         active = {attempt.phase_id for attempt in self.store.active_attempts(self.plan.id)}

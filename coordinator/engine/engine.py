@@ -26,7 +26,7 @@ from coordinator.engine.hang_policy import decide_cycle, decide_deadline
 from coordinator.engine.judging import JudgingMixin
 from coordinator.engine.launch import LaunchMixin
 from coordinator.engine.recovery import RecoveryMixin
-from coordinator.engine.rules import Action, budget_reason, runnable, shared_workdir_warning
+from coordinator.engine.rules import Action, RunnableTracker, budget_reason, shared_workdir_warning
 from coordinator.errors import CoordError, ExitStatus, StoreError, UsageError
 from coordinator.notify import Notifier, load_user_config
 from coordinator.plan.model import Plan, Policy
@@ -70,8 +70,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
                  sink: Callable[[EngineEvent], None] | None = None, executor: Executor | None = None,
                  clock: Callable[[], float] = time.monotonic, snapshot: PlanSnapshot | None = None) -> None:
         super().__init__(plan, store, options or RunOptions(),
-                         executor or LocalExecutor(inside=store.paths.workspace), clock, snapshot)
+                         executor or LocalExecutor.for_workspace(store.paths), clock, snapshot)
         self._next_file_poll = 0.0
+        self._runnable_tracker = RunnableTracker(self.plan.phases, self._in_scope)
         self._plan_file_seen: tuple[int, int] | None = None
         self._plan_change_said = False
         if sink is not None:
@@ -182,6 +183,7 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
             # Its verification commands carry the attempt's cookie: end them so we can exit promptly.
             self.executor.kill_processes(attempt_id, grace=0.5)
         self.judges.shutdown(wait=False, cancel_futures=True)
+        self.executor.close()
         if self.listener is not None:
             self.listener.close()
             self.listener = None
@@ -195,7 +197,9 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         # A launch under way is told by the supervisor's push; without the socket, its identity file is polled.
         launching = (LAUNCH_PUSH_FALLBACK if self.listener is not None else IDENTITY_POLL) if self.state.launching \
             else 1e9
-        timeout = max(0.0, min(timeout, self.options.poll_fallback, 0.05 if self.state.judging else 1e9, launching))
+        # A judge thread wakes the listener when its verdict is ready; without one, the loop looks every 50 ms.
+        judging = 0.05 if self.state.judging and self.listener is None else 1e9
+        timeout = max(0.0, min(timeout, self.options.poll_fallback, judging, launching))
         if self.listener is not None:
             self.listener.wait(timeout)
         else:
@@ -312,9 +316,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
             )
 
     def _runnable(self) -> list[Any]:
-        records = {record.phase_id: record for record in self.store.phases(self.plan.id)}
         active = {attempt.phase_id for attempt in self.store.active_attempts(self.plan.id)}
-        return runnable(self.plan.phases, records, active, self._in_scope, time.time())
+        return self._runnable_tracker.runnable(self.store.phases(self.plan.id), active, time.time())
 
     def _schedule(self) -> None:
         if self.options.remediate_only is not None:

@@ -141,7 +141,7 @@ class JudgingMixin(EngineCore):
         limit = None if ended_well or stop_reason else find_usage_limit(
             f"{summary.error or ''}\n{summary.last_message or ''}", datetime.now().astimezone())
         self.state.judging[attempt.attempt_id] = Judging(
-            future=self.judges.submit(judge, judge_input), phase=phase, number=attempt.number,
+            future=self._judge_on_thread(judge, judge_input), phase=phase, number=attempt.number,
             stopped_by_person=stop_reason == "stopped", rejected_resume=rejected_resume, usage_limit=limit)
 
     def _flag_markers_written_for_others(self, phase: Phase, number: int, records_dir: Path) -> None:
@@ -204,7 +204,7 @@ class JudgingMixin(EngineCore):
             return Verdict(passed=False, reason=why, checks=(CheckResult("exit", "fail", why),), source="lost")
 
         self.state.judging[attempt.attempt_id] = Judging(
-            future=self.judges.submit(lost_verdict), phase=phase, number=attempt.number, stopped_by_person=False,
+            future=self._judge_on_thread(lost_verdict), phase=phase, number=attempt.number, stopped_by_person=False,
             lost=True)
 
     def _wait_for_limit(self, attempt_id: str, phase: Phase, number: int, verdict: Verdict,

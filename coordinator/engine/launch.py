@@ -59,6 +59,7 @@ def supervisor_spec(attempt_id: str, phase_id: str, number: int, command: Worker
         kill_grace=policy.kill_grace,
         log_cap_bytes=int(policy.log_cap_mib * 1024 * 1024),
         after_exit_argv=after_exit_argv,
+        inline_runner=command.inline_runner,
     )
 
 
@@ -205,9 +206,10 @@ class LaunchMixin(EngineCore):
         call = render_call(self.renderer, self.plan, phase, attempt_number=number,
                            remediation=remediation) if phase.mcp is not None else None
         # An MCP phase's worker gets its call, not a prompt: prompt.md (the dashboard's Prompt tab) shows the call.
+        # Not fsynced: only this attempt's worker reads it, and a power cut that could lose it ends the worker.
         write_atomic(prompt_path, call_prompt(phase, call) if call is not None else self.renderer.render(
             self.plan, phase, attempt_number=number, remediation=remediation,
-            unverified_dependencies=self._unverified_ancestors(phase)), inside=self.workspace)
+            unverified_dependencies=self._unverified_ancestors(phase)), inside=self.workspace, durable=False)
         artifacts = self.renderer.artifact_paths(self.plan, phase)
         baseline.write(baseline.take(self.workspace, phase.protected, (artifacts.report, artifacts.completed),
                                      self._other_markers(phase), worker_root=workspace),

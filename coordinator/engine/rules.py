@@ -54,30 +54,94 @@ def runnable(phases: Iterable[Phase], records: dict[str, PhaseRecord], active_ph
         on that profile waits instead (limits are per account): ``WAIT``.
     """
     phase_list = list(phases)
-    resets: dict[str, float] = {}  # agent profile -> when its latest known limit resets
+    resets = limit_resets(phase_list, records)
+    result = []
     for phase in phase_list:
+        action = phase_action(phase, records, active_phases, in_scope, resets, now)
+        if action is not None:
+            result.append(Runnable(phase, action))
+    return result
+
+
+def limit_resets(phases: Iterable[Phase], records: dict[str, PhaseRecord]) -> dict[str, float]:
+    """Agent profile -> when its latest known usage limit resets (epoch seconds), from the ``WAITING`` phases."""
+    resets: dict[str, float] = {}
+    for phase in phases:
         record = records.get(phase.id)
         if record is not None and record.state == PhaseState.WAITING and record.waiting_until is not None:
             resets[phase.agent] = max(resets.get(phase.agent, 0.0), record.waiting_until)
-    result = []
-    for phase in phase_list:
-        record = records.get(phase.id)
-        if record is None or not in_scope(phase.id) or phase.id in active_phases:
-            continue
-        action: Action | None = None
-        if record.state == PhaseState.PENDING:
-            if all(records[dep].state in DONE_PHASE_STATES or not in_scope(dep) for dep in phase.depends_on):
-                action = Action.FRESH
-        elif record.state in RETRYABLE_PHASE_STATES:
-            action = Action.REMEDIATE if record.counted_attempts < phase.policy.max_attempts else Action.BLOCK
-        elif record.state == PhaseState.WAITING:
-            action = Action.AFTER_LIMIT
-        if action is None:
-            continue
-        if action != Action.BLOCK and resets.get(phase.agent, 0.0) > now:
-            action = Action.WAIT
-        result.append(Runnable(phase, action))
-    return result
+    return resets
+
+
+def phase_action(phase: Phase, records: dict[str, PhaseRecord], active_phases: set[str],
+                 in_scope: Callable[[str], bool], resets: dict[str, float], now: float) -> Action | None:
+    """What ``runnable`` does with one phase (None: nothing now); ``resets`` as ``limit_resets`` gives them."""
+    record = records.get(phase.id)
+    if record is None or not in_scope(phase.id) or phase.id in active_phases:
+        return None
+    action: Action | None = None
+    if record.state == PhaseState.PENDING:
+        if all(records[dep].state in DONE_PHASE_STATES or not in_scope(dep) for dep in phase.depends_on):
+            action = Action.FRESH
+    elif record.state in RETRYABLE_PHASE_STATES:
+        action = Action.REMEDIATE if record.counted_attempts < phase.policy.max_attempts else Action.BLOCK
+    elif record.state == PhaseState.WAITING:
+        action = Action.AFTER_LIMIT
+    if action is not None and action != Action.BLOCK and resets.get(phase.agent, 0.0) > now:
+        action = Action.WAIT
+    return action
+
+
+class RunnableTracker:
+    """``runnable`` over and over for one plan, at the cost of what changed since the last call.
+
+    The engine asks on every pass of its loop. The store hands back the very record objects it handed before
+    for phases it did not write since (``Store.phases``), so a changed phase is one whose record is another
+    object, or whose attempt started or ended; only those and the phases that depend on them are decided
+    again. While any phase waits for a usage limit the whole plan is decided again (the clock matters then).
+
+    Args:
+        phases: the plan's phases, in plan order.
+        in_scope: as for ``runnable``; fixed for the tracker's life.
+    """
+
+    def __init__(self, phases: Iterable[Phase], in_scope: Callable[[str], bool]) -> None:
+        self.phases = list(phases)
+        self.in_scope = in_scope
+        self.position = {phase.id: index for index, phase in enumerate(self.phases)}
+        self.dependents: dict[str, list[Phase]] = {}
+        for phase in self.phases:
+            for dependency in phase.depends_on:
+                self.dependents.setdefault(dependency, []).append(phase)
+        self._records: list[PhaseRecord] | None = None
+        self._active: set[str] = set()
+        self._actions: dict[str, Action] = {}
+
+    def runnable(self, records: list[PhaseRecord], active_phases: set[str], now: float) -> list[Runnable]:
+        """The same list as ``runnable(phases, {r.phase_id: r for r in records}, active_phases, ...)``."""
+        by_id = {record.phase_id: record for record in records}
+        previous = self._records
+        self._records = records
+        if previous is None or len(previous) != len(records) or any(
+                record.state == PhaseState.WAITING for record in records):
+            changed = set(self.position)
+        else:
+            changed = {new.phase_id for new, old in zip(records, previous, strict=True) if new is not old}
+            changed |= active_phases ^ self._active
+        self._active = set(active_phases)
+        resets = limit_resets(self.phases, by_id) if previous is None or changed == set(self.position) else {}
+        for phase_id in changed | {dependent.id for changed_id in changed
+                                   for dependent in self.dependents.get(changed_id, ())}:
+            index = self.position.get(phase_id)
+            if index is None:
+                continue
+            action = phase_action(self.phases[index], by_id, active_phases, self.in_scope, resets, now)
+            if action is None:
+                self._actions.pop(phase_id, None)
+            else:
+                self._actions[phase_id] = action
+        return [Runnable(self.phases[self.position[phase_id]], action) for phase_id, action in
+                sorted(self._actions.items(), key=lambda item: self.position[item[0]])]
 
 
 def budget_reason(budget: Budget, tokens: int, cost_usd: float) -> str | None:

@@ -67,9 +67,10 @@ def write(baseline: dict[str, Any], records_dir: Path, attempt_dir: Path, worksp
     Raises:
         OSError: the authoritative copy could not be written.
     """
-    write_json_atomic(records_dir / BASELINE_FILE, baseline)
+    # Compact: it holds a line for every other phase of the plan, and is written at every launch.
+    write_json_atomic(records_dir / BASELINE_FILE, baseline, compact=True)
     try:
-        write_json_atomic(attempt_dir / BASELINE_FILE, baseline, inside=workspace)
+        write_json_atomic(attempt_dir / BASELINE_FILE, baseline, inside=workspace, durable=False, compact=True)
     except (OutsideWorkspace, OSError):
         pass  # only the copy for people is lost
 
@@ -84,6 +85,14 @@ def file_identity(workspace: Path, relative: str) -> list[int] | None:
     """``[device, inode, ctime_ns, size]`` of a file inside the workspace (links inside it followed), or None when
     it is missing or unreadable. A write, a rename onto it and even ``touch`` change the ctime, and a process
     cannot set it back, so an equal identity means the file was not touched in between."""
+    try:
+        # Most markers do not exist yet, and every launch looks at every phase's: a missing file is told by one
+        # stat, before the checked open that a file found needs.
+        os.stat(os.path.join(workspace, relative))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        pass  # the open below says what it is
     try:
         fd = open_inside(workspace, workspace / lexically_inside(relative))
     except (OutsideWorkspace, OSError, ValueError):

@@ -8,6 +8,7 @@ attempt's ``exit.json`` instead. ``send_command`` is the client side.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
 import time
@@ -50,13 +51,26 @@ class SignalListener:
             return False
         self.server = server
         self.selector.register(server, selectors.EVENT_READ)
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.selector.register(self._wake_read, selectors.EVENT_READ)
         return True
+
+    def wake(self) -> None:
+        """End a ``wait`` under way (or the next one) at once; safe from any thread (a judge's, when its verdict
+        is ready)."""
+        try:
+            os.write(self._wake_write, b"!")
+        except (OSError, AttributeError):
+            pass  # full (a wake-up is pending anyway), closed, or never opened
 
     def close(self) -> None:
         if self.server is not None:
             self.selector.unregister(self.server)
             self.server.close()
             self.server = None
+            for fd in (self._wake_read, self._wake_write):
+                os.close(fd)
+            del self._wake_read, self._wake_write
             try:
                 self.path.unlink()
             except FileNotFoundError:
@@ -68,7 +82,13 @@ class SignalListener:
         if self.server is None:
             return 0
         handled = 0
-        for _key, _events in self.selector.select(timeout=max(0.0, timeout)):
+        for key, _events in self.selector.select(timeout=max(0.0, timeout)):
+            if key.fileobj == self._wake_read:
+                try:
+                    os.read(self._wake_read, 4096)
+                except BlockingIOError:
+                    pass
+                continue
             while True:
                 try:
                     connection, _ = self.server.accept()

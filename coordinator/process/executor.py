@@ -107,6 +107,10 @@ class Executor(Protocol):
         """Collect what ended since the last call (so nothing is left a zombie); True if anything did."""
         ...
 
+    def close(self) -> None:
+        """The coordinator ends: release what serves launches (the attempts started go on)."""
+        ...
+
     def unrecorded(self, phase_dir: Path, known: set[str]) -> list[UnrecordedAttempt]:
         """Live attempts whose records are in ``phase_dir`` (a phase's records folder) and whose ids are not in
         ``known`` (the store forgot them)."""

@@ -53,6 +53,7 @@ class SupervisorSpec:
         kill_grace: seconds between SIGTERM and SIGKILL when the worker is stopped.
         log_cap_bytes: beyond this size the middle of worker.log is dropped, or None for no cap.
         after_exit_argv: a command run after exit.json is written (``coord exec``'s summary), or None.
+        inline_runner: the coord module ``argv`` runs (``WorkerCommand.inline_runner``), or None.
     """
 
     attempt_id: str
@@ -70,28 +71,30 @@ class SupervisorSpec:
     kill_grace: float
     log_cap_bytes: int | None = None
     after_exit_argv: tuple[str, ...] | None = None
+    inline_runner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``spec.json`` (tuples as lists; optional keys left out when None)."""
         data = dataclasses.asdict(self)
         data["argv"] = list(self.argv)
-        for optional in ("log_cap_bytes", "after_exit_argv"):
+        for optional in ("log_cap_bytes", "after_exit_argv", "inline_runner"):
             if data[optional] is None:
                 del data[optional]
             elif optional == "after_exit_argv":
                 data[optional] = list(data[optional])
         return data
 
-    def write(self, attempt_dir: Path, inside: Path | None = None) -> Path:
+    def write(self, attempt_dir: Path, inside: Path | None = None, durable: bool = True) -> Path:
         """Write ``spec.json`` atomically into ``attempt_dir`` (which must be inside ``inside`` when given);
-        returns its path.
+        returns its path. ``durable=False`` skips the fsyncs (the copy for people, and the records folder's copy
+        beside the durable ``spec.marshal``, which ``read`` falls back to).
 
         Raises:
             OutsideWorkspace: ``attempt_dir`` is, links followed, outside ``inside``.
             OSError: the file could not be written.
         """
         path = attempt_dir / SPEC_FILE
-        write_json_atomic(path, self.to_json(), inside=inside)
+        write_json_atomic(path, self.to_json(), inside=inside, durable=durable)
         return path
 
     def write_marshal(self, records_dir: Path) -> Path:
@@ -106,8 +109,14 @@ class SupervisorSpec:
 
     @classmethod
     def read(cls, records_dir: Path) -> SupervisorSpec | None:
-        """The ``spec.json`` in ``records_dir``, or None when it is missing, torn or not a spec."""
+        """The ``spec.json`` in ``records_dir`` (else its ``spec.marshal``), or None when both are missing, torn or
+        not a spec."""
         data = read_json(records_dir / SPEC_FILE)
+        if not isinstance(data, dict):
+            try:
+                data = marshal.loads((records_dir / MARSHAL_SPEC_FILE).read_bytes())
+            except (OSError, ValueError, EOFError, TypeError):
+                return None
         if not isinstance(data, dict):
             return None
         try:

@@ -55,9 +55,16 @@ SPEC_KEYS = (
     # optional: "log_cap_bytes", int or None; beyond it the middle of worker.log is dropped (log_cap.LogCap)
     # optional: "after_exit_argv", a command run (and waited for, up to 120 s) after exit.json is written and
     # before the signal file, so whatever it writes (coord exec's summary.json) exists when the signal appears
+    # optional: "inline_runner", the module argv runs with its last argument (INLINE_RUNNERS)
 )
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+INLINE_RUNNERS: dict[str, Any] = {}
+"""Modules the fork server loaded for the supervisors it forks (``shell_runner``). A worker whose spec names one
+as ``inline_runner`` runs it in the worker process forked for it, with argv's last argument, instead of exec'ing
+argv: the same program without an interpreter start. Empty in a supervisor started as a process of its own, which
+execs argv."""
 COOKIE = "COORD_ATTEMPT_ID"
 LOG_CAP_INTERVAL = 0.2
 """Seconds between checks of the log cap while the worker runs (one fstat each): the most a fast writer can
@@ -72,12 +79,44 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def become_subreaper() -> bool:
+def prctl(option: int, value: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def become_subreaper() -> bool:
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def run_inline(runner: Any, argv: list[str], env: dict[str, str], supervisor_pid: int) -> None:
+    """In the forked worker, in place of exec: run ``runner.main`` as ``python -I -S -c CODE ARG`` would, then
+    exit with its status. Never returns.
+
+    Exec would reset the signal handlers and close the exec-error pipe, and put ``env`` in the process's own
+    environment; so this does. One difference is left: ``/proc/PID/environ`` keeps what the fork server started
+    with, without the attempt's cookie, so a sweep by cookie would miss this process; it is therefore killed by
+    the kernel the moment its supervisor dies (``PR_SET_PDEATHSIG``), and what it starts carries the cookie.
+    """
+    code = 127
+    try:
+        os.close(3)  # the exec-error pipe: its EOF tells the supervisor the worker is running
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(env)
+        if not prctl(PR_SET_PDEATHSIG, signal.SIGKILL) or os.getppid() != supervisor_pid:
+            os._exit(code)  # the supervisor is gone already (or the guard is not there): nothing may run
+        code = runner.main([argv[0], argv[-1]])
+    except BaseException as exc:  # noqa: BLE001 - never return into the supervisor's code
+        try:
+            os.write(2, f"coord supervisor: the runner failed: {exc!r}\n".encode())
+        finally:
+            os._exit(1)
+    os._exit(code)
 
 
 def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
@@ -90,13 +129,13 @@ def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
         pass  # already gone: a normal outcome of a kill race, not an error
 
 
-def load_sibling(stem: str) -> Any:
-    """The module ``STEM.py`` beside this file. Run by path under ``python -I -S``, this script cannot import its
-    package, so a sibling (stdlib only, like this file) is compiled from its path into a module object of its own
-    (not through ``importlib.util``, whose import alone cost 10 ms of every start)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{stem}.py")
-    module = type(sys)(f"coord_supervisor_{stem}")
-    module.__file__ = path
+def bootstrap_loader() -> Any:
+    """``sibling_loader.py`` beside this file (compiled: it is the one that knows how to use cached bytecode).
+    Run by path under ``python -I -S``, this script cannot import its package; its siblings (stdlib only, like
+    this file) are loaded by path through it, not through ``importlib.util``, whose import alone cost 10 ms of
+    every start."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sibling_loader.py")
+    module = type(sys)("coord_sibling_loader")
     with open(path, encoding="utf-8") as handle:
         exec(compile(handle.read(), path, "exec"), module.__dict__)  # noqa: S102 - coord's own file, by path
     return module
@@ -106,7 +145,9 @@ if TYPE_CHECKING or __package__:  # imported as coordinator.process.supervisor (
     from coordinator.process import json_text as json_module
     from coordinator.process import log_cap, proc_scan
 else:  # run by path
-    log_cap, proc_scan, json_module = load_sibling("log_cap"), load_sibling("proc_scan"), load_sibling("json_text")
+    _loader = bootstrap_loader()
+    log_cap, proc_scan, json_module = (_loader.load_sibling(__file__, stem) for stem in (
+        "log_cap", "proc_scan", "json_text"))
 json_text, write_atomic = json_module.json_text, json_module.write_atomic
 
 
@@ -134,10 +175,11 @@ class Supervisor:
         except OSError:
             self.mirror_fd = None
 
-    def write_record(self, name: str, data: dict) -> None:
+    def write_record(self, name: str, data: dict, durable: bool = True) -> None:
         """Write a record into the records folder, then its copy into the attempt folder (best effort: a worker
-        may have deleted that one)."""
-        write_atomic(name, data, dir_fd=self.dir_fd)
+        may have deleted that one). ``durable=False`` for a record that means nothing after a reboot (the
+        identity: its pids and boot id name no process then), which a power cut may lose."""
+        write_atomic(name, data, dir_fd=self.dir_fd, durable=durable)
         if self.mirror_fd is not None:
             try:
                 write_atomic(name, data, dir_fd=self.mirror_fd, durable=False)
@@ -167,6 +209,8 @@ class Supervisor:
         env[COOKIE] = self.attempt_id
         # A close-on-exec pipe tells us whether exec worked: EOF means it did, bytes are the child's error.
         error_read, error_write = os.pipe()
+        inline = INLINE_RUNNERS.get(spec.get("inline_runner") or "")
+        supervisor_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: own process group, then exec (no Python code runs after the fork but this)
             try:
@@ -181,6 +225,8 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_DFL)
+                if inline is not None:
+                    run_inline(inline, spec["argv"], env, supervisor_pid)
                 os.execvpe(spec["argv"][0], spec["argv"], env)
             except BaseException as exc:  # exec failed: say why in the log and to the supervisor, exit like a shell
                 try:
@@ -402,7 +448,7 @@ class Supervisor:
             "subreaper": subreaper,
             "started_at": started_at,
         }
-        self.write_record("identity.json", identity)
+        self.write_record("identity.json", identity, durable=False)
         self.push({"type": "attempt-started", "attempt_id": self.attempt_id})  # the launch is recorded at once
         self.collect_exec_error()
         exit_code: int | None = None
@@ -475,19 +521,23 @@ class Supervisor:
         return 0
 
 
+def load_spec(path: str) -> dict:
+    """The spec at ``path``: ``spec.marshal`` (written by the coordinator for this process,
+    ``records.MARSHAL_SPEC_FILE``) or a ``spec.json``."""
+    if path.endswith(".marshal"):
+        with open(path, "rb") as handle:
+            return marshal.load(handle)
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: supervisor.py SPEC.marshal|SPEC.json\n")
         return 2
-    if argv[1].endswith(".marshal"):  # written by the coordinator for this process (records.MARSHAL_SPEC_FILE)
-        with open(argv[1], "rb") as handle:
-            spec = marshal.load(handle)
-    else:
-        import json
-
-        with open(argv[1], encoding="utf-8") as handle:
-            spec = json.load(handle)
-    return Supervisor(spec).run()
+    return Supervisor(load_spec(argv[1])).run()
 
 
 if __name__ == "__main__":

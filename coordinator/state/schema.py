@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     file_changes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (plan_id, phase_id, number)
 );
+CREATE INDEX IF NOT EXISTS attempts_by_state ON attempts (plan_id, state);  -- the active ones, on every loop pass
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     plan_id TEXT NOT NULL,

@@ -97,6 +97,9 @@ class FakeExecutor:
     def unrecorded(self, phase_dir: Path, known: set[str]) -> list[UnrecordedAttempt]:
         return []
 
+    def close(self) -> None:
+        pass
+
     # --- what the test does to its attempts ---
 
     def running(self, phase_id: str) -> list[FakeAttempt]:

@@ -30,7 +30,7 @@ def test_the_spec_has_the_keys_the_supervisor_reads(tmp_path: Path) -> None:
     spec = spec_for(tmp_path, "true")
     data = spec.to_json()
     assert set(supervisor.SPEC_KEYS) <= set(data)
-    assert set(data) - set(supervisor.SPEC_KEYS) <= {"log_cap_bytes", "after_exit_argv"}
+    assert set(data) - set(supervisor.SPEC_KEYS) <= {"log_cap_bytes", "after_exit_argv", "inline_runner"}
     spec.write(Path(spec.attempt_dir))
     assert SupervisorSpec.read(Path(spec.attempt_dir)) == spec
 
