@@ -10,7 +10,8 @@ coord does when no fork server can be reached). The figures:
 
 * CPU: the supervisors' user + system time over ``--seconds`` of waiting, as a share of one core, per supervisor
   and in all (``psutil`` ``cpu_times``);
-* memory: RSS and PSS of each supervisor (``psutil`` ``memory_full_info``), in MiB;
+* memory: RSS, PSS and USS of each supervisor (``psutil`` ``memory_full_info``), in MiB: RSS counts every page it
+  shares with the fork server and every other Python process in full, PSS a share of each, USS its own alone;
 * exit → ``exit.json``: the workers are then killed one by one; the time from the SIGKILL to ``exit.json``
   appearing (polled every 1 ms by this script) is the supervisor's recording latency.
 
@@ -101,6 +102,7 @@ def main() -> int:
         "cpu_percent_all": sum(cpu),
         "rss_mib": {"p50": statistics.median(m.rss for m in memory) / 2**20, "max": max(m.rss for m in memory) / 2**20},
         "pss_mib": {"p50": statistics.median(m.pss for m in memory) / 2**20},
+        "uss_mib": {"p50": statistics.median(m.uss for m in memory) / 2**20},
         "exit_to_record_ms": {"p50": statistics.median(latencies), "p95": percentile(latencies, 0.95),
                               "p99": percentile(latencies, 0.99), "max": max(latencies)},
     }
@@ -112,7 +114,7 @@ def main() -> int:
         print(f"  CPU per supervisor: p50 {per['p50']:.3f} %, max {per['max']:.3f} % of a core; "
               f"all: {figures['cpu_percent_all']:.2f} %")
         print(f"  RSS p50 {figures['rss_mib']['p50']:.1f} MiB (max {figures['rss_mib']['max']:.1f}), "
-              f"PSS p50 {figures['pss_mib']['p50']:.1f} MiB")
+              f"PSS p50 {figures['pss_mib']['p50']:.1f} MiB, USS p50 {figures['uss_mib']['p50']:.1f} MiB")
         lat = figures["exit_to_record_ms"]
         print(f"  worker exit -> exit.json: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f}, p99 {lat['p99']:.1f}, "
               f"max {lat['max']:.1f}")

@@ -5,6 +5,8 @@
 What it measures (each figure's min / median / max over ``--runs``):
 
 * **idle supervisors** -- ``bench/idle_supervisors.py`` with 40 workers: CPU share, RSS/PSS, exit -> ``exit.json``;
+* **detection, launch bursts and restart** -- ``bench/detection.py`` with 200 live workers, push and poll paths,
+  and the seed's ``ps -p`` loop beside them;
 * **the CLI on large plans** -- ``bench/cli.py``: ``coord status`` / ``status --json`` cold on 500 phases, plan load
   and validation of 1,000 phases (p50/p95/p99/max);
 * **per-phase overhead** of no-op phases at each size, as a chain and fully parallel (``--max-parallel`` = size):
@@ -148,6 +150,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-supervisor measurement")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI measurements (bench/cli.py)")
+    parser.add_argument("--no-detection", action="store_true",
+                        help="skip the detection, burst and restart measurements (bench/detection.py)")
     parser.add_argument("--max-ms-per-phase", type=float, default=None,
                         help="exit 1 when coord's chain costs more than this per phase at the largest size (the "
                              "CI's regression guard)")
@@ -159,9 +163,13 @@ def main() -> int:
     if not args.no_peers:
         versions.update(ensure_peers())
         runners.update({"doit": doit_run, "prefect": prefect_run})
-    idle = None if args.no_idle else json.loads(subprocess.run(
-        [sys.executable, str(REPO / "bench" / "idle_supervisors.py"), "--workers", "40", "--seconds", "20", "--json"],
-        capture_output=True, text=True, check=True).stdout)
+    idle = None if args.no_idle else {started_by: json.loads(subprocess.run(
+        [sys.executable, str(REPO / "bench" / "idle_supervisors.py"), "--workers", "40", "--seconds", "20", "--json",
+         *flags], capture_output=True, text=True, check=True).stdout)
+        for started_by, flags in (("fork server", []), ("Python process of its own", ["--direct"]))}
+    detection = None if args.no_detection else json.loads(subprocess.run(
+        [sys.executable, str(REPO / "bench" / "detection.py"), "--json"], capture_output=True, text=True,
+        check=True).stdout)
     cli = None if args.no_cli else json.loads(subprocess.run(
         [sys.executable, str(REPO / "bench" / "cli.py"), "--json"], capture_output=True, text=True, check=True).stdout)
     overhead = {shape: {name: per_phase(run, sizes, shape == "parallel", args.runs) for name, run in runners.items()}
@@ -174,14 +182,35 @@ def main() -> int:
         + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".", "",
     ]
     if idle is not None:
-        lines += [
-            "## Idle supervisors (40 workers that only sleep, over 20 s)", "",
-            f"- CPU: p50 {idle['cpu_percent_per_supervisor']['p50']:.3f} %, max "
-            f"{idle['cpu_percent_per_supervisor']['max']:.3f} % of a core each; {idle['cpu_percent_all']:.2f} % in all",
-            f"- memory: RSS p50 {idle['rss_mib']['p50']:.1f} MiB, PSS p50 {idle['pss_mib']['p50']:.1f} MiB",
-            "- worker exit -> `exit.json`: " + ", ".join(f"{key} {value:.1f} ms"
-                                                        for key, value in idle["exit_to_record_ms"].items()), "",
-        ]
+        lines += ["## Idle supervisors (40 workers that only sleep, over 20 s)", "",
+                  "| started by | CPU per supervisor p50 / max (% of a core) | all 40 (%) | RSS p50 (MiB) | PSS p50 | "
+                  "USS p50 | worker exit -> `exit.json` ms p50 / p95 / p99 / max |", "|---|---|---|---|---|---|---|"]
+        for started_by, figures in idle.items():
+            cpu, latency = figures["cpu_percent_per_supervisor"], figures["exit_to_record_ms"]
+            lines.append(
+                f"| {started_by} | {cpu['p50']:.3f} / {cpu['max']:.3f} | {figures['cpu_percent_all']:.2f} | "
+                f"{figures['rss_mib']['p50']:.1f} | {figures['pss_mib']['p50']:.1f} | "
+                f"{figures['uss_mib']['p50']:.1f} | "
+                + " / ".join(f"{latency[key]:.1f}" for key in ("p50", "p95", "p99", "max")) + " |")
+        lines += ["", "coord run uses the fork server; a supervisor is a Python process of its own only when no fork "
+                  "server can be reached.", ""]
+    if detection is not None:
+        lines += [f"## Detection with {detection['workers']} live workers (ms: p50 / p95 / p99 / max)", "",
+                  "Each worker blocks on a FIFO; they are released one by one, 0.1 s apart. From the release (the "
+                  "worker exits within a millisecond of it):", "",
+                  "| path | release -> `exit.json` | release -> verdict written | burst of launches (s) | "
+                  "restart -> all reattached (s) |", "|---|---|---|---|---|"]
+        for path, name in (("push", "push (control socket)"), ("poll", "file poll (`--no-socket`)")):
+            run = detection[path]
+            cells = [" / ".join(f"{run[key][q]:.1f}" for q in ("p50", "p95", "p99", "max"))
+                     for key in ("release_to_exit_json_ms", "release_to_verdict_ms")]
+            restart = (f"{run['restart_to_reattached_s']} ({run['reattached']} attempts)"
+                       if "restart_to_reattached_s" in run else "–")
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} | {run['burst_s']} | {restart} |")
+        seed = detection["seed_loop_1s_ms"]
+        lines += ["", "The seed's practice: `while ps -p PID; do sleep 1; done` noticed an exit after "
+                  + " / ".join(f"{seed[q]:.0f}" for q in ("p50", "p95", "p99", "max"))
+                  + " ms; with `sleep 300`, as the seed runs it, 150,000 ms on average (computed).", ""]
     if cli is not None:
         lines += ["## The CLI on large plans (ms, 10 runs: p50 / p95 / p99 / max)", "",
                   "| what | p50 | p95 | p99 | max |", "|---|---|---|---|---|"]

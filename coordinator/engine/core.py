@@ -116,7 +116,11 @@ class EngineState:
     stop_all: bool = False
     """A person stopped the whole run: launch nothing more."""
     wake: bool = False
-    """Something ended (a push, a reaped supervisor): poll for exit records now rather than on schedule."""
+    """Something may have ended (a reaped supervisor, a stop): poll every attempt's exit record now rather than
+    on schedule."""
+    ended: set[str] = field(default_factory=set)
+    """Attempts whose end a push announced, or just settled launches (a quick worker may be over already): look
+    at their exit records alone on the next pass, not at every running attempt's."""
     watches: dict[str, Watch] = field(default_factory=dict)
     """Running attempts by attempt id."""
     budget_reason: str | None = None

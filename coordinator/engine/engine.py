@@ -39,7 +39,7 @@ from coordinator.prompts.validate import current_hash
 from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, PollCycle, RunFinished
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
+from coordinator.states import ACTIVE_ATTEMPT_STATES, DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
 from coordinator.util.files import file_size
 from coordinator.util.timefmt import epoch_seconds
 
@@ -159,15 +159,19 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         failure = self.notifier.take_failure() if self.notifier is not None else None
         if failure is not None:
             self._notice(f"{failure} (later failures are not reported)", level="warning")
-        if self.state.launching and self._settle_launches():
-            self.state.wake = True  # a worker quicker than its launch's settling may have ended already
+        if self.state.launching:
+            self._settle_launches()
         now = self.clock()
         if now >= self._next_file_poll or self.state.wake:
             self.state.wake = False
+            self.state.ended.clear()
             self._collect_ended()
             self._check_lost()
             self._watch_plan_file()
             self._next_file_poll = now + self.options.poll_fallback
+        elif self.state.ended:
+            self._collect_announced()
+            self._watch_plan_file()  # one stat: an ended worker may have edited the plan
         self._collect_verdicts()
         if self.executor.poll_ended():
             self.state.wake = True
@@ -200,6 +204,8 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
         # A judge thread wakes the listener when its verdict is ready; without one, the loop looks every 50 ms.
         judging = 0.05 if self.state.judging and self.listener is None else 1e9
         timeout = max(0.0, min(timeout, self.options.poll_fallback, judging, launching))
+        if self.state.ended or self.state.wake:
+            timeout = 0.0  # something to look at already: serve the socket, then go on
         if self.listener is not None:
             self.listener.wait(timeout)
         else:
@@ -380,7 +386,10 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
     def _handle_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Serve one socket message: a supervisor's push, or a command from ``coord`` or the TUI."""
         if message.get("type") == "attempt-ended":
-            self.state.wake = True
+            if isinstance(message.get("attempt_id"), str):
+                self.state.ended.add(message["attempt_id"])
+            else:
+                self.state.wake = True
             return None
         if message.get("type") == "attempt-started":
             return None  # waking the loop is all it is for: its next pass records the launch (_settle_launches)
@@ -547,7 +556,19 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
     def _collect_ended(self) -> None:
         """The file poll: finish every active attempt whose supervisor left its exit record."""
         for attempt in self.store.active_attempts(self.plan.id):
-            if attempt.attempt_id in self.state.judging or attempt.attempt_id in self.state.launching:
-                continue  # being judged, or not yet recorded as running (``_settle_launches`` comes first)
-            if attempt.state == AttemptState.CHECKING or self.executor.result(self._handle(attempt)) is not None:
-                self._finish_attempt(attempt)
+            self._collect_if_ended(attempt)
+
+    def _collect_announced(self) -> None:
+        """Finish the attempts a push said ended (or just launched), looking at their exit records alone: with 200
+        workers running, an end costs one read, not 200."""
+        announced, self.state.ended = self.state.ended, set()
+        for attempt_id in announced:
+            attempt = self.store.attempt(attempt_id)
+            if attempt is not None and attempt.plan_id == self.plan.id and attempt.state in ACTIVE_ATTEMPT_STATES:
+                self._collect_if_ended(attempt)
+
+    def _collect_if_ended(self, attempt: AttemptRecord) -> None:
+        if attempt.attempt_id in self.state.judging or attempt.attempt_id in self.state.launching:
+            return  # being judged, or not yet recorded as running (``_settle_launches`` comes first)
+        if attempt.state == AttemptState.CHECKING or self.executor.result(self._handle(attempt)) is not None:
+            self._finish_attempt(attempt)

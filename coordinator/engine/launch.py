@@ -184,6 +184,7 @@ class LaunchMixin(EngineCore):
             failpoints.hit("launch.after_identity")
             self._record_running(attempt_id, launching.phase, launching.number, found, launching.resume_session,
                                  adopted=False)
+            self.state.ended.add(attempt_id)  # a worker quicker than this settling may have ended already
         return settled
 
     def _unverified_ancestors(self, phase: Phase) -> list[str]:

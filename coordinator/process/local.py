@@ -9,6 +9,7 @@ the identity check, so a recycled pid is never signalled.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -130,7 +131,9 @@ def kill_session(process: subprocess.Popen[bytes] | ForkedSupervisor) -> None:
             pass
 
 
+@functools.cache
 def current_boot_id() -> str:
+    """This boot's id (read once: a process never outlives the boot it started in)."""
     return proc_scan.boot_id()
 
 
@@ -138,9 +141,8 @@ def supervisor_alive(identity: Identity) -> bool:
     """True when the recorded supervisor still runs: same boot, same pid, same start ticks, not a zombie."""
     if identity.boot_id != current_boot_id():
         return False  # a pid from an earlier boot names some other process now
-    if proc_scan.start_ticks(identity.supervisor_pid) != identity.supervisor_start_ticks:
-        return False
-    return not proc_scan.is_zombie(identity.supervisor_pid)
+    ticks = proc_scan.start_ticks_if_running(identity.supervisor_pid)
+    return ticks is not None and ticks == identity.supervisor_start_ticks
 
 
 def signal_supervisor(identity: Identity, sig: int) -> bool:
@@ -256,6 +258,7 @@ class LocalExecutor:
         """Starts supervisors by forking (about 1 ms each instead of 50); None, or when it cannot be reached:
         each supervisor is a Python process of its own."""
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._identities: dict[str, Identity] = {}
         # Spawned, no identity yet: the spec, the deadline, and the process (kept here too: ``poll_ended`` drops a
         # supervisor from ``_children`` once it exits, which a quick worker's may do before its identity is read).
         self._starting: dict[str, tuple[SupervisorSpec, float, subprocess.Popen[bytes] | ForkedSupervisor]] = {}
@@ -319,7 +322,13 @@ class LocalExecutor:
         return StartError(f"the supervisor did not start in time (see {records / SUPERVISOR_LOG_FILE})")
 
     def identity(self, attempt: AttemptHandle) -> Identity | None:
-        return Identity.read(attempt.records_dir, attempt.attempt_id)
+        # Kept once read: the supervisor writes it once, and the file poll asks for every running attempt's.
+        known = self._identities.get(attempt.attempt_id)
+        if known is None:
+            known = Identity.read(attempt.records_dir, attempt.attempt_id)
+            if known is not None:
+                self._identities[attempt.attempt_id] = known
+        return known
 
     def is_alive(self, attempt: AttemptHandle) -> bool:
         if attempt.attempt_id in self._children:

@@ -78,6 +78,17 @@ def command_name(pid: int) -> str:
         return "?"
 
 
+def start_ticks_if_running(pid: int) -> int | None:
+    """``start_ticks`` of a process that is not a zombie (one read of ``/proc/<pid>/stat``), else None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
 def is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:

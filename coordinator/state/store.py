@@ -15,13 +15,12 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from coordinator.errors import StoreError
 from coordinator.paths import WorkspacePaths
 from coordinator.state.events import EngineEvent, Notice
 from coordinator.state.mirrors import Mirrors, jsonl_line
+from coordinator.state.read_cache import ReadCache
 from coordinator.state.records import (
     AttemptEnd,
     AttemptRecord,
@@ -30,12 +29,10 @@ from coordinator.state.records import (
     NewAttempt,
     PhaseRecord,
     PlanRecord,
-    RecordT,
     from_row,
 )
 from coordinator.state.schema import SCHEMA, SCHEMA_VERSION, add_missing_columns, missing_columns
 from coordinator.states import (
-    ACTIVE_ATTEMPT_STATES,
     ATTEMPT_MOVES,
     PHASE_MOVES,
     PLAN_MOVES,
@@ -58,21 +55,6 @@ def _damage_hint(exc: sqlite3.DatabaseError) -> str:
     return ""
 
 
-@dataclass
-class _CachedPhases:
-    """A plan's phase rows as last read (``Store.phases``), and which of them this connection wrote since."""
-
-    version: int
-    """``PRAGMA data_version`` when read: another connection's commit changes it."""
-    records: list[PhaseRecord]
-    changed: set[str] | None = field(default_factory=set)
-    """Phase ids written since; None: read them all again."""
-    index: dict[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.index = {record.phase_id: position for position, record in enumerate(self.records)}
-
-
 class Store:
     """SQLite state of one workspace.
 
@@ -91,12 +73,8 @@ class Store:
         self._mirror_warned = False
         self._tampering_recorded: dict[str, bool] = {}
         self.mirrors = Mirrors(paths, self.record_tampering)
-        self._writes = 0
-        """Transactions this connection ran; with ``PRAGMA data_version`` (commits of other connections) it tells
-        when a cached read (``_cached``) is still the table's content."""
-        self._cache: dict[tuple[str, str], tuple[tuple[int, int], list[Any]]] = {}
-        self._phases_cache: dict[str, _CachedPhases] = {}
-        self._phases_written: list[tuple[str, str | None]] = []
+        self._reads = ReadCache()
+        """The phases and active attempts as last read, and the rows written since (``state.read_cache``)."""
 
     @classmethod
     def open(cls, paths: WorkspacePaths) -> Store:
@@ -187,11 +165,9 @@ class Store:
         try:
             yield self.connection
             self.connection.execute("COMMIT")
-            self._writes += 1
-            self._forget_written_phases()
+            self._reads.transaction_ended()
         except BaseException as exc:
-            self._writes += 1
-            self._forget_written_phases()
+            self._reads.transaction_ended()
             self._pending_events.clear()
             try:
                 self.connection.execute("ROLLBACK")
@@ -256,6 +232,7 @@ class Store:
             self._record(tx, [Notice(plan_id=plan_id, level="warning", message=f"tampering: {what}")])
 
     def _move_attempt(self, tx: sqlite3.Connection, attempt_id: str, new: AttemptState) -> sqlite3.Row:
+        self._reads.attempt_written(attempt_id)
         row = tx.execute("SELECT state, number, plan_id, phase_id FROM attempts WHERE attempt_id=?",
                          (attempt_id,)).fetchone()
         if row is None:
@@ -266,23 +243,7 @@ class Store:
     def _move_phase(self, tx: sqlite3.Connection, plan_id: str, phase_id: str, new: PhaseState) -> None:
         row = tx.execute("SELECT state FROM phases WHERE plan_id=? AND phase_id=?", (plan_id, phase_id)).fetchone()
         check_move(f"phase {phase_id}", PHASE_MOVES, PhaseState, row["state"] if row else None, new)
-        self._phase_written(plan_id, phase_id)  # every write of a phase row moves it (or keeps its state) here
-
-    def _phase_written(self, plan_id: str, phase_id: str | None) -> None:
-        """Note that a phase row (None: any of the plan's) is being written, for ``phases`` to read it again once
-        the transaction is over (``_transaction`` hands the notes on)."""
-        self._phases_written.append((plan_id, phase_id))
-
-    def _forget_written_phases(self) -> None:
-        for plan_id, phase_id in self._phases_written:
-            cached = self._phases_cache.get(plan_id)
-            if cached is None:
-                continue
-            if phase_id is None or cached.changed is None:
-                cached.changed = None
-            else:
-                cached.changed.add(phase_id)
-        self._phases_written.clear()
+        self._reads.phase_written(plan_id, phase_id)  # every write of a phase row moves it (or keeps it) here
 
     def _move_plan(self, tx: sqlite3.Connection, plan_id: str, new: PlanState) -> None:
         row = tx.execute("SELECT state FROM plans WHERE plan_id=?", (plan_id,)).fetchone()
@@ -303,7 +264,7 @@ class Store:
         """
         with self._transaction() as tx:
             self._move_plan(tx, plan_id, PlanState.RUNNING)
-            self._phase_written(plan_id, None)
+            self._reads.phase_written(plan_id, None)
             stamp = now_iso()
             tx.execute(
                 "INSERT INTO plans (plan_id, path, title, state, started_at, updated_at) VALUES (?,?,?,?,?,?) "
@@ -351,7 +312,7 @@ class Store:
                 "state=excluded.state, updated_at=excluded.updated_at",
                 (plan_id, path, title, PlanState.IMPORTED, stamp, stamp),
             )
-            self._phase_written(plan_id, None)
+            self._reads.phase_written(plan_id, None)
             tx.execute("DELETE FROM phases WHERE plan_id=?", (plan_id,))
             for phase in phases:
                 if phase.state != PhaseState.PENDING:
@@ -378,6 +339,7 @@ class Store:
         """
         state = AttemptState.RUNNING if adopted else AttemptState.LAUNCHING
         with self._transaction() as tx:
+            self._reads.attempt_written(attempt.attempt_id)
             check_move(f"attempt {attempt.number} of {attempt.phase_id}", ATTEMPT_MOVES, AttemptState, None, state)
             self._move_phase(tx, attempt.plan_id, attempt.phase_id, phase_state)
             tx.execute(
@@ -397,6 +359,7 @@ class Store:
                      events: Sequence[EngineEvent] = ()) -> None:
         """Record who runs the attempt; a ``LAUNCHING`` attempt becomes ``RUNNING`` (a stopping one stays so)."""
         with self._transaction() as tx:
+            self._reads.attempt_written(attempt_id)
             row = tx.execute("SELECT state FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
             if row is not None and row["state"] == AttemptState.LAUNCHING:
                 self._move_attempt(tx, attempt_id, AttemptState.RUNNING)
@@ -416,6 +379,7 @@ class Store:
             reason: the sentence the verdict will carry.
         """
         with self._transaction() as tx:
+            self._reads.attempt_written(attempt_id)
             row = tx.execute("SELECT state FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
             if row is not None and row["state"] in (AttemptState.LAUNCHING, AttemptState.RUNNING,
                                                     AttemptState.STOPPING):
@@ -427,6 +391,7 @@ class Store:
     def record_cycle(self, attempt_id: str, cycle: int, events: Sequence[EngineEvent] = ()) -> None:
         """Record the number of poll cycles observed for a running attempt."""
         with self._transaction() as tx:
+            self._reads.attempt_written(attempt_id)
             tx.execute("UPDATE attempts SET cycle=? WHERE attempt_id=?", (cycle, attempt_id))
             self._record(tx, events)
 
@@ -515,39 +480,9 @@ class Store:
         ).fetchone()
         return row["plan_id"] if row else None
 
-    def _cached(self, key: tuple[str, str], read: Callable[[], list[RecordT]]) -> list[RecordT]:
-        """``read()``, or what it returned last time when nothing was committed since, by this connection or any
-        other: the engine asks for the phases and the active attempts on every pass of its loop, and a pass
-        where nothing changed then costs one pragma, not a scan of the plan (records are frozen; the list is a
-        copy)."""
-        version = (self._writes, self.connection.execute("PRAGMA data_version").fetchone()[0])
-        cached = self._cache.get(key)
-        if cached is None or cached[0] != version:
-            cached = self._cache[key] = (version, read())
-        return list(cached[1])
-
     def phases(self, plan_id: str) -> list[PhaseRecord]:
-        """The plan's phases in plan order. Read once, then only the rows this connection wrote since (the engine
-        asks on every pass of its loop; a 1,000-phase plan is not read again for each verdict); all of them again
-        when another connection committed."""
-        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
-        cached = self._phases_cache.get(plan_id)
-        if cached is not None and cached.version == version and cached.changed is not None:
-            for phase_id in cached.changed:
-                row = self.connection.execute("SELECT * FROM phases WHERE plan_id=? AND phase_id=?",
-                                              (plan_id, phase_id)).fetchone()
-                index = cached.index.get(phase_id)
-                if row is None or index is None:
-                    cached = None  # a phase appeared or went: read the plan again
-                    break
-                cached.records[index] = from_row(PhaseRecord, row)
-            else:
-                cached.changed = set()
-                return list(cached.records)
-        rows = self.connection.execute("SELECT * FROM phases WHERE plan_id=? ORDER BY position", (plan_id,))
-        records = [from_row(PhaseRecord, row) for row in rows]
-        self._phases_cache[plan_id] = _CachedPhases(version, records)
-        return list(records)
+        """The plan's phases in plan order (kept between calls: only rows written since are read again)."""
+        return self._reads.phases(self.connection, plan_id)
 
     def phase(self, plan_id: str, phase_id: str) -> PhaseRecord | None:
         row = self.connection.execute(
@@ -572,17 +507,8 @@ class Store:
         return from_row(AttemptRecord, row) if row is not None else None
 
     def active_attempts(self, plan_id: str) -> list[AttemptRecord]:
-        """Attempts not over yet (``ACTIVE_ATTEMPT_STATES``), oldest first."""
-        states = sorted(ACTIVE_ATTEMPT_STATES)
-        marks = ",".join("?" for _ in states)
-
-        def read() -> list[AttemptRecord]:
-            rows = self.connection.execute(
-                f"SELECT * FROM attempts WHERE plan_id=? AND state IN ({marks}) ORDER BY started_at",
-                (plan_id, *states))
-            return [from_row(AttemptRecord, row) for row in rows]
-
-        return self._cached(("active_attempts", plan_id), read)
+        """Attempts not over yet (``ACTIVE_ATTEMPT_STATES``), oldest first (kept between calls, like ``phases``)."""
+        return self._reads.active_attempts(self.connection, plan_id)
 
     def attempt(self, attempt_id: str) -> AttemptRecord | None:
         row = self.connection.execute("SELECT * FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
