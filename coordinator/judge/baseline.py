@@ -1,7 +1,8 @@
 """The baseline of an attempt: what its evidence files were like right before its worker started.
 
 Who calls it: the engine takes it at launch and writes it to the attempt's records folder (``baseline.json`` in the
-state directory, out of the worker's reach; a copy goes to the attempt folder for people and is never read);
+state directory, out of the worker's reach; a copy without the other phases' markers goes to the attempt folder
+for people and is never read);
 ``checks.judge`` reads it back. It holds
 
 - the hashes of the phase's ``protected`` files (``judge.protected``), and
@@ -14,6 +15,7 @@ state directory, out of the worker's reach; a copy goes to the attempt folder fo
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,10 +57,43 @@ def take(workspace: Path, protected_patterns: tuple[str, ...], evidence_paths: t
                        "files": protected.snapshot(worker_root or workspace, protected_patterns)}
         except (OverflowError, OutsideWorkspace, OSError) as exc:
             guarded = {"patterns": list(protected_patterns), "error": str(exc)}
+    others = other_markers or {}
+    identities = marker_identities(workspace, {phase_id: path for phase_id, (path, _) in others.items()})
     return {"protected": guarded,
             "evidence": {path: file_identity(worker_root or workspace, path) for path in evidence_paths},
-            "other_markers": {phase_id: [path, file_identity(workspace, path), attempts]
-                              for phase_id, (path, attempts) in (other_markers or {}).items()}}
+            "other_markers": {phase_id: [path, identities[phase_id], attempts]
+                              for phase_id, (path, attempts) in others.items()}}
+
+
+@functools.cache
+def _split(path: str) -> tuple[str, str]:
+    """(folder, name) of a marker path; kept, as the same paths are asked about at every launch and end."""
+    return os.path.dirname(path), os.path.basename(path)
+
+
+def marker_identities(workspace: Path, markers: Mapping[str, str]) -> dict[str, list[int] | None]:
+    """``file_identity`` of each marker (phase id -> workspace-relative path), at the cost of one directory
+    listing per folder they are in and one look at each marker that exists: most do not exist yet, and every launch
+    and every end asks about every phase's."""
+    by_folder: dict[str, list[tuple[str, str, str]]] = {}
+    for phase_id, path in markers.items():
+        folder, name = _split(path)
+        by_folder.setdefault(folder, []).append((phase_id, path, name))
+    identities: dict[str, list[int] | None] = {}
+    for folder, entries in by_folder.items():
+        try:
+            with os.scandir(os.path.join(workspace, folder) if folder else workspace) as listing:
+                present = {entry.name for entry in listing}
+        except (FileNotFoundError, NotADirectoryError):
+            present = set()  # no such folder: none of its markers exists
+        except (OSError, ValueError):
+            present = None  # unreadable: look at each one (which says None where it cannot)
+        for phase_id, path, name in entries:
+            if present is not None and name not in present:
+                identities[phase_id] = None
+            else:
+                identities[phase_id] = file_identity(workspace, path)
+    return identities
 
 
 def write(baseline: dict[str, Any], records_dir: Path, attempt_dir: Path, workspace: Path) -> None:
@@ -70,7 +105,10 @@ def write(baseline: dict[str, Any], records_dir: Path, attempt_dir: Path, worksp
     # Compact: it holds a line for every other phase of the plan, and is written at every launch.
     write_json_atomic(records_dir / BASELINE_FILE, baseline, compact=True)
     try:
-        write_json_atomic(attempt_dir / BASELINE_FILE, baseline, inside=workspace, durable=False, compact=True)
+        # People read the protected files and the evidence; the other phases' markers (a line for each phase of
+        # the plan) stay in the authoritative copy alone.
+        for_people = {key: value for key, value in baseline.items() if key != "other_markers"}
+        write_json_atomic(attempt_dir / BASELINE_FILE, for_people, inside=workspace, durable=False)
     except (OutsideWorkspace, OSError):
         pass  # only the copy for people is lost
 
@@ -109,12 +147,12 @@ def markers_written_for_others(baseline: dict[str, Any] | None, workspace: Path,
     """(phase id, marker path, identity now) of each other phase's completion marker this attempt's worker wrote:
     changed since launch while that phase launched no attempt of its own (``attempts_now``: phase id -> attempts,
     for phases with none under way; a phase missing from it is running, and its marker may be its own)."""
+    idle = {phase_id: entry for phase_id, entry in ((baseline or {}).get("other_markers") or {}).items()
+            if attempts_now.get(phase_id) == entry[2]}
+    identities = marker_identities(workspace, {phase_id: entry[0] for phase_id, entry in idle.items()})
     written = []
-    for phase_id, entry in ((baseline or {}).get("other_markers") or {}).items():
-        path, before, attempts = entry
-        if attempts_now.get(phase_id) != attempts:
-            continue
-        now = file_identity(workspace, path)
+    for phase_id, (path, before, _attempts) in idle.items():
+        now = identities[phase_id]
         if now is not None and now != before:
             written.append((phase_id, path, now))
     return written
