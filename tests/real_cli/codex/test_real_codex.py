@@ -343,7 +343,13 @@ def test_a_real_codex_usage_limit_parks_the_phase_until_the_reset_it_names(works
         plan = real_plan(workspace, server, e2e.impl_phases(), policy={"max_attempts": 1})
         entry = e2e.run_until_parked(workspace, plan)
 
-    assert "(in 1h59m)" in entry["reason"] or "(in 2h00m)" in entry["reason"], entry["reason"]
+    # codex names the reset to the minute ("try again at 4:22 AM"), so the wait is to the start of the minute
+    # resets_at falls in: two hours less what the test took to get there, and at most 59 s of truncation.
+    from datetime import datetime
+
+    minute = datetime.fromtimestamp(server.resets_at).astimezone().strftime("%Y-%m-%d %H:%M")
+    assert f"reset at {minute} " in entry["reason"], entry["reason"]
+    assert any(f"(in {left})" in entry["reason"] for left in ("1h58m", "1h59m", "2h00m")), entry["reason"]
     assert "hit your usage limit" in entry["reason"]
     assert [p["state"] for p in status(workspace)["phases"]] == ["passed", "waiting", "pending"]
 
