@@ -39,7 +39,7 @@ from coordinator.prompts.validate import current_hash
 from coordinator.state.events import EngineEvent, Notice, PhaseStateChanged, PollCycle, RunFinished
 from coordinator.state.records import AttemptRecord
 from coordinator.state.store import Store
-from coordinator.states import ACTIVE_ATTEMPT_STATES, DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
+from coordinator.states import DONE_PHASE_STATES, AttemptState, PhaseState, PlanState
 from coordinator.util.files import file_size
 from coordinator.util.timefmt import epoch_seconds
 
@@ -459,24 +459,6 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
             stopped.append(attempt.phase_id)
         return stopped
 
-    def _stop_checks(self, attempt: AttemptRecord) -> None:
-        """A person's stop while the attempt is being judged: end its verification commands (they carry the
-        attempt's cookie), so the verdict comes now, as stopped by a person."""
-        judging = self.state.judging.get(attempt.attempt_id)
-        if judging is not None:
-            judging.stopped_by_person = True
-        if attempt.attempt_id in self.state.merge_waiting:  # not merged yet: it never will be
-            self.state.stopped_waiting.add(attempt.attempt_id)
-            self.state.merge_waiting.discard(attempt.attempt_id)
-            self.state.wake = True
-        self._notice(f"{attempt.phase_id} attempt {attempt.number}: stopped by a person (coord stop) while its "
-                     "checks ran; ending its verification commands", phase_id=attempt.phase_id)
-        # Signalled, not killed and reaped here: the judge's own wait must see how they ended (a child reaped
-        # by someone else reads as exit 0 to it), and its verify runner kills what is left of each group.
-        self.executor.interrupt(attempt.attempt_id)
-
-    # --- watching ----------------------------------------------------------------------------------------
-
     def _request_stop(self, attempt: AttemptRecord, stop_reason: str, reason: str) -> None:
         self.store.request_stop(attempt.attempt_id, stop_reason, reason, [Notice(
             plan_id=self.plan.id, phase_id=attempt.phase_id, attempt=attempt.number,
@@ -552,23 +534,3 @@ class Engine(LaunchMixin, JudgingMixin, RecoveryMixin, GitMixin):
                 self.executor.result(self._handle(attempt)) is None:
             self._request_stop(attempt, "hung", decision.reason)
         return True
-
-    def _collect_ended(self) -> None:
-        """The file poll: finish every active attempt whose supervisor left its exit record."""
-        for attempt in self.store.active_attempts(self.plan.id):
-            self._collect_if_ended(attempt)
-
-    def _collect_announced(self) -> None:
-        """Finish the attempts a push said ended (or just launched), looking at their exit records alone: with 200
-        workers running, an end costs one read, not 200."""
-        announced, self.state.ended = self.state.ended, set()
-        for attempt_id in announced:
-            attempt = self.store.attempt(attempt_id)
-            if attempt is not None and attempt.plan_id == self.plan.id and attempt.state in ACTIVE_ATTEMPT_STATES:
-                self._collect_if_ended(attempt)
-
-    def _collect_if_ended(self, attempt: AttemptRecord) -> None:
-        if attempt.attempt_id in self.state.judging or attempt.attempt_id in self.state.launching:
-            return  # being judged, or not yet recorded as running (``_settle_launches`` comes first)
-        if attempt.state == AttemptState.CHECKING or self.executor.result(self._handle(attempt)) is not None:
-            self._finish_attempt(attempt)

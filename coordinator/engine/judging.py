@@ -268,3 +268,21 @@ class JudgingMixin(EngineCore):
                                   outcome.state, outcome.reason, events, uncounted=uncounted)
         self._release_worktree(phase.id, number)
         self.state.stopped_waiting.discard(attempt_id)
+
+    def _stop_checks(self, attempt: AttemptRecord) -> None:
+        """A person's stop while the attempt is being judged: end its verification commands (they carry the
+        attempt's cookie), so the verdict comes now, as stopped by a person."""
+        judging = self.state.judging.get(attempt.attempt_id)
+        if judging is not None:
+            judging.stopped_by_person = True
+        if attempt.attempt_id in self.state.merge_waiting:  # not merged yet: it never will be
+            self.state.stopped_waiting.add(attempt.attempt_id)
+            self.state.merge_waiting.discard(attempt.attempt_id)
+            self.state.wake = True
+        self._notice(f"{attempt.phase_id} attempt {attempt.number}: stopped by a person (coord stop) while its "
+                     "checks ran; ending its verification commands", phase_id=attempt.phase_id)
+        # Signalled, not killed and reaped here: the judge's own wait must see how they ended (a child reaped
+        # by someone else reads as exit 0 to it), and its verify runner kills what is left of each group.
+        self.executor.interrupt(attempt.attempt_id)
+
+    # --- watching ----------------------------------------------------------------------------------------

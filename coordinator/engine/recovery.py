@@ -14,8 +14,8 @@ from __future__ import annotations
 from coordinator.engine.core import EngineCore
 from coordinator.paths import OutsideWorkspace
 from coordinator.state.events import Notice
-from coordinator.state.records import NewAttempt
-from coordinator.states import AttemptState, PhaseState
+from coordinator.state.records import AttemptRecord, NewAttempt
+from coordinator.states import ACTIVE_ATTEMPT_STATES, AttemptState, PhaseState
 from coordinator.util.files import remove_interrupted_writes
 
 
@@ -114,3 +114,23 @@ class RecoveryMixin(EngineCore):
                 self._finish_attempt(attempt)
                 continue
             self._mark_lost(attempt, "lost: its supervisor is gone and left no exit record")
+
+    def _collect_ended(self) -> None:
+        """The file poll: finish every active attempt whose supervisor left its exit record."""
+        for attempt in self.store.active_attempts(self.plan.id):
+            self._collect_if_ended(attempt)
+
+    def _collect_announced(self) -> None:
+        """Finish the attempts a push said ended (or just launched), looking at their exit records alone: with 200
+        workers running, an end costs one read, not 200."""
+        announced, self.state.ended = self.state.ended, set()
+        for attempt_id in announced:
+            attempt = self.store.attempt(attempt_id)
+            if attempt is not None and attempt.plan_id == self.plan.id and attempt.state in ACTIVE_ATTEMPT_STATES:
+                self._collect_if_ended(attempt)
+
+    def _collect_if_ended(self, attempt: AttemptRecord) -> None:
+        if attempt.attempt_id in self.state.judging or attempt.attempt_id in self.state.launching:
+            return  # being judged, or not yet recorded as running (``_settle_launches`` comes first)
+        if attempt.state == AttemptState.CHECKING or self.executor.result(self._handle(attempt)) is not None:
+            self._finish_attempt(attempt)

@@ -16,16 +16,21 @@ else:
     import _signal as signal  # signal itself imports enum
 
 
-def start_ticks(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks since boot (stable identity, unlike wall time)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3, the state, first), or None."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             data = handle.read()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return data[data.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks since boot (stable identity, unlike wall time)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None else None
 
 
 def boot_id() -> str:
@@ -80,22 +85,14 @@ def command_name(pid: int) -> str:
 
 def start_ticks_if_running(pid: int) -> int | None:
     """``start_ticks`` of a process that is not a zombie (one read of ``/proc/<pid>/stat``), else None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else int(fields[19])
 
 
 def is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            data = handle.read()
-        return data[data.rindex(")") + 2] in "ZX"
-    except OSError:
-        return True
+    """True for a zombie, or a process that is gone."""
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def children_of(parent: int) -> list[int]:
